@@ -1,0 +1,2 @@
+/* berth-config.c — being written; see its header. */
+#include "config.h"

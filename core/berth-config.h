@@ -1,0 +1,46 @@
+/* berth-config.h — berthd's configuration (core-internal).
+ *
+ * /etc/berth/berthd.conf is a GKeyFile. Group [berthd] holds the daemon's own keys;
+ * each plugin reads group [plugin.<kind>.<name>] (kind = "content", "snapshotter",
+ * "differ", "runtime"), validated against the keys the plugin declares. Every error
+ * names the file and line.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *path;          /* file read, or NULL when running on defaults */
+  char *text;          /* its text, for line numbers in later errors */
+  GKeyFile *keyfile;
+
+  char *root;
+  char *state;
+  char *address;
+  char *address_group;
+  GStrv plugin_dirs;   /* searched in order; later dirs do not override earlier ids */
+  char *log_level;     /* error, warning, message, info, debug */
+  char *default_snapshotter;
+  char *default_runtime;
+  char *default_runtime_binary;
+  GStrv disabled_plugins; /* ids or short names */
+  gint64 max_message_size;
+  gint64 gc_interval_seconds;
+} BerthConfig;
+
+/* Reads @path (NULL: BERTH_SYSCONF_DIR/berth/berthd.conf, which may be absent). */
+BerthConfig *berth_config_load (const char *path, GError **error);
+BerthConfig *berth_config_new_default (void);
+void berth_config_free (BerthConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthConfig, berth_config_free)
+
+/* The line of @key in @group (or of the group header when @key is NULL), 0 if absent. */
+guint berth_config_find_line (const BerthConfig *config, const char *group, const char *key);
+/* "file:line: " for error messages; "" when there is no file. */
+char *berth_config_location (const BerthConfig *config, const char *group, const char *key);
+/* The effective config as a keyfile text, plugins' groups included. */
+char *berth_config_to_data (const BerthConfig *config);
+
+G_END_DECLS

@@ -1,0 +1,2 @@
+/* berth-daemon.c — being written; see its header. */
+#include "config.h"

@@ -1,0 +1,29 @@
+/* berth-daemon.h — the daemon object that services reach everything through
+ * (core-internal). */
+#pragma once
+
+#include <berth/berth.h>
+#include "berth-config.h"
+#include "berth-registry.h"
+#include "berth-metadata.h"
+#include "berth-events.h"
+
+G_BEGIN_DECLS
+
+typedef struct _BerthDaemon BerthDaemon;
+
+BerthConfig *berth_daemon_get_config (BerthDaemon *daemon);
+BerthRegistry *berth_daemon_get_registry (BerthDaemon *daemon);
+BerthMetadata *berth_daemon_get_metadata (BerthDaemon *daemon);
+BerthEvents *berth_daemon_get_events (BerthDaemon *daemon);
+
+/* Loaded backends, by kind. NOT_FOUND / FAILED_PRECONDITION with the plugin's load error
+ * when the asked-for one is missing or failed. (transfer none) */
+BerthContentStore *berth_daemon_get_content_store (BerthDaemon *daemon, GError **error);
+/* @name: "overlayfs", … or NULL for the configured default. */
+BerthSnapshotter *berth_daemon_get_snapshotter (BerthDaemon *daemon, const char *name, GError **error);
+BerthDiffer *berth_daemon_get_differ (BerthDaemon *daemon, const char *name, GError **error);
+/* @name: a runtime name as clients send it ("io.containerd.runc.v2") or NULL. */
+BerthRuntime *berth_daemon_get_runtime (BerthDaemon *daemon, const char *name, GError **error);
+
+G_END_DECLS

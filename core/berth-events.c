@@ -1,0 +1,2 @@
+/* berth-events.c — being written; see its header. */
+#include "config.h"

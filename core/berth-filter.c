@@ -1,0 +1,2 @@
+/* berth-filter.c — being written; see its header. */
+#include "config.h"

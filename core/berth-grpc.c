@@ -1,0 +1,2 @@
+/* berth-grpc.c — being written; see its header. */
+#include "config.h"

@@ -1,0 +1,98 @@
+/* berth-grpc.h — the gRPC server (core-internal): HTTP/2 over a unix socket with
+ * nghttp2, protobuf-c messages, a dispatch table from "/pkg.Service/Method" to handlers.
+ *
+ * Threading contract, so service code stays plain synchronous C:
+ *  - nghttp2 sessions live on the daemon's main context and nothing else touches them.
+ *  - Every handler runs in a worker thread, never on the main loop. It may block (disk,
+ *    mounts, LMDB writes, fork/exec). A unary handler returns its response or sets a
+ *    GError (mapped to a gRPC status by berth_error_to_code, message = error->message).
+ *  - Streaming handlers get a BerthGrpcStream and call send/recv, which block. send
+ *    blocks while the client's flow-control window is full and the per-stream queue is
+ *    at its bound, so a slow reader never makes the daemon buffer unbounded data.
+ *  - A cancelled call (RST_STREAM, client gone, grpc-timeout passed) cancels the
+ *    call's GCancellable; send/recv then fail with CANCELLED / DEADLINE_EXCEEDED.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <protobuf-c/protobuf-c.h>
+
+G_BEGIN_DECLS
+
+typedef struct _BerthDaemon BerthDaemon;
+typedef struct _BerthGrpcCall BerthGrpcCall;
+
+/* What every handler can ask of the call it serves. */
+/* The "containerd-namespace" header, "default" when absent; validated
+ * ([A-Za-z0-9][A-Za-z0-9._-]*, ≤ 76 chars) before the handler runs. */
+const char *berth_grpc_call_get_namespace (BerthGrpcCall *call);
+/* Any request header (lower-case name), NULL when absent. */
+const char *berth_grpc_call_get_header (BerthGrpcCall *call, const char *name);
+GCancellable *berth_grpc_call_get_cancellable (BerthGrpcCall *call);
+BerthDaemon *berth_grpc_call_get_daemon (BerthGrpcCall *call);
+/* Full method path, "/containerd.services.version.v1.Version/Version". */
+const char *berth_grpc_call_get_method (BerthGrpcCall *call);
+
+/* Unary: returns a response (freed by the server with protobuf_c_message_free_unpacked
+ * semantics — allocate it with berth_grpc_message_new / g_malloc'd fields, see below)
+ * or NULL with @error set. */
+typedef ProtobufCMessage *(*BerthGrpcUnaryFunc) (BerthGrpcCall *call, const ProtobufCMessage *request,
+                                                 gpointer user_data, GError **error);
+
+/* Streaming (server-, client- or bidi-): the handler pulls requests with recv and
+ * pushes responses with send; returning TRUE ends the call with status OK, FALSE with
+ * @error's status. For server-streaming the single request is passed as @request;
+ * for client/bidi streaming @request is NULL and the handler calls recv. */
+typedef gboolean (*BerthGrpcStreamFunc) (BerthGrpcCall *call, const ProtobufCMessage *request,
+                                         gpointer user_data, GError **error);
+
+/* Blocks for the next request message; returns NULL with no error at end of stream.
+ * Free the result with protobuf_c_message_free_unpacked (msg, NULL). */
+ProtobufCMessage *berth_grpc_call_recv (BerthGrpcCall *call, GError **error);
+/* Queues one response message (serialised before it returns; @message stays the
+ * caller's). Blocks under back-pressure. */
+gboolean berth_grpc_call_send (BerthGrpcCall *call, const ProtobufCMessage *message, GError **error);
+/* Sends response headers now (some clients, e.g. Events.Subscribe's, wait for them
+ * before the first message). */
+void berth_grpc_call_send_headers (BerthGrpcCall *call);
+
+typedef enum {
+  BERTH_GRPC_UNARY,
+  BERTH_GRPC_SERVER_STREAMING,
+  BERTH_GRPC_CLIENT_STREAMING,
+  BERTH_GRPC_BIDI_STREAMING,
+} BerthGrpcMethodKind;
+
+typedef struct {
+  const char *name;    /* method name within the service, e.g. "Version" */
+  BerthGrpcMethodKind kind;
+  BerthGrpcUnaryFunc unary;   /* for BERTH_GRPC_UNARY */
+  BerthGrpcStreamFunc stream; /* for the streaming kinds */
+} BerthGrpcMethod;
+
+/* Memory of unary responses: the server frees a response with
+ * protobuf_c_message_free_unpacked (response, &berth_grpc_allocator); build responses
+ * so that every pointer in them is owned and g_malloc'd (g_strdup, g_new0, …).
+ * berth_grpc_message_free frees such a tree. */
+extern ProtobufCAllocator berth_grpc_allocator;
+void berth_grpc_message_free (ProtobufCMessage *message);
+/* g_malloc0 + protobuf init for @descriptor. */
+gpointer berth_grpc_message_new (const ProtobufCMessageDescriptor *descriptor);
+
+typedef struct _BerthGrpcServer BerthGrpcServer;
+
+BerthGrpcServer *berth_grpc_server_new (BerthDaemon *daemon, gsize max_message_size);
+/* Registers the methods of @service (protoc-c descriptor: gives the full service name
+ * and each method's input/output types); @methods is terminated by a { NULL } entry;
+ * methods of the service not listed answer UNIMPLEMENTED. */
+void berth_grpc_server_add_service (BerthGrpcServer *server, const ProtobufCServiceDescriptor *service,
+                                    const BerthGrpcMethod *methods, gpointer user_data);
+/* Listens on @path (unlinks a stale socket first), mode 0660, group @group (NULL:
+ * keep). Or, under socket activation, adopt @fd. */
+gboolean berth_grpc_server_listen (BerthGrpcServer *server, const char *path, const char *group, GError **error);
+gboolean berth_grpc_server_adopt_fd (BerthGrpcServer *server, int fd, GError **error);
+/* Stops accepting, cancels every call, closes every connection, removes the socket. */
+void berth_grpc_server_stop (BerthGrpcServer *server);
+void berth_grpc_server_free (BerthGrpcServer *server);
+
+G_END_DECLS

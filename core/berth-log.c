@@ -1,0 +1,2 @@
+/* berth-log.c — being written; see its header. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* berth-mount.c — being written; see its header. */
+#include "config.h"

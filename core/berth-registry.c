@@ -1,0 +1,2 @@
+/* berth-registry.c — being written; see its header. */
+#include "config.h"
