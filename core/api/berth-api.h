@@ -1,0 +1,13 @@
+/* berth-api.h — containerd's v1 services, one file per service (core-internal).
+ * Each file defines berth_api_register_<service> (server, daemon); berth-api.c calls
+ * them all. Handlers are named after the RPC: version_version, tasks_create, … */
+#pragma once
+
+#include "berth-grpc.h"
+#include "berth-daemon.h"
+
+G_BEGIN_DECLS
+
+void berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon);
+
+G_END_DECLS
