@@ -1,2 +1,326 @@
-/* berth-config.c — being written; see its header. */
+/* berth-config.c — berthd's configuration: defaults, file, validation with line numbers. */
 #include "config.h"
+
+#include <string.h>
+
+#include <berth/berth-error.h>
+#include "berth-config.h"
+#include "berth-plugin-context-private.h"
+
+#define DAEMON_GROUP "berthd"
+
+typedef enum { KEY_STRING, KEY_LIST, KEY_SIZE, KEY_LOG_LEVEL } KeyKind;
+
+typedef struct {
+  const char *name;
+  KeyKind kind;
+  gsize offset; /* into BerthConfig */
+  const char *description;
+} DaemonKey;
+
+#define FIELD(f) G_STRUCT_OFFSET (BerthConfig, f)
+static const DaemonKey daemon_keys[] = {
+  { "root", KEY_STRING, FIELD (root), "persistent data: content, metadata, snapshots" },
+  { "state", KEY_STRING, FIELD (state), "runtime state: sockets, shims, bundles (tmpfs)" },
+  { "address", KEY_STRING, FIELD (address), "gRPC unix socket" },
+  { "address-group", KEY_STRING, FIELD (address_group), "group owning the socket (mode 0660)" },
+  { "libexec-dir", KEY_STRING, FIELD (libexec_dir), "where berth-shim and berth-plugin-scanner are" },
+  { "plugin-dirs", KEY_LIST, FIELD (plugin_dirs), "directories searched for plugins, in order" },
+  { "log-level", KEY_LOG_LEVEL, FIELD (log_level), "error, warning, message, info or debug" },
+  { "default-snapshotter", KEY_STRING, FIELD (default_snapshotter), "snapshotter used when a client names none" },
+  { "default-runtime", KEY_STRING, FIELD (default_runtime), "runtime used when a client names none" },
+  { "default-runtime-binary", KEY_STRING, FIELD (default_runtime_binary), "OCI runtime binary: runc or crun" },
+  { "disabled-plugins", KEY_LIST, FIELD (disabled_plugins), "plugin ids or names not to load" },
+  { "max-message-size", KEY_SIZE, FIELD (max_message_size), "largest gRPC message accepted or sent" },
+  { "gc-interval", KEY_SIZE, FIELD (gc_interval_seconds), "seconds between scheduled garbage collections (0: off)" },
+};
+
+static const char *const log_levels[] = { "error", "critical", "warning", "message", "info", "debug", NULL };
+
+BerthConfig *
+berth_config_new_default (void)
+{
+  BerthConfig *config = g_new0 (BerthConfig, 1);
+  config->root = g_strdup ("/var/lib/berth");
+  config->state = g_strdup ("/run/berth");
+  config->address = g_strdup ("/run/berth/berthd.sock");
+  config->libexec_dir = g_strdup (BERTH_LIBEXEC_DIR);
+  config->plugin_dirs = g_strdupv ((char *[]) { (char *) BERTH_PLUGIN_DIR, NULL });
+  config->log_level = g_strdup ("info");
+  config->default_snapshotter = g_strdup ("overlayfs");
+  config->default_runtime = g_strdup ("io.containerd.runc.v2");
+  config->default_runtime_binary = g_strdup ("runc");
+  config->disabled_plugins = g_new0 (char *, 1);
+  config->max_message_size = 16 * 1024 * 1024;
+  config->gc_interval_seconds = 300;
+  return config;
+}
+
+void
+berth_config_free (BerthConfig *config)
+{
+  if (config == NULL)
+    return;
+  g_free (config->path);
+  g_free (config->text);
+  g_clear_pointer (&config->keyfile, g_key_file_unref);
+  g_free (config->root);
+  g_free (config->state);
+  g_free (config->address);
+  g_free (config->address_group);
+  g_free (config->libexec_dir);
+  g_strfreev (config->plugin_dirs);
+  g_free (config->log_level);
+  g_free (config->default_snapshotter);
+  g_free (config->default_runtime);
+  g_free (config->default_runtime_binary);
+  g_strfreev (config->disabled_plugins);
+  g_free (config);
+}
+
+/* Calls @func for each line with the group it is in; stops when @func returns TRUE. */
+static guint
+scan_lines (const char *text, gboolean (*func) (const char *group, const char *line, gpointer data), gpointer data)
+{
+  g_auto (GStrv) lines = g_strsplit (text ? text : "", "\n", -1);
+  g_autofree char *group = NULL;
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      const char *line = g_strstrip (lines[i]);
+      if (line[0] == '[')
+        {
+          const char *end = strchr (line, ']');
+          g_free (group);
+          group = end ? g_strndup (line + 1, end - line - 1) : g_strdup (line + 1);
+        }
+      if (func (group, line, data))
+        return i + 1;
+    }
+  return 0;
+}
+
+typedef struct {
+  const char *group;
+  const char *key;
+} FindData;
+
+static gboolean
+find_line_cb (const char *group, const char *line, gpointer data)
+{
+  FindData *fd = data;
+  if (group == NULL || !g_str_equal (group, fd->group))
+    return FALSE;
+  if (fd->key == NULL)
+    return line[0] == '[';
+  gsize klen = strlen (fd->key);
+  if (strncmp (line, fd->key, klen) != 0)
+    return FALSE;
+  const char *rest = line + klen;
+  while (*rest == ' ' || *rest == '\t')
+    rest++;
+  return *rest == '=' || *rest == '[';
+}
+
+guint
+berth_config_find_line (const BerthConfig *config, const char *group, const char *key)
+{
+  FindData fd = { group, key };
+  return scan_lines (config->text, find_line_cb, &fd);
+}
+
+char *
+berth_config_location (const BerthConfig *config, const char *group, const char *key)
+{
+  if (config->path == NULL)
+    return g_strdup ("");
+  guint line = berth_config_find_line (config, group, key);
+  if (line == 0)
+    line = berth_config_find_line (config, group, NULL);
+  return line ? g_strdup_printf ("%s:%u: ", config->path, line) : g_strdup_printf ("%s: ", config->path);
+}
+
+/* GKeyFile's own syntax errors carry no line number; this pass finds the line first. */
+typedef struct {
+  guint line;
+  const char *bad;
+} SyntaxData;
+
+static gboolean
+syntax_cb (const char *group, const char *line, gpointer data)
+{
+  SyntaxData *sd = data;
+  sd->line++;
+  if (line[0] == '\0' || line[0] == '#')
+    return FALSE;
+  if (line[0] == '[')
+    {
+      if (line[strlen (line) - 1] != ']' || strlen (line) < 3)
+        return (sd->bad = "malformed group header, want [name]") != NULL;
+      return FALSE;
+    }
+  if (group == NULL)
+    return (sd->bad = "key outside any group; start with [berthd]") != NULL;
+  const char *eq = strchr (line, '=');
+  if (eq == NULL || eq == line)
+    return (sd->bad = "not a key=value pair, a [group] or a # comment") != NULL;
+  return FALSE;
+}
+
+static gboolean
+validate_value (BerthConfig *config, const DaemonKey *key, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *where = berth_config_location (config, DAEMON_GROUP, key->name);
+  gpointer field = G_STRUCT_MEMBER_P (config, key->offset);
+  switch (key->kind)
+    {
+    case KEY_STRING:
+    case KEY_LOG_LEVEL:
+      {
+        g_autofree char *value = g_key_file_get_string (config->keyfile, DAEMON_GROUP, key->name, &local_error);
+        if (value == NULL)
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s%s: %s", where, key->name, local_error->message);
+        if (key->kind == KEY_LOG_LEVEL && !g_strv_contains (log_levels, value))
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
+                              "%slog-level \"%s\" is not one of error, warning, message, info, debug", where, value);
+        if (key->kind == KEY_STRING && *value == '\0' && !g_str_equal (key->name, "address-group"))
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s%s must not be empty", where, key->name);
+        g_free (*(char **) field);
+        *(char **) field = g_steal_pointer (&value);
+        break;
+      }
+    case KEY_LIST:
+      {
+        g_auto (GStrv) value = g_key_file_get_string_list (config->keyfile, DAEMON_GROUP, key->name, NULL, &local_error);
+        if (value == NULL && local_error != NULL && local_error->code != G_KEY_FILE_ERROR_INVALID_VALUE)
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s%s: %s", where, key->name, local_error->message);
+        g_strfreev (*(char ***) field);
+        *(char ***) field = value ? g_steal_pointer (&value) : g_new0 (char *, 1);
+        break;
+      }
+    case KEY_SIZE:
+      {
+        g_autofree char *value = g_key_file_get_string (config->keyfile, DAEMON_GROUP, key->name, NULL);
+        gint64 parsed = 0;
+        if (!_berth_parse_size (value, &parsed))
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
+                              "%s%s = \"%s\" is not a size (a number, optionally with K, M or G)", where, key->name,
+                              value ? value : "");
+        *(gint64 *) field = parsed;
+        break;
+      }
+    }
+  return TRUE;
+}
+
+static gboolean
+validate (BerthConfig *config, GError **error)
+{
+  SyntaxData sd = { 0, NULL };
+  scan_lines (config->text, syntax_cb, &sd);
+  if (sd.bad != NULL)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s:%u: %s", config->path, sd.line, sd.bad);
+
+  g_autoptr (GError) local_error = NULL;
+  config->keyfile = g_key_file_new ();
+  if (!g_key_file_load_from_data (config->keyfile, config->text, -1, G_KEY_FILE_KEEP_COMMENTS, &local_error))
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s: %s", config->path, local_error->message);
+
+  g_auto (GStrv) groups = g_key_file_get_groups (config->keyfile, NULL);
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      if (g_str_equal (groups[i], DAEMON_GROUP) || g_str_has_prefix (groups[i], "plugin."))
+        continue;
+      g_autofree char *where = berth_config_location (config, groups[i], NULL);
+      return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
+                          "%sunknown group [%s]; groups are [berthd] and [plugin.<kind>.<name>]", where, groups[i]);
+    }
+
+  if (!g_key_file_has_group (config->keyfile, DAEMON_GROUP))
+    return TRUE;
+  g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, DAEMON_GROUP, NULL, NULL);
+  for (guint i = 0; keys[i] != NULL; i++)
+    {
+      const DaemonKey *found = NULL;
+      for (guint k = 0; k < G_N_ELEMENTS (daemon_keys); k++)
+        if (g_str_equal (keys[i], daemon_keys[k].name))
+          found = &daemon_keys[k];
+      if (found == NULL)
+        {
+          g_autofree char *where = berth_config_location (config, DAEMON_GROUP, keys[i]);
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sunknown key \"%s\" in [berthd]", where, keys[i]);
+        }
+      if (!validate_value (config, found, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+BerthConfig *
+berth_config_load (const char *path, GError **error)
+{
+  g_autoptr (BerthConfig) config = berth_config_new_default ();
+  gboolean must_exist = path != NULL;
+  g_autofree char *default_path = g_build_filename (BERTH_SYSCONF_DIR, "berth", "berthd.conf", NULL);
+  if (path == NULL)
+    path = default_path;
+
+  g_autoptr (GError) local_error = NULL;
+  if (!g_file_get_contents (path, &config->text, NULL, &local_error))
+    {
+      if (!must_exist && g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return g_steal_pointer (&config);
+      berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "cannot read config: %s", local_error->message);
+      return NULL;
+    }
+  config->path = g_strdup (path);
+  if (!validate (config, error))
+    return NULL;
+  return g_steal_pointer (&config);
+}
+
+char *
+berth_config_to_data (const BerthConfig *config)
+{
+  g_autoptr (GKeyFile) out = g_key_file_new ();
+  for (guint k = 0; k < G_N_ELEMENTS (daemon_keys); k++)
+    {
+      const DaemonKey *key = &daemon_keys[k];
+      gpointer field = G_STRUCT_MEMBER_P ((gpointer) config, key->offset);
+      switch (key->kind)
+        {
+        case KEY_STRING:
+        case KEY_LOG_LEVEL:
+          g_key_file_set_string (out, DAEMON_GROUP, key->name, *(char **) field ? *(char **) field : "");
+          break;
+        case KEY_LIST:
+          g_key_file_set_string_list (out, DAEMON_GROUP, key->name, (const char *const *) *(char ***) field,
+                                      g_strv_length (*(char ***) field));
+          break;
+        case KEY_SIZE:
+          g_key_file_set_int64 (out, DAEMON_GROUP, key->name, *(gint64 *) field);
+          break;
+        }
+      {
+        g_autofree char *comment = g_strconcat (" ", key->description, NULL);
+        g_key_file_set_comment (out, DAEMON_GROUP, key->name, comment, NULL);
+      }
+    }
+  /* Plugin groups as written; the registry adds declared defaults when it knows them. */
+  if (config->keyfile != NULL)
+    {
+      g_auto (GStrv) groups = g_key_file_get_groups (config->keyfile, NULL);
+      for (guint i = 0; groups[i] != NULL; i++)
+        {
+          if (!g_str_has_prefix (groups[i], "plugin."))
+            continue;
+          g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, groups[i], NULL, NULL);
+          for (guint k = 0; keys && keys[k]; k++)
+            {
+              g_autofree char *value = g_key_file_get_value (config->keyfile, groups[i], keys[k], NULL);
+              g_key_file_set_value (out, groups[i], keys[k], value);
+            }
+        }
+    }
+  return g_key_file_to_data (out, NULL, NULL);
+}

@@ -20,6 +20,7 @@ typedef struct {
   char *state;
   char *address;
   char *address_group;
+  char *libexec_dir;   /* berth-shim, berth-plugin-scanner */
   GStrv plugin_dirs;   /* searched in order; later dirs do not override earlier ids */
   char *log_level;     /* error, warning, message, info, debug */
   char *default_snapshotter;

@@ -1,1 +1,20 @@
+/* berth-daemon-private.h — building and running the daemon (berthd.c and tests). */
 #pragma once
+
+#include "berth-daemon.h"
+
+G_BEGIN_DECLS
+
+/* Takes @config, also when it fails. Creates root and state, takes the root's lock (a second daemon on the
+ * same root is refused, naming the pid), opens metadata, loads plugins. */
+BerthDaemon *berth_daemon_new (BerthConfig *config, GError **error);
+/* Reconnects runtimes to their tasks and starts serving: on @listen_fd when ≥ 0
+ * (socket activation), else on the configured address. */
+gboolean berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error);
+/* Stops serving; removes the socket. */
+void berth_daemon_stop (BerthDaemon *daemon);
+/* Finalizes plugins, closes metadata, releases and removes the locks. */
+void berth_daemon_free (BerthDaemon *daemon);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthDaemon, berth_daemon_free)
+
+G_END_DECLS

@@ -1,2 +1,238 @@
-/* berth-daemon.c — being written; see its header. */
+/* berth-daemon.c — the daemon object: config, lock, metadata, events, plugins, API. */
 #include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/berth-api.h"
+#include "berth-daemon-private.h"
+#include "berth-grpc.h"
+
+struct _BerthDaemon {
+  BerthConfig *config;
+  BerthRegistry *registry;
+  BerthMetadata *metadata;
+  BerthEvents *events;
+  BerthGrpcServer *server;
+  int root_lock_fd;
+  int state_lock_fd;
+  char *root_lock_path;
+  char *state_lock_path;
+};
+
+/* flock()s "<dir>/berthd.lock" and writes our pid into it. The inode check guards
+ * against locking a file that the previous owner unlinked at exit. */
+static gboolean
+take_lock (const char *dir, const char *what, char **path_out, int *fd_out, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir, "berthd.lock", NULL);
+  for (int attempt = 0; attempt < 3; attempt++)
+    {
+      berth_autofd int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (fd < 0)
+        return berth_throw_errno (error, "opening lock %s", path);
+      if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+        {
+          if (errno != EWOULDBLOCK)
+            return berth_throw_errno (error, "locking %s", path);
+          char pid[32] = "";
+          ssize_t n = pread (fd, pid, sizeof pid - 1, 0);
+          pid[n > 0 ? n : 0] = '\0';
+          g_strstrip (pid);
+          return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
+                              "another berthd (pid %s) is already using %s %s; stop it first or give this one its "
+                              "own --root and --state",
+                              *pid ? pid : "unknown", what, dir);
+        }
+      struct stat by_fd, by_path;
+      if (fstat (fd, &by_fd) < 0 || stat (path, &by_path) < 0 || by_fd.st_ino != by_path.st_ino)
+        continue; /* unlinked under us by an exiting daemon: try again */
+      g_autofree char *pid = g_strdup_printf ("%d\n", (int) getpid ());
+      if (ftruncate (fd, 0) < 0 || pwrite (fd, pid, strlen (pid), 0) < 0)
+        return berth_throw_errno (error, "writing %s", path);
+      *fd_out = berth_steal_fd (&fd);
+      *path_out = g_steal_pointer (&path);
+      return TRUE;
+    }
+  return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "lock %s keeps disappearing; is another berthd exiting?", path);
+}
+
+static void
+release_lock (char **path, int *fd)
+{
+  if (*fd < 0)
+    return;
+  unlink (*path);
+  close (*fd);
+  *fd = -1;
+  g_clear_pointer (path, g_free);
+}
+
+BerthDaemon *
+berth_daemon_new (BerthConfig *config, GError **error)
+{
+  g_autoptr (BerthDaemon) daemon = g_new0 (BerthDaemon, 1);
+  daemon->config = config;
+  daemon->root_lock_fd = daemon->state_lock_fd = -1;
+  if (g_mkdir_with_parents (config->root, 0700) < 0)
+    {
+      berth_throw_errno (error, "creating root %s", config->root);
+      return NULL;
+    }
+  if (g_mkdir_with_parents (config->state, 0711) < 0)
+    {
+      berth_throw_errno (error, "creating state %s", config->state);
+      return NULL;
+    }
+  if (!take_lock (config->root, "root", &daemon->root_lock_path, &daemon->root_lock_fd, error)
+      || !take_lock (config->state, "state", &daemon->state_lock_path, &daemon->state_lock_fd, error))
+    return NULL;
+  daemon->metadata = berth_metadata_open (config->root, error);
+  if (daemon->metadata == NULL)
+    return NULL;
+  daemon->events = berth_events_new ();
+  daemon->registry = berth_registry_new (config);
+  const char *scanner = g_getenv ("BERTH_PLUGIN_SCANNER");
+  if (scanner != NULL)
+    berth_registry_set_scanner (daemon->registry, scanner);
+  if (!berth_registry_load (daemon->registry, error))
+    return NULL;
+  return g_steal_pointer (&daemon);
+}
+
+gboolean
+berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
+{
+  GPtrArray *plugins = berth_registry_get_plugins (daemon->registry);
+  for (guint i = 0; i < plugins->len; i++)
+    {
+      BerthPluginRecord *record = plugins->pdata[i];
+      g_autoptr (GError) local_error = NULL;
+      if (record->instance != NULL && BERTH_IS_RUNTIME (record->instance)
+          && !berth_runtime_restore (BERTH_RUNTIME (record->instance), NULL, &local_error))
+        g_warning ("runtime %s: reconnecting to running tasks: %s", record->id, local_error->message);
+    }
+
+  daemon->server = berth_grpc_server_new (daemon, daemon->config->max_message_size);
+  berth_api_register_all (daemon->server, daemon);
+  if (listen_fd >= 0)
+    return berth_grpc_server_adopt_fd (daemon->server, listen_fd, error);
+  g_autofree char *dir = g_path_get_dirname (daemon->config->address);
+  if (g_mkdir_with_parents (dir, 0711) < 0)
+    return berth_throw_errno (error, "creating %s", dir);
+  return berth_grpc_server_listen (daemon->server, daemon->config->address, daemon->config->address_group, error);
+}
+
+void
+berth_daemon_stop (BerthDaemon *daemon)
+{
+  if (daemon->server != NULL)
+    berth_grpc_server_stop (daemon->server);
+}
+
+void
+berth_daemon_free (BerthDaemon *daemon)
+{
+  if (daemon == NULL)
+    return;
+  berth_daemon_stop (daemon);
+  g_clear_pointer (&daemon->server, berth_grpc_server_free);
+  if (daemon->registry != NULL)
+    berth_registry_shutdown (daemon->registry);
+  g_clear_object (&daemon->registry);
+  g_clear_pointer (&daemon->events, berth_events_free);
+  g_clear_pointer (&daemon->metadata, berth_metadata_close);
+  release_lock (&daemon->state_lock_path, &daemon->state_lock_fd);
+  release_lock (&daemon->root_lock_path, &daemon->root_lock_fd);
+  g_clear_pointer (&daemon->config, berth_config_free);
+  g_free (daemon);
+}
+
+BerthConfig *
+berth_daemon_get_config (BerthDaemon *daemon)
+{
+  return daemon->config;
+}
+
+BerthRegistry *
+berth_daemon_get_registry (BerthDaemon *daemon)
+{
+  return daemon->registry;
+}
+
+BerthMetadata *
+berth_daemon_get_metadata (BerthDaemon *daemon)
+{
+  return daemon->metadata;
+}
+
+BerthEvents *
+berth_daemon_get_events (BerthDaemon *daemon)
+{
+  return daemon->events;
+}
+
+/* The instance of @type_or_id, or an error that says why there is none. */
+static GObject *
+get_backend (BerthDaemon *daemon, const char *kind, const char *type_or_id, GError **error)
+{
+  const BerthPluginRecord *record = berth_registry_lookup (daemon->registry, type_or_id);
+  if (record == NULL)
+    {
+      berth_throw (error, BERTH_ERROR_NOT_FOUND, "%s %s is not installed (see berthd --list-plugins)", kind,
+                   type_or_id);
+      return NULL;
+    }
+  if (record->instance == NULL)
+    {
+      berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "%s %s is not available: %s", kind, record->id,
+                   record->error ? record->error->message : "not loaded");
+      return NULL;
+    }
+  return record->instance;
+}
+
+BerthContentStore *
+berth_daemon_get_content_store (BerthDaemon *daemon, GError **error)
+{
+  return (BerthContentStore *) get_backend (daemon, "content store", BERTH_PLUGIN_TYPE_CONTENT, error);
+}
+
+static GObject *
+get_named_backend (BerthDaemon *daemon, const char *kind, const char *type, const char *name, GError **error)
+{
+  if (name == NULL || *name == '\0')
+    return get_backend (daemon, kind, type, error);
+  g_autofree char *id = g_str_has_prefix (name, type) ? g_strdup (name) : g_strdup_printf ("%s.%s", type, name);
+  return get_backend (daemon, kind, id, error);
+}
+
+BerthSnapshotter *
+berth_daemon_get_snapshotter (BerthDaemon *daemon, const char *name, GError **error)
+{
+  if (name == NULL || *name == '\0')
+    name = daemon->config->default_snapshotter;
+  return (BerthSnapshotter *) get_named_backend (daemon, "snapshotter", BERTH_PLUGIN_TYPE_SNAPSHOTTER, name, error);
+}
+
+BerthDiffer *
+berth_daemon_get_differ (BerthDaemon *daemon, const char *name, GError **error)
+{
+  return (BerthDiffer *) get_named_backend (daemon, "differ", BERTH_PLUGIN_TYPE_DIFFER, name, error);
+}
+
+BerthRuntime *
+berth_daemon_get_runtime (BerthDaemon *daemon, const char *name, GError **error)
+{
+  /* Clients name runtimes by shim name ("io.containerd.runc.v2"), not by plugin: a
+   * plugin id is honoured, anything else goes to the loaded runtime plugin, which
+   * decides whether it handles that name. */
+  if (name != NULL && g_str_has_prefix (name, BERTH_PLUGIN_TYPE_RUNTIME "."))
+    return (BerthRuntime *) get_backend (daemon, "runtime", name, error);
+  return (BerthRuntime *) get_backend (daemon, "runtime", BERTH_PLUGIN_TYPE_RUNTIME, error);
+}

@@ -8,7 +8,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 #include <protobuf-c/protobuf-c.h>
 
 G_BEGIN_DECLS

@@ -1,2 +1,45 @@
-/* berth-log.c — being written; see its header. */
+/* berth-log.c — structured logging with a threshold. */
 #include "config.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "berth-log.h"
+
+static GLogLevelFlags threshold = G_LOG_LEVEL_INFO;
+static gboolean to_journal;
+
+static GLogWriterOutput
+berth_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  /* GLib's levels grow less severe as their bit grows. */
+  if ((level & G_LOG_LEVEL_MASK) > threshold)
+    return G_LOG_WRITER_HANDLED;
+  if (to_journal && g_log_writer_journald (level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
+    return G_LOG_WRITER_HANDLED;
+  return g_log_writer_standard_streams (level, fields, n_fields, user_data);
+}
+
+gboolean
+berth_log_setup (const char *level)
+{
+  static const struct {
+    const char *name;
+    GLogLevelFlags flag;
+  } levels[] = {
+    { "error", G_LOG_LEVEL_ERROR },     { "critical", G_LOG_LEVEL_CRITICAL }, { "warning", G_LOG_LEVEL_WARNING },
+    { "message", G_LOG_LEVEL_MESSAGE }, { "info", G_LOG_LEVEL_INFO },         { "debug", G_LOG_LEVEL_DEBUG },
+  };
+  gboolean found = FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (levels); i++)
+    if (g_str_equal (levels[i].name, level))
+      {
+        threshold = levels[i].flag;
+        found = TRUE;
+      }
+  if (threshold >= G_LOG_LEVEL_INFO)
+    g_log_set_debug_enabled (TRUE);
+  to_journal = g_log_writer_is_journald (fileno (stderr));
+  g_log_set_writer_func (berth_log_writer, NULL, NULL);
+  return found;
+}

@@ -1,2 +1,151 @@
+/* berthd — the berth daemon. */
 #include "config.h"
-int main (void) { return 0; }
+
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <glib-unix.h>
+#include <systemd/sd-daemon.h>
+
+#include "berth-daemon-private.h"
+#include "berth-log.h"
+
+static char *opt_config;
+static char *opt_root;
+static char *opt_state;
+static char *opt_address;
+static char **opt_plugin_dirs;
+static char *opt_libexec_dir;
+static char *opt_log_level;
+static gboolean opt_print_config;
+static gboolean opt_list_plugins;
+static gboolean opt_version;
+
+static const GOptionEntry entries[] = {
+  { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "Config file (default " BERTH_SYSCONF_DIR "/berth/berthd.conf)", "FILE" },
+  { "root", 0, 0, G_OPTION_ARG_FILENAME, &opt_root, "Persistent data directory", "DIR" },
+  { "state", 0, 0, G_OPTION_ARG_FILENAME, &opt_state, "Runtime state directory", "DIR" },
+  { "address", 'a', 0, G_OPTION_ARG_FILENAME, &opt_address, "gRPC unix socket", "PATH" },
+  { "plugin-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &opt_plugin_dirs, "Plugin directory (repeatable; replaces the configured list)", "DIR" },
+  { "libexec-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_libexec_dir, "Where berth-shim and berth-plugin-scanner are", "DIR" },
+  { "log-level", 'l', 0, G_OPTION_ARG_STRING, &opt_log_level, "error, warning, message, info or debug", "LEVEL" },
+  { "print-config", 0, 0, G_OPTION_ARG_NONE, &opt_print_config, "Print the effective configuration and exit", NULL },
+  { "list-plugins", 0, 0, G_OPTION_ARG_NONE, &opt_list_plugins, "Load the plugins, print their table and exit", NULL },
+  { "version", 'v', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL },
+  { NULL }
+};
+
+static void
+override (char **field, char *value)
+{
+  if (value == NULL)
+    return;
+  g_free (*field);
+  *field = g_strdup (value);
+}
+
+static void
+print_plugins (BerthRegistry *registry)
+{
+  GPtrArray *plugins = berth_registry_get_plugins (registry);
+  printf ("%-30s %-14s %-6s %s\n", "TYPE", "ID", "STATUS", "PATH / ERROR");
+  for (guint i = 0; i < plugins->len; i++)
+    {
+      BerthPluginRecord *record = plugins->pdata[i];
+      printf ("%-30s %-14s %-6s %s\n", record->type, record->name, berth_plugin_status_to_string (record->status),
+              record->path);
+      if (record->error != NULL)
+        printf ("%-52s %s\n", "", record->error->message);
+    }
+}
+
+static gboolean
+on_quit_signal (gpointer user_data)
+{
+  g_message ("shutting down");
+  sd_notify (0, "STOPPING=1");
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+int
+main (int argc, char **argv)
+{
+  setlocale (LC_ALL, "");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GOptionContext) options = g_option_context_new ("- the berth container runtime daemon");
+  g_option_context_add_main_entries (options, entries, NULL);
+  if (!g_option_context_parse (options, &argc, &argv, &error))
+    {
+      fprintf (stderr, "berthd: %s (see berthd --help)\n", error->message);
+      return 2;
+    }
+  if (opt_version)
+    {
+      printf ("berthd %s\n", PACKAGE_VERSION);
+      return 0;
+    }
+
+  g_autoptr (BerthConfig) config = berth_config_load (opt_config, &error);
+  if (config == NULL)
+    {
+      fprintf (stderr, "berthd: %s\n", error->message);
+      return 1;
+    }
+  override (&config->root, opt_root);
+  override (&config->state, opt_state);
+  override (&config->address, opt_address);
+  override (&config->libexec_dir, opt_libexec_dir);
+  override (&config->log_level, opt_log_level);
+  if (opt_plugin_dirs != NULL)
+    {
+      g_strfreev (config->plugin_dirs);
+      config->plugin_dirs = g_strdupv (opt_plugin_dirs);
+    }
+  if (!berth_log_setup (config->log_level))
+    {
+      fprintf (stderr, "berthd: --log-level %s: want error, warning, message, info or debug\n", config->log_level);
+      return 2;
+    }
+  if (opt_print_config)
+    {
+      g_autofree char *text = berth_config_to_data (config);
+      fputs (text, stdout);
+      return 0;
+    }
+
+  g_autoptr (BerthDaemon) daemon = berth_daemon_new (g_steal_pointer (&config), &error);
+  if (daemon == NULL)
+    {
+      fprintf (stderr, "berthd: %s\n", error->message);
+      return 1;
+    }
+  if (opt_list_plugins)
+    {
+      print_plugins (berth_daemon_get_registry (daemon));
+      return 0;
+    }
+
+  int listen_fd = -1;
+  int n_fds = sd_listen_fds (TRUE);
+  if (n_fds > 1)
+    g_warning ("socket activation passed %d sockets; serving on the first", n_fds);
+  if (n_fds >= 1)
+    listen_fd = SD_LISTEN_FDS_START;
+
+  g_autoptr (GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_unix_signal_add (SIGTERM, on_quit_signal, loop);
+  g_unix_signal_add (SIGINT, on_quit_signal, loop);
+  if (!berth_daemon_start (daemon, listen_fd, &error))
+    {
+      fprintf (stderr, "berthd: %s\n", error->message);
+      return 1;
+    }
+  g_message ("berthd %s serving on %s", PACKAGE_VERSION,
+             listen_fd >= 0 ? "an activated socket" : berth_daemon_get_config (daemon)->address);
+  sd_notify (0, "READY=1\nSTATUS=serving");
+  g_main_loop_run (loop);
+  berth_daemon_stop (daemon);
+  return 0;
+}
