@@ -44,3 +44,56 @@ tests_done () {
   echo "# $TAP_N tests, $TAP_FAILED failed"
   [ "$TAP_FAILED" -eq 0 ]
 }
+
+# ---- a real berthd on private dirs ----
+# berthd_start [NAME] [-- extra berthd args]: starts berthd on $TEST_TMP/NAME/{root,state},
+# every in-tree plugin, and waits for its socket. Sets BERTH_ROOT, BERTH_STATE,
+# BERTH_SOCK, BERTHD_PID, BERTHD_LOG. Returns non-zero (log on stdout as TAP diagnostics)
+# when it does not come up.
+berthd_start () {
+  local name=${1:-d}
+  [ $# -gt 0 ] && shift
+  [ "${1:-}" = "--" ] && shift
+  BERTH_ROOT=$TEST_TMP/$name/root
+  BERTH_STATE=$TEST_TMP/$name/state
+  BERTH_SOCK=$BERTH_STATE/berthd.sock
+  BERTHD_LOG=$TEST_TMP/$name/berthd.log
+  mkdir -p "$TEST_TMP/$name/libexec"
+  local prog
+  for prog in core/berth-plugin-scanner core/shim/berth-shim; do
+    [ -x "$BUILDDIR/$prog" ] && ln -sf "$BUILDDIR/$prog" "$TEST_TMP/$name/libexec/"
+  done
+  local args=() dir
+  for dir in "$BUILDDIR"/plugins/*/*/.libs; do
+    [ -d "$dir" ] && args+=(--plugin-dir "$dir")
+  done
+  ${BERTHD_WRAPPER:-} "$BUILDDIR/core/berthd" --config /dev/null --root "$BERTH_ROOT" --state "$BERTH_STATE" \
+    --address "$BERTH_SOCK" --libexec-dir "$TEST_TMP/$name/libexec" --log-level "${BERTH_LOG_LEVEL:-debug}" \
+    "${args[@]}" "$@" >>"$BERTHD_LOG" 2>&1 &
+  BERTHD_PID=$!
+  BERTHD_PIDS+=("$BERTHD_PID")
+  local i
+  for i in $(seq 100); do
+    [ -S "$BERTH_SOCK" ] && return 0
+    kill -0 "$BERTHD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  diag "berthd did not come up; its log:"
+  sed 's/^/#   /' "$BERTHD_LOG" | tail -40
+  return 1
+}
+
+# berthd_stop [SIGNAL]: stops the last started berthd and waits for it (TERM by default).
+berthd_stop () {
+  kill "-${1:-TERM}" "$BERTHD_PID" 2>/dev/null
+  wait "$BERTHD_PID" 2>/dev/null
+  BERTHD_EXIT=$?
+}
+
+# ctr against the test daemon.
+bctr () { ctr --address "$BERTH_SOCK" "$@"; }
+
+# make_busybox_image OUT.tar [REF]: a one-layer busybox-static OCI archive, no network.
+make_busybox_image () {
+  python3 "$SRCDIR/tests/make-image.py" "$1" --busybox --name "${2:-docker.io/library/busybox:latest}" >/dev/null
+}

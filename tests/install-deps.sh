@@ -1,0 +1,28 @@
+#!/bin/bash
+# Installs everything berth needs to build, test and run on Debian 12 (as root).
+# Idempotent; also prepares a cgroup v1-hybrid host for crun (see HACKING notes in README).
+set -euo pipefail
+PACKAGES=(
+  build-essential autoconf automake libtool pkg-config
+  libglib2.0-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
+  golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev golang-google-grpc-dev
+  libostree-dev libseccomp-dev liblmdb-dev libnghttp2-dev libarchive-dev zlib1g-dev libzstd-dev
+  libisal-dev libssl-dev libjson-glib-dev libsystemd-dev libsoup-3.0-dev
+  containerd runc crun busybox-static python3 python3-grpcio nghttp2-client util-linux procps
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# crun refuses cgroup v1-hybrid hosts whose cgroup2 mount still offers a controller
+# (hugetlb here); binding that controller to v1 clears it.
+if [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers \
+   && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
+  mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
+fi
