@@ -1,7 +1,12 @@
 #!/bin/bash
-# Builds berth in the source tree (configure once, then make).
+# Builds berth out of tree: tests/build.sh [BUILD_DIR [configure args...]] (default _build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x configure ] || [ configure.ac -nt configure ]; then autoreconf -fi >/dev/null; fi
-if [ ! -f Makefile ] || [ configure -nt config.status ]; then ./configure -q "$@"; fi
+SRC=$PWD
+BUILD=${1:-_build}
+[ $# -gt 0 ] && shift
+if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then autoreconf -fi >/dev/null; fi
+mkdir -p "$BUILD"
+cd "$BUILD"
+if [ ! -f Makefile ] || [ "$SRC/configure" -nt config.status ]; then "$SRC/configure" -q "$@"; fi
 make -j"$(nproc)" >/dev/null

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/install-deps.sh
 tests/build.sh
+B=$PWD/_build
 
 DEMO=$(mktemp -d /tmp/berth-demo.XXXXXX)
 SOCK=$DEMO/state/berthd.sock
@@ -16,18 +17,18 @@ cleanup () {
 }
 trap cleanup EXIT
 mkdir -p "$DEMO/libexec"
-ln -sf "$PWD/core/berth-plugin-scanner" "$DEMO/libexec/"
-[ -x core/shim/berth-shim ] && ln -sf "$PWD/core/shim/berth-shim" "$DEMO/libexec/"
+ln -sf "$B/core/berth-plugin-scanner" "$DEMO/libexec/"
+[ -x "$B/core/shim/berth-shim" ] && ln -sf "$B/core/shim/berth-shim" "$DEMO/libexec/"
 PLUGIN_ARGS=()
-for d in plugins/*/*/.libs; do [ -d "$d" ] && PLUGIN_ARGS+=(--plugin-dir "$PWD/$d"); done
+for d in "$B"/plugins/*/*/.libs; do [ -d "$d" ] && PLUGIN_ARGS+=(--plugin-dir "$d"); done
 ARGS=(--config /dev/null --root "$DEMO/root" --state "$DEMO/state" --address "$SOCK"
       --libexec-dir "$DEMO/libexec" --log-level warning "${PLUGIN_ARGS[@]}")
 
 echo "== berthd's plugins"
-core/berthd "${ARGS[@]}" --list-plugins
+"$B/core/berthd" "${ARGS[@]}" --list-plugins
 
 echo "== starting berthd on $DEMO"
-core/berthd "${ARGS[@]}" 2>"$DEMO/berthd.log" &
+"$B/core/berthd" "${ARGS[@]}" 2>"$DEMO/berthd.log" &
 PID=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 if [ ! -S "$SOCK" ]; then cat "$DEMO/berthd.log"; exit 1; fi

@@ -1,22 +1,40 @@
 #!/bin/bash
 # Sets up, builds and runs the whole test suite; ends with "N passed, N failed, N skipped".
+#   tests/run-tests.sh [BUILD_DIR [configure args...]]   (default _build)
+# With BERTH_ASAN=1 it also builds _build-asan with -fsanitize=address,undefined and runs
+# the suite there too (what CI does).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tests/install-deps.sh || exit 1
-tests/build.sh || exit 1
-rm -f tests/*.trs tests/*.log tests/*/*.trs tests/*/*.log
-make -j2 check "$@" >tests/check.out 2>&1
-status=$?
-grep -E '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP):' tests/check.out
-if [ $status -ne 0 ]; then
-  for log in $(grep -l -E '^(FAIL|ERROR|XPASS)' $(find tests -name '*.log' ! -name check.out) 2>/dev/null); do
-    echo "==== $log"; tail -60 "$log"
-  done
+
+run_suite () {
+  local build=$1; shift
+  if ! tests/build.sh "$build" "$@"; then echo "build in $build failed"; return 2; fi
+  find "$build/tests" \( -name '*.trs' -o -name '*.log' \) -delete 2>/dev/null
+  make -C "$build" -j2 check >"$build/check.out" 2>&1
+  local status=$?
+  grep -E '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP):' "$build/check.out" | sed "s|^|[$build] |"
+  if [ $status -ne 0 ]; then
+    for log in $(grep -l -E '^(FAIL|ERROR|XPASS)' $(find "$build/tests" -name '*.log') 2>/dev/null); do
+      echo "==== $log"; tail -60 "$log"
+    done
+    grep -q -E '^(PASS|FAIL|ERROR)' "$build/check.out" || tail -40 "$build/check.out"
+  fi
+  return $status
+}
+
+count () { cat $(find "${BUILDS[@]}" -path '*/tests/*' -name '*.trs' 2>/dev/null) /dev/null | grep -c "^:test-result: $1" || true; }
+
+status=0
+BUILDS=("${1:-_build}")
+run_suite "${1:-_build}" "${@:2}" || status=1
+if [ "${BERTH_ASAN:-0}" = 1 ]; then
+  BUILDS+=(_build-asan)
+  run_suite _build-asan --enable-sanitizers || status=1
 fi
-count () { cat $(find tests -name '*.trs') 2>/dev/null | grep -c "^:test-result: $1" || true; }
 passed=$(( $(count PASS) + $(count XFAIL) ))
 failed=$(( $(count FAIL) + $(count ERROR) + $(count XPASS) ))
 skipped=$(count SKIP)
-[ $status -ne 0 ] && [ "$failed" -eq 0 ] && failed=1   # the build of the tests itself failed
+[ $status -ne 0 ] && [ "$failed" -eq 0 ] && failed=1   # a build failed before any test ran
 echo "$passed passed, $failed failed, $skipped skipped"
 exit $status
