@@ -61,6 +61,28 @@ print_plugins (BerthRegistry *registry)
 }
 
 static gboolean
+on_watchdog (gpointer user_data)
+{
+  sd_notify (0, "WATCHDOG=1");
+  return G_SOURCE_CONTINUE;
+}
+
+/* STATUS= for `systemctl status`: what is loaded and what failed. */
+static void
+notify_status (BerthDaemon *daemon)
+{
+  GPtrArray *plugins = berth_registry_get_plugins (berth_daemon_get_registry (daemon));
+  guint loaded = 0, failed = 0;
+  for (guint i = 0; i < plugins->len; i++)
+    {
+      BerthPluginRecord *record = plugins->pdata[i];
+      loaded += record->status == BERTH_PLUGIN_STATUS_LOADED;
+      failed += record->status == BERTH_PLUGIN_STATUS_FAILED;
+    }
+  sd_notifyf (0, "READY=1\nSTATUS=serving; %u plugins loaded, %u failed", loaded, failed);
+}
+
+static gboolean
 on_quit_signal (gpointer user_data)
 {
   g_message ("shutting down");
@@ -144,7 +166,10 @@ main (int argc, char **argv)
     }
   g_message ("berthd %s serving on %s", PACKAGE_VERSION,
              listen_fd >= 0 ? "an activated socket" : berth_daemon_get_config (daemon)->address);
-  sd_notify (0, "READY=1\nSTATUS=serving");
+  notify_status (daemon);
+  guint64 watchdog_usec = 0;
+  if (sd_watchdog_enabled (FALSE, &watchdog_usec) > 0 && watchdog_usec > 0)
+    g_timeout_add (MAX (watchdog_usec / 2000, 1), on_watchdog, NULL);
   g_main_loop_run (loop);
   berth_daemon_stop (daemon);
   return 0;
