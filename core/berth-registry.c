@@ -618,7 +618,7 @@ berth_registry_load (BerthRegistry *self, GError **error)
       if (record->pending && is_disabled (self, record))
         {
           record->pub.status = BERTH_PLUGIN_STATUS_SKIPPED;
-          record->pub.error = g_error_new (BERTH_ERROR, BERTH_ERROR_FAILED_PRECONDITION, "disabled by config");
+          record->pub.error = g_error_new (BERTH_ERROR, BERTH_ERROR_FAILED_PRECONDITION, "skip plugin: disabled by config");
           record->pending = FALSE;
         }
     }

@@ -6,5 +6,10 @@
 void
 berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon)
 {
-  /* One line per service file; each service adds its own. */
+  /* One line per service file. */
+  berth_api_register_version (server, daemon);
+  berth_api_register_health (server, daemon);
+  berth_api_register_namespaces (server, daemon);
+  berth_api_register_introspection (server, daemon);
+  berth_api_register_events (server, daemon);
 }

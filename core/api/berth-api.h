@@ -10,4 +10,10 @@ G_BEGIN_DECLS
 
 void berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon);
 
+void berth_api_register_version (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_health (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_namespaces (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_introspection (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_events (BerthGrpcServer *server, BerthDaemon *daemon);
+
 G_END_DECLS

@@ -1,0 +1,132 @@
+/* berth-api-util.c — conversions every service needs. */
+#include "config.h"
+
+#include <string.h>
+
+#include <berth/berth-error.h>
+#include <berth/berth-types.h>
+#include "berth-api-util.h"
+#include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.pb-c.h"
+
+GHashTable *
+berth_api_labels_from_entries (void *const *entries, gsize n_entries, GError **error)
+{
+  g_autoptr (GHashTable) labels = berth_labels_new ();
+  for (gsize i = 0; i < n_entries; i++)
+    {
+      const BerthApiMapEntry *entry = entries[i];
+      g_hash_table_replace (labels, g_strdup (entry->key ? entry->key : ""), g_strdup (entry->value ? entry->value : ""));
+    }
+  if (!berth_labels_validate (labels, error))
+    return NULL;
+  return g_steal_pointer (&labels);
+}
+
+void
+berth_api_labels_to_entries (GHashTable *labels, const ProtobufCMessageDescriptor *entry_descriptor,
+                             void ***entries_out, size_t *n_out)
+{
+  guint n = labels ? g_hash_table_size (labels) : 0;
+  *n_out = n;
+  *entries_out = n ? g_new0 (void *, n) : NULL;
+  if (n == 0)
+    return;
+  g_autofree gpointer *keys = g_hash_table_get_keys_as_array (labels, NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      BerthApiMapEntry *entry = berth_grpc_message_new (entry_descriptor);
+      entry->key = g_strdup (keys[i]);
+      entry->value = g_strdup (g_hash_table_lookup (labels, keys[i]));
+      (*entries_out)[i] = entry;
+    }
+}
+
+Google__Protobuf__Timestamp *
+berth_api_timestamp_new (gint64 usec)
+{
+  Google__Protobuf__Timestamp *ts = berth_grpc_message_new (&google__protobuf__timestamp__descriptor);
+  ts->seconds = usec / G_USEC_PER_SEC;
+  ts->nanos = (usec % G_USEC_PER_SEC) * 1000;
+  return ts;
+}
+
+gint64
+berth_api_timestamp_to_usec (const Google__Protobuf__Timestamp *timestamp)
+{
+  if (timestamp == NULL)
+    return 0;
+  return timestamp->seconds * G_USEC_PER_SEC + timestamp->nanos / 1000;
+}
+
+gboolean
+berth_api_update_labels (GHashTable *labels, GHashTable *update, char **paths, gsize n_paths,
+                         const char *const *other_allowed, GError **error)
+{
+  for (gsize i = 0; i < n_paths; i++)
+    {
+      const char *path = paths[i];
+      if (g_str_equal (path, "labels"))
+        {
+          g_hash_table_remove_all (labels);
+          GHashTableIter iter;
+          gpointer k, v;
+          g_hash_table_iter_init (&iter, update);
+          while (g_hash_table_iter_next (&iter, &k, &v))
+            g_hash_table_insert (labels, g_strdup (k), g_strdup (v));
+        }
+      else if (g_str_has_prefix (path, "labels."))
+        {
+          const char *key = path + strlen ("labels.");
+          const char *value = g_hash_table_lookup (update, key);
+          if (value != NULL && *value != '\0')
+            g_hash_table_insert (labels, g_strdup (key), g_strdup (value));
+          else
+            g_hash_table_remove (labels, key);
+        }
+      else if (other_allowed == NULL || !g_strv_contains (other_allowed, path))
+        return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "cannot update field \"%s\"", path);
+    }
+  return berth_labels_validate (labels, error);
+}
+
+gboolean
+berth_api_put_message (BerthMetadataTxn *txn, const char *key, const ProtobufCMessage *message, GError **error)
+{
+  gsize size = protobuf_c_message_get_packed_size (message);
+  g_autofree guint8 *buf = g_malloc (size ? size : 1);
+  protobuf_c_message_pack (message, buf);
+  return berth_metadata_txn_put (txn, key, buf, size, error);
+}
+
+ProtobufCMessage *
+berth_api_get_message (BerthMetadataTxn *txn, const char *key, const ProtobufCMessageDescriptor *descriptor,
+                       GError **error)
+{
+  g_autoptr (GBytes) bytes = berth_metadata_txn_get (txn, key, error);
+  if (bytes == NULL)
+    return NULL;
+  gsize len = 0;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+  ProtobufCMessage *message = protobuf_c_message_unpack (descriptor, NULL, len, data);
+  if (message == NULL)
+    berth_throw (error, BERTH_ERROR_DATA_LOSS, "metadata record %s is corrupt", key);
+  return message;
+}
+
+gboolean
+berth_api_namespace_touch (BerthMetadataTxn *txn, const char *ns, GError **error)
+{
+  g_autofree char *key = g_strconcat ("ns/", ns, NULL);
+  g_autoptr (GError) local_error = NULL;
+  g_autoptr (GBytes) existing = berth_metadata_txn_get (txn, key, &local_error);
+  if (existing != NULL)
+    return TRUE;
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  Containerd__Services__Namespaces__V1__Namespace record = CONTAINERD__SERVICES__NAMESPACES__V1__NAMESPACE__INIT;
+  record.name = (char *) ns;
+  return berth_api_put_message (txn, key, &record.base, error);
+}

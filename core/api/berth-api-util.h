@@ -1,0 +1,43 @@
+/* berth-api-util.h — conversions every service needs (core-internal). */
+#pragma once
+
+#include "berth-grpc.h"
+#include "berth-metadata.h"
+#include "google/protobuf/timestamp.pb-c.h"
+
+G_BEGIN_DECLS
+
+/* protoc-c gives each map<string,string> its own entry type; they all share this layout. */
+typedef struct {
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+} BerthApiMapEntry;
+
+/* Entries → a labels table (berth_labels_new); validates containerd's label limits. */
+GHashTable *berth_api_labels_from_entries (void *const *entries, gsize n_entries, GError **error);
+/* A labels table → freshly allocated entries of @entry_descriptor (for responses). */
+void berth_api_labels_to_entries (GHashTable *labels, const ProtobufCMessageDescriptor *entry_descriptor,
+                                  void ***entries_out, size_t *n_out);
+
+Google__Protobuf__Timestamp *berth_api_timestamp_new (gint64 usec);
+gint64 berth_api_timestamp_to_usec (const Google__Protobuf__Timestamp *timestamp);
+
+/* Applies a field mask's paths to @labels from @update: "labels" replaces all,
+ * "labels.<k>" sets or removes one key. Other paths are left to the caller: returns
+ * FALSE with INVALID_ARGUMENT naming a path that is neither. */
+gboolean berth_api_update_labels (GHashTable *labels, GHashTable *update, char **paths, gsize n_paths,
+                                  const char *const *other_allowed, GError **error);
+
+/* Records namespace @ns as existing (containerd creates namespaces on first use). */
+gboolean berth_api_namespace_touch (BerthMetadataTxn *txn, const char *ns, GError **error);
+
+/* Packs @message into the store under @key. */
+gboolean berth_api_put_message (BerthMetadataTxn *txn, const char *key, const ProtobufCMessage *message,
+                                GError **error);
+/* Unpacks the record under @key with @descriptor (NULL, no error, when absent); free
+ * with protobuf_c_message_free_unpacked (message, NULL). */
+ProtobufCMessage *berth_api_get_message (BerthMetadataTxn *txn, const char *key,
+                                         const ProtobufCMessageDescriptor *descriptor, GError **error);
+
+G_END_DECLS
