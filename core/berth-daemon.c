@@ -11,6 +11,7 @@
 
 #include "api/berth-api.h"
 #include "berth-daemon-private.h"
+#include "berth-gc.h"
 #include "berth-grpc.h"
 
 struct _BerthDaemon {
@@ -23,6 +24,7 @@ struct _BerthDaemon {
   int state_lock_fd;
   char *root_lock_path;
   char *state_lock_path;
+  guint gc_source;
 };
 
 /* flock()s "<dir>/berthd.lock" and writes our pid into it. The inode check guards
@@ -118,6 +120,7 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
         g_warning ("runtime %s: reconnecting to running tasks: %s", record->id, local_error->message);
     }
 
+  daemon->gc_source = berth_gc_schedule (daemon, daemon->config->gc_interval_seconds);
   daemon->server = berth_grpc_server_new (daemon, daemon->config->max_message_size);
   berth_api_register_all (daemon->server, daemon);
   if (listen_fd >= 0)
@@ -131,6 +134,9 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
 void
 berth_daemon_stop (BerthDaemon *daemon)
 {
+  if (daemon->gc_source != 0)
+    g_source_remove (daemon->gc_source);
+  daemon->gc_source = 0;
   if (daemon->server != NULL)
     berth_grpc_server_stop (daemon->server);
 }

@@ -78,6 +78,7 @@ extern ProtobufCAllocator berth_grpc_allocator;
 void berth_grpc_message_free (ProtobufCMessage *message);
 /* g_malloc0 + protobuf init for @descriptor. */
 gpointer berth_grpc_message_new (const ProtobufCMessageDescriptor *descriptor);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ProtobufCMessage, berth_grpc_message_free)
 
 typedef struct _BerthGrpcServer BerthGrpcServer;
 

@@ -130,3 +130,62 @@ berth_api_namespace_touch (BerthMetadataTxn *txn, const char *ns, GError **error
   record.name = (char *) ns;
   return berth_api_put_message (txn, key, &record.base, error);
 }
+
+static gboolean
+collect_namespace (const char *key, const guint8 *value, gsize len, gpointer user_data)
+{
+  g_ptr_array_add (user_data, g_strdup (key + strlen ("ns/")));
+  return TRUE;
+}
+
+gboolean
+berth_api_list_namespaces (BerthMetadataTxn *txn, GPtrArray *names_out, GError **error)
+{
+  return berth_metadata_txn_foreach (txn, "ns/", collect_namespace, names_out, error);
+}
+
+static gboolean
+put_empty_txn (BerthMetadataTxn *txn, gpointer key, GError **error)
+{
+  return berth_metadata_txn_put (txn, key, "", 0, error);
+}
+
+gboolean
+berth_api_metadata_put_empty (BerthMetadata *md, const char *key, GError **error)
+{
+  return berth_metadata_write (md, put_empty_txn, (gpointer) key, error);
+}
+
+static gboolean
+delete_txn (BerthMetadataTxn *txn, gpointer key, GError **error)
+{
+  return berth_metadata_txn_delete (txn, key, error);
+}
+
+gboolean
+berth_api_metadata_delete (BerthMetadata *md, const char *key, GError **error)
+{
+  return berth_metadata_write (md, delete_txn, (gpointer) key, error);
+}
+
+gpointer
+berth_api_message_unpack (const ProtobufCMessageDescriptor *descriptor, const guint8 *data, gsize len)
+{
+  return protobuf_c_message_unpack (descriptor, &berth_grpc_allocator, len, data);
+}
+
+gpointer
+berth_api_message_copy (const ProtobufCMessage *message)
+{
+  gsize size = protobuf_c_message_get_packed_size (message);
+  g_autofree guint8 *buf = g_malloc (size ? size : 1);
+  protobuf_c_message_pack (message, buf);
+  return berth_api_message_unpack (message->descriptor, buf, size);
+}
+
+gboolean
+berth_api_key_exists (BerthMetadataTxn *txn, const char *key)
+{
+  g_autoptr (GBytes) value = berth_metadata_txn_get (txn, key, NULL);
+  return value != NULL;
+}

@@ -40,4 +40,25 @@ gboolean berth_api_put_message (BerthMetadataTxn *txn, const char *key, const Pr
 ProtobufCMessage *berth_api_get_message (BerthMetadataTxn *txn, const char *key,
                                          const ProtobufCMessageDescriptor *descriptor, GError **error);
 
+/* A deep copy whose every pointer is owned (pack + unpack through the server's
+ * allocator): ready to be a response, freed with berth_grpc_message_free. */
+gpointer berth_api_message_copy (const ProtobufCMessage *message);
+/* Unpacks a stored record the same way (NULL when it does not parse). */
+gpointer berth_api_message_unpack (const ProtobufCMessageDescriptor *descriptor, const guint8 *data, gsize len);
+
+/* Every namespace known to the store ("ns/<name>" records), as g_strdup'd names. */
+gboolean berth_api_list_namespaces (BerthMetadataTxn *txn, GPtrArray *names_out, GError **error);
+/* Whether @key is in the store. */
+gboolean berth_api_key_exists (BerthMetadataTxn *txn, const char *key);
+/* One-key writes in their own transaction. */
+gboolean berth_api_metadata_put_empty (BerthMetadata *md, const char *key, GError **error);
+gboolean berth_api_metadata_delete (BerthMetadata *md, const char *key, GError **error);
+
+/* Content visibility per namespace (content.c): "v1/<ns>/content/<digest>". */
+char *berth_api_content_key (const char *ns, const char *digest);
+/* Records @digest as visible in @ns (labels replaced when @labels ≠ NULL) and, under
+ * @lease, as one of its resources. */
+gboolean berth_api_content_record (BerthMetadataTxn *txn, const char *ns, const char *lease, const char *digest,
+                                   gint64 size, GHashTable *labels, GError **error);
+
 G_END_DECLS

@@ -12,4 +12,7 @@ berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon)
   berth_api_register_namespaces (server, daemon);
   berth_api_register_introspection (server, daemon);
   berth_api_register_events (server, daemon);
+  berth_api_register_content (server, daemon);
+  berth_api_register_images (server, daemon);
+  berth_api_register_leases (server, daemon);
 }

@@ -15,5 +15,8 @@ void berth_api_register_health (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_namespaces (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_introspection (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_events (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_content (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_images (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_leases (BerthGrpcServer *server, BerthDaemon *daemon);
 
 G_END_DECLS
