@@ -36,9 +36,20 @@ ctr --address "$SOCK" version
 
 echo "== importing a busybox-static image built on this machine"
 python3 tests/make-image.py "$DEMO/busybox.tar" --busybox >/dev/null
-ctr --address "$SOCK" images import "$DEMO/busybox.tar"
-ctr --address "$SOCK" images ls
+C="ctr --address $SOCK"
+if $C plugins ls | grep -q "io.containerd.snapshotter.v1 .* ok"; then
+  $C images import "$DEMO/busybox.tar"
+else
+  echo "(no snapshotter plugin built yet: importing without unpacking)"
+  $C images import --no-unpack "$DEMO/busybox.tar"
+fi
+$C images ls
+$C content ls
 
-echo "== running a container"
-ctr --address "$SOCK" run --rm docker.io/library/busybox:latest demo \
-  sh -c 'echo "hello from a berth container: $(uname -s) $(cat /etc/hostname 2>/dev/null || hostname)"'
+if $C plugins ls | grep -q "io.containerd.runtime.v2 .* ok"; then
+  echo "== running a container"
+  $C run --rm docker.io/library/busybox:latest demo \
+    sh -c 'echo "hello from a berth container: $(uname -s) $(cat /etc/hostname 2>/dev/null || hostname)"'
+else
+  echo "(no runtime plugin built yet: containers do not run in this build)"
+fi

@@ -63,6 +63,8 @@ berthd_start () {
   for prog in core/berth-plugin-scanner core/shim/berth-shim; do
     [ -x "$BUILDDIR/$prog" ] && ln -sf "$BUILDDIR/$prog" "$TEST_TMP/$name/libexec/"
   done
+  # A socket left by a killed daemon would pass for the new one's.
+  rm -f "$BERTH_SOCK"
   local args=() dir
   for dir in "$BUILDDIR"/plugins/*/*/.libs; do
     [ -d "$dir" ] && args+=(--plugin-dir "$dir")
