@@ -189,3 +189,21 @@ berth_api_key_exists (BerthMetadataTxn *txn, const char *key)
   g_autoptr (GBytes) value = berth_metadata_txn_get (txn, key, NULL);
   return value != NULL;
 }
+
+BerthFilter *
+berth_api_filter_parse (char **filters, size_t n_filters, GError **error)
+{
+  g_autofree const char **terminated = g_new0 (const char *, n_filters + 1);
+  for (size_t i = 0; i < n_filters; i++)
+    terminated[i] = filters[i];
+  return berth_filter_parse (terminated, error);
+}
+
+gboolean
+berth_api_strings_contain (char **strings, size_t n, const char *value)
+{
+  for (size_t i = 0; i < n; i++)
+    if (g_str_equal (strings[i], value))
+      return TRUE;
+  return FALSE;
+}

@@ -48,6 +48,12 @@ gpointer berth_api_message_unpack (const ProtobufCMessageDescriptor *descriptor,
 
 /* Every namespace known to the store ("ns/<name>" records), as g_strdup'd names. */
 gboolean berth_api_list_namespaces (BerthMetadataTxn *txn, GPtrArray *names_out, GError **error);
+/* Parses a request's filters: protobuf-c's repeated strings are counted, not
+ * NULL-terminated, so they never go to a GStrv function directly. */
+BerthFilter *berth_api_filter_parse (char **filters, size_t n_filters, GError **error);
+/* Whether a counted string array (a field mask's paths) holds @value. */
+gboolean berth_api_strings_contain (char **strings, size_t n, const char *value);
+
 /* Whether @key is in the store. */
 gboolean berth_api_key_exists (BerthMetadataTxn *txn, const char *key);
 /* One-key writes in their own transaction. */

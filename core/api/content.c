@@ -250,7 +250,7 @@ static gboolean
 content_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Content__V1__ListContentRequest *req = (gpointer) request;
-  g_autoptr (BerthFilter) filter = berth_filter_parse ((const char *const *) req->filters, error);
+  g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
   if (filter == NULL)
     return FALSE;
   g_autofree char *prefix = g_strdup_printf ("v1/%s/content/", berth_grpc_call_get_namespace (call));
@@ -414,7 +414,7 @@ static ProtobufCMessage *
 content_list_statuses (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Content__V1__ListStatusesRequest *req = (gpointer) request;
-  g_autoptr (BerthFilter) filter = berth_filter_parse ((const char *const *) req->filters, error);
+  g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
   if (filter == NULL)
     return NULL;
   BerthContentStore *store = berth_daemon_get_content_store (user_data, error);

@@ -59,8 +59,12 @@ static gboolean
 events_subscribe (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Events__V1__SubscribeRequest *req = (gpointer) request;
+  /* Counted on the wire, NULL-terminated for the exchange. */
+  g_autofree const char **filters = g_new0 (const char *, req->n_filters + 1);
+  for (size_t i = 0; i < req->n_filters; i++)
+    filters[i] = req->filters[i];
   BerthEventSubscription *sub =
-    berth_events_subscribe (berth_daemon_get_events (user_data), (const char *const *) req->filters, error);
+    berth_events_subscribe (berth_daemon_get_events (user_data), (const char *const *) filters, error);
   if (sub == NULL)
     return FALSE;
   /* ctr waits for the response headers before it considers itself subscribed. */

@@ -137,7 +137,7 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
       g_free (updated->labels);
       berth_api_labels_to_entries (labels, &containerd__services__images__v1__image__labels_entry__descriptor,
                                    (void ***) &updated->labels, &updated->n_labels);
-      if (g_strv_contains ((const char *const *) data->paths, "target"))
+      if (berth_api_strings_contain (data->paths, data->n_paths, "target"))
         {
           if (data->in->target == NULL || !berth_digest_validate (data->in->target->digest, error))
             {
@@ -258,7 +258,7 @@ static ProtobufCMessage *
 images_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Images__V1__ListImagesRequest *req = (gpointer) request;
-  g_autoptr (BerthFilter) filter = berth_filter_parse ((const char *const *) req->filters, error);
+  g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
   if (filter == NULL)
     return NULL;
   g_autofree char *prefix = g_strdup_printf ("v1/%s/images/", berth_grpc_call_get_namespace (call));

@@ -40,7 +40,7 @@ static ProtobufCMessage *
 introspection_plugins (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Introspection__V1__PluginsRequest *req = (gpointer) request;
-  g_autoptr (BerthFilter) filter = berth_filter_parse ((const char *const *) req->filters, error);
+  g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
   if (filter == NULL)
     return NULL;
   GPtrArray *records = berth_registry_get_plugins (berth_daemon_get_registry (user_data));

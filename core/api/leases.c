@@ -185,7 +185,7 @@ static ProtobufCMessage *
 leases_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Leases__V1__ListRequest *req = (gpointer) request;
-  g_autoptr (BerthFilter) filter = berth_filter_parse ((const char *const *) req->filters, error);
+  g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
   if (filter == NULL)
     return NULL;
   g_autoptr (GPtrArray) leases = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);

@@ -1,0 +1,710 @@
+/* snap-store.c — records, directories and containerd's snapshot semantics, shared by
+ * the directory-based snapshotters. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "snap-store.h"
+
+#define RECORD_PREFIX "s/"
+#define NEXT_ID_KEY "meta/next-id"
+/* id, kind, parent, labels, created, updated, size, inodes */
+#define RECORD_FORMAT "(tusa{ss}xxxx)"
+
+struct _SnapStore {
+  char *root;
+  const SnapOps *ops;
+  MDB_env *env;
+  MDB_dbi dbi;
+  GMutex write_lock; /* LMDB allows one writer; this also orders dir + record steps */
+};
+
+static gboolean
+throw_mdb (GError **error, int rc, const char *what)
+{
+  return berth_throw (error, BERTH_ERROR_INTERNAL, "snapshot metadata %s: %s", what, mdb_strerror (rc));
+}
+
+char *
+snap_store_path (SnapStore *store, guint64 id, const char *leaf)
+{
+  g_autofree char *name = g_strdup_printf ("%" G_GUINT64_FORMAT, id);
+  return g_build_filename (store->root, "snapshots", name, leaf, NULL);
+}
+
+static void
+record_free (SnapRecord *record)
+{
+  if (record == NULL)
+    return;
+  g_free (record->key);
+  g_free (record->parent);
+  g_clear_pointer (&record->labels, g_hash_table_unref);
+  g_free (record);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SnapRecord, record_free)
+
+static GBytes *
+record_pack (const SnapRecord *record)
+{
+  GVariantBuilder labels;
+  g_variant_builder_init (&labels, G_VARIANT_TYPE ("a{ss}"));
+  GHashTableIter iter;
+  gpointer k, v;
+  g_hash_table_iter_init (&iter, record->labels);
+  while (g_hash_table_iter_next (&iter, &k, &v))
+    g_variant_builder_add (&labels, "{ss}", k, v);
+  g_autoptr (GVariant) value = g_variant_ref_sink (
+    g_variant_new (RECORD_FORMAT, record->id, (guint32) record->kind, record->parent ? record->parent : "", &labels,
+                   record->created_at, record->updated_at, record->size, record->inodes));
+  return g_variant_get_data_as_bytes (value);
+}
+
+static SnapRecord *
+record_unpack (const char *key, const void *data, gsize len)
+{
+  g_autoptr (GBytes) bytes = g_bytes_new (data, len);
+  g_autoptr (GVariant) value = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (RECORD_FORMAT), bytes, FALSE));
+  SnapRecord *record = g_new0 (SnapRecord, 1);
+  guint32 kind;
+  const char *parent;
+  g_autoptr (GVariantIter) labels = NULL;
+  g_variant_get (value, RECORD_FORMAT, &record->id, &kind, &parent, &labels, &record->created_at, &record->updated_at,
+                 &record->size, &record->inodes);
+  record->kind = kind;
+  record->key = g_strdup (key);
+  record->parent = *parent ? g_strdup (parent) : NULL;
+  record->labels = berth_labels_new ();
+  const char *lk, *lv;
+  while (g_variant_iter_next (labels, "{&s&s}", &lk, &lv))
+    g_hash_table_insert (record->labels, g_strdup (lk), g_strdup (lv));
+  return record;
+}
+
+/* ---------------- LMDB plumbing ---------------- */
+
+typedef gboolean (*TxnFunc) (SnapStore *store, MDB_txn *txn, gpointer data, GError **error);
+
+static gboolean
+with_txn (SnapStore *store, gboolean write, TxnFunc func, gpointer data, GError **error)
+{
+  MDB_txn *txn = NULL;
+  int rc = mdb_txn_begin (store->env, NULL, write ? 0 : MDB_RDONLY, &txn);
+  if (rc != 0)
+    return throw_mdb (error, rc, "begin");
+  if (!func (store, txn, data, error))
+    {
+      mdb_txn_abort (txn);
+      return FALSE;
+    }
+  if (!write)
+    {
+      mdb_txn_abort (txn);
+      return TRUE;
+    }
+  rc = mdb_txn_commit (txn);
+  return rc == 0 ? TRUE : throw_mdb (error, rc, "commit");
+}
+
+static SnapRecord *
+txn_get (SnapStore *store, MDB_txn *txn, const char *key)
+{
+  g_autofree char *k = g_strconcat (RECORD_PREFIX, key, NULL);
+  MDB_val kv = { strlen (k), k }, vv;
+  if (mdb_get (txn, store->dbi, &kv, &vv) != 0)
+    return NULL;
+  return record_unpack (key, vv.mv_data, vv.mv_size);
+}
+
+static gboolean
+txn_put (SnapStore *store, MDB_txn *txn, const SnapRecord *record, GError **error)
+{
+  g_autofree char *k = g_strconcat (RECORD_PREFIX, record->key, NULL);
+  g_autoptr (GBytes) packed = record_pack (record);
+  MDB_val kv = { strlen (k), k }, vv = { g_bytes_get_size (packed), (void *) g_bytes_get_data (packed, NULL) };
+  int rc = mdb_put (txn, store->dbi, &kv, &vv, 0);
+  return rc == 0 ? TRUE : throw_mdb (error, rc, "put");
+}
+
+static gboolean
+txn_del (SnapStore *store, MDB_txn *txn, const char *key, GError **error)
+{
+  g_autofree char *k = g_strconcat (RECORD_PREFIX, key, NULL);
+  MDB_val kv = { strlen (k), k };
+  int rc = mdb_del (txn, store->dbi, &kv, NULL);
+  return rc == 0 ? TRUE : throw_mdb (error, rc, "delete");
+}
+
+/* Calls @func on every record; stops when it returns FALSE. */
+static void
+txn_foreach (SnapStore *store, MDB_txn *txn, gboolean (*func) (SnapRecord *record, gpointer data), gpointer data)
+{
+  MDB_cursor *cursor;
+  if (mdb_cursor_open (txn, store->dbi, &cursor) != 0)
+    return;
+  MDB_val kv = { strlen (RECORD_PREFIX), (void *) RECORD_PREFIX }, vv;
+  int rc = mdb_cursor_get (cursor, &kv, &vv, MDB_SET_RANGE);
+  while (rc == 0 && kv.mv_size > 2 && memcmp (kv.mv_data, RECORD_PREFIX, 2) == 0)
+    {
+      g_autofree char *key = g_strndup ((char *) kv.mv_data + 2, kv.mv_size - 2);
+      g_autoptr (SnapRecord) record = record_unpack (key, vv.mv_data, vv.mv_size);
+      if (!func (record, data))
+        break;
+      rc = mdb_cursor_get (cursor, &kv, &vv, MDB_NEXT);
+    }
+  mdb_cursor_close (cursor);
+}
+
+static gboolean
+allocate_id_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  guint64 *id = data;
+  MDB_val kv = { strlen (NEXT_ID_KEY), (void *) NEXT_ID_KEY }, vv;
+  *id = 1;
+  if (mdb_get (txn, store->dbi, &kv, &vv) == 0 && vv.mv_size == sizeof (guint64))
+    memcpy (id, vv.mv_data, sizeof (guint64));
+  guint64 next = *id + 1;
+  MDB_val nv = { sizeof next, &next };
+  int rc = mdb_put (txn, store->dbi, &kv, &nv, 0);
+  return rc == 0 ? TRUE : throw_mdb (error, rc, "next id");
+}
+
+/* ---------------- filesystem helpers ---------------- */
+
+static gboolean
+remove_tree (const char *path, GError **error)
+{
+  const char *argv[] = { "rm", "-rf", "--one-file-system", path, NULL };
+  int status = 0;
+  g_autoptr (GError) spawn_error = NULL;
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL,
+                     &status, &spawn_error)
+      || !g_spawn_check_wait_status (status, &spawn_error))
+    return berth_throw (error, BERTH_ERROR_INTERNAL, "removing %s: %s", path, spawn_error->message);
+  return TRUE;
+}
+
+static __thread gint64 usage_size, usage_inodes;
+static __thread GHashTable *usage_seen;
+
+static int
+usage_visit (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  gint64 ino = (gint64) st->st_ino;
+  if (st->st_nlink > 1 && !g_hash_table_add (usage_seen, g_memdup2 (&ino, sizeof ino)))
+    return 0; /* a hardlink already counted */
+  usage_inodes++;
+  usage_size += (gint64) st->st_blocks * 512;
+  return 0;
+}
+
+static void
+disk_usage (const char *path, gint64 *size, gint64 *inodes)
+{
+  usage_size = usage_inodes = 0;
+  usage_seen = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  nftw (path, usage_visit, 64, FTW_PHYS | FTW_MOUNT);
+  g_hash_table_unref (usage_seen);
+  usage_seen = NULL;
+  *size = usage_size;
+  *inodes = usage_inodes;
+}
+
+/* ---------------- the interface ---------------- */
+
+static SnapStore *
+store_of (BerthSnapshotter *self)
+{
+  return ((SnapObject *) self)->store;
+}
+
+static BerthSnapshotInfo *
+info_of (const SnapRecord *record)
+{
+  BerthSnapshotInfo *info = g_new0 (BerthSnapshotInfo, 1);
+  info->name = g_strdup (record->key);
+  info->parent = g_strdup (record->parent);
+  info->kind = record->kind;
+  info->labels = berth_labels_copy (record->labels);
+  info->created_at = record->created_at;
+  info->updated_at = record->updated_at;
+  return info;
+}
+
+typedef struct {
+  const char *key;
+  SnapRecord *record;
+  GPtrArray *parents; /* SnapRecord*, nearest first */
+} Lookup;
+
+static gboolean
+lookup_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  Lookup *l = data;
+  l->record = txn_get (store, txn, l->key);
+  if (l->record == NULL)
+    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", l->key);
+  l->parents = g_ptr_array_new_with_free_func ((GDestroyNotify) record_free);
+  for (const char *p = l->record->parent; p != NULL;)
+    {
+      SnapRecord *parent = txn_get (store, txn, p);
+      if (parent == NULL)
+        return berth_throw (error, BERTH_ERROR_DATA_LOSS, "snapshot %s: parent %s is missing", l->key, p);
+      g_ptr_array_add (l->parents, parent);
+      p = parent->parent;
+    }
+  return TRUE;
+}
+
+static void
+lookup_clear (Lookup *l)
+{
+  g_clear_pointer (&l->record, record_free);
+  g_clear_pointer (&l->parents, g_ptr_array_unref);
+}
+
+static BerthSnapshotInfo *
+snap_stat (BerthSnapshotter *self, const char *key, GError **error)
+{
+  Lookup l = { key };
+  if (!with_txn (store_of (self), FALSE, lookup_txn, &l, error))
+    {
+      lookup_clear (&l);
+      return NULL;
+    }
+  BerthSnapshotInfo *info = info_of (l.record);
+  lookup_clear (&l);
+  return info;
+}
+
+typedef struct {
+  const BerthSnapshotInfo *info;
+  const char *const *fieldpaths;
+  BerthSnapshotInfo *result;
+} UpdateData;
+
+static gboolean
+update_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  UpdateData *u = data;
+  g_autoptr (SnapRecord) record = txn_get (store, txn, u->info->name);
+  if (record == NULL)
+    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", u->info->name);
+  gboolean all = u->fieldpaths == NULL || u->fieldpaths[0] == NULL;
+  for (const char *const *p = u->fieldpaths; !all && *p != NULL; p++)
+    {
+      if (g_str_equal (*p, "labels"))
+        all = TRUE;
+      else if (g_str_has_prefix (*p, "labels."))
+        {
+          const char *k = *p + strlen ("labels.");
+          const char *v = u->info->labels ? g_hash_table_lookup (u->info->labels, k) : NULL;
+          if (v != NULL && *v != '\0')
+            g_hash_table_insert (record->labels, g_strdup (k), g_strdup (v));
+          else
+            g_hash_table_remove (record->labels, k);
+        }
+      else
+        return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "cannot update snapshot field \"%s\"", *p);
+    }
+  if (all)
+    {
+      g_hash_table_unref (record->labels);
+      record->labels = berth_labels_copy (u->info->labels);
+    }
+  if (!berth_labels_validate (record->labels, error))
+    return FALSE;
+  record->updated_at = g_get_real_time ();
+  u->result = info_of (record);
+  return txn_put (store, txn, record, error);
+}
+
+static BerthSnapshotInfo *
+snap_update (BerthSnapshotter *self, const BerthSnapshotInfo *info, const char *const *fieldpaths, GError **error)
+{
+  UpdateData u = { info, fieldpaths, NULL };
+  SnapStore *store = store_of (self);
+  g_mutex_lock (&store->write_lock);
+  gboolean ok = with_txn (store, TRUE, update_txn, &u, error);
+  g_mutex_unlock (&store->write_lock);
+  if (!ok)
+    g_clear_pointer (&u.result, berth_snapshot_info_free);
+  return u.result;
+}
+
+static gboolean
+snap_usage (BerthSnapshotter *self, const char *key, BerthSnapshotUsage *usage, GCancellable *cancellable,
+            GError **error)
+{
+  Lookup l = { key };
+  if (!with_txn (store_of (self), FALSE, lookup_txn, &l, error))
+    {
+      lookup_clear (&l);
+      return FALSE;
+    }
+  if (l.record->kind == BERTH_SNAPSHOT_KIND_COMMITTED && l.record->size >= 0)
+    {
+      usage->size = l.record->size;
+      usage->inodes = l.record->inodes;
+    }
+  else
+    {
+      g_autofree char *fs = snap_store_path (store_of (self), l.record->id, "fs");
+      disk_usage (fs, &usage->size, &usage->inodes);
+    }
+  lookup_clear (&l);
+  return TRUE;
+}
+
+static GPtrArray *
+snap_mounts (BerthSnapshotter *self, const char *key, GError **error)
+{
+  SnapStore *store = store_of (self);
+  Lookup l = { key };
+  GPtrArray *mounts = NULL;
+  if (with_txn (store, FALSE, lookup_txn, &l, error))
+    {
+      if (l.record->kind == BERTH_SNAPSHOT_KIND_COMMITTED)
+        berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "snapshot %s is committed: only active snapshots and views have mounts", key);
+      else
+        mounts = store->ops->mounts (store, l.record, l.parents, error);
+    }
+  lookup_clear (&l);
+  return mounts;
+}
+
+typedef struct {
+  const char *key;
+  const char *parent;
+  BerthSnapshotKind kind;
+  GHashTable *labels;
+  guint64 id;
+  SnapRecord *record;
+  GPtrArray *parents;
+} CreateData;
+
+static gboolean
+check_create_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  CreateData *c = data;
+  g_autoptr (SnapRecord) existing = txn_get (store, txn, c->key);
+  if (existing != NULL)
+    return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "snapshot %s: already exists", c->key);
+  c->parents = g_ptr_array_new_with_free_func ((GDestroyNotify) record_free);
+  if (c->parent == NULL)
+    return TRUE;
+  Lookup l = { c->parent };
+  if (!lookup_txn (store, txn, &l, error))
+    {
+      lookup_clear (&l);
+      return FALSE;
+    }
+  if (l.record->kind != BERTH_SNAPSHOT_KIND_COMMITTED)
+    {
+      lookup_clear (&l);
+      return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "parent %s is not a committed snapshot", c->parent);
+    }
+  g_ptr_array_add (c->parents, g_steal_pointer (&l.record));
+  g_ptr_array_extend_and_steal (c->parents, g_steal_pointer (&l.parents));
+  return TRUE;
+}
+
+static gboolean
+write_record_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  CreateData *c = data;
+  return txn_put (store, txn, c->record, error);
+}
+
+static GPtrArray *
+create_snapshot (BerthSnapshotter *self, const char *key, const char *parent, GHashTable *labels,
+                 BerthSnapshotKind kind, GError **error)
+{
+  SnapStore *store = store_of (self);
+  if (key == NULL || *key == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "snapshot key must not be empty"), NULL;
+  if (!berth_labels_validate (labels, error))
+    return NULL;
+  CreateData c = { key, parent && *parent ? parent : NULL, kind, labels };
+  GPtrArray *mounts = NULL;
+  g_autofree char *dir = NULL, *fs = NULL, *work = NULL;
+  g_mutex_lock (&store->write_lock);
+  if (!with_txn (store, FALSE, check_create_txn, &c, error) || !with_txn (store, TRUE, allocate_id_txn, &c.id, error))
+    goto out;
+  dir = snap_store_path (store, c.id, NULL);
+  fs = snap_store_path (store, c.id, "fs");
+  work = snap_store_path (store, c.id, "work");
+  gint64 now = g_get_real_time ();
+  c.record = g_new0 (SnapRecord, 1);
+  *c.record = (SnapRecord) { c.id, kind, g_strdup (key), g_strdup (c.parent), berth_labels_copy (labels), now, now, -1, -1 };
+  /* Directory first, record second: a crash in between leaves a dir cleanup removes. */
+  if (g_mkdir_with_parents (fs, 0755) < 0 || g_mkdir_with_parents (work, 0700) < 0)
+    {
+      berth_throw_errno (error, "creating %s", dir);
+      goto out;
+    }
+  if (!store->ops->populate (store, c.record, c.parents, error) || !with_txn (store, TRUE, write_record_txn, &c, error))
+    {
+      remove_tree (dir, NULL);
+      goto out;
+    }
+  mounts = store->ops->mounts (store, c.record, c.parents, error);
+out:
+  g_mutex_unlock (&store->write_lock);
+  record_free (c.record);
+  g_clear_pointer (&c.parents, g_ptr_array_unref);
+  return mounts;
+}
+
+static GPtrArray *
+snap_prepare (BerthSnapshotter *self, const char *key, const char *parent, GHashTable *labels,
+              GCancellable *cancellable, GError **error)
+{
+  return create_snapshot (self, key, parent, labels, BERTH_SNAPSHOT_KIND_ACTIVE, error);
+}
+
+static GPtrArray *
+snap_view (BerthSnapshotter *self, const char *key, const char *parent, GHashTable *labels, GCancellable *cancellable,
+           GError **error)
+{
+  return create_snapshot (self, key, parent, labels, BERTH_SNAPSHOT_KIND_VIEW, error);
+}
+
+typedef struct {
+  const char *name;
+  const char *key;
+  GHashTable *labels;
+} CommitData;
+
+static gboolean
+commit_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  CommitData *c = data;
+  g_autoptr (SnapRecord) existing = txn_get (store, txn, c->name);
+  if (existing != NULL)
+    return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "snapshot %s: already exists", c->name);
+  g_autoptr (SnapRecord) record = txn_get (store, txn, c->key);
+  if (record == NULL)
+    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", c->key);
+  if (record->kind != BERTH_SNAPSHOT_KIND_ACTIVE)
+    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "snapshot %s is not active: only active snapshots can be committed", c->key);
+  if (!txn_del (store, txn, c->key, error))
+    return FALSE;
+  g_autofree char *fs = snap_store_path (store, record->id, "fs");
+  disk_usage (fs, &record->size, &record->inodes);
+  g_free (record->key);
+  record->key = g_strdup (c->name);
+  record->kind = BERTH_SNAPSHOT_KIND_COMMITTED;
+  record->updated_at = g_get_real_time ();
+  if (c->labels != NULL && g_hash_table_size (c->labels) > 0)
+    {
+      g_hash_table_unref (record->labels);
+      record->labels = berth_labels_copy (c->labels);
+    }
+  return txn_put (store, txn, record, error);
+}
+
+static gboolean
+snap_commit (BerthSnapshotter *self, const char *name, const char *key, GHashTable *labels, GCancellable *cancellable,
+             GError **error)
+{
+  SnapStore *store = store_of (self);
+  if (name == NULL || *name == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "commit needs a name");
+  if (!berth_labels_validate (labels, error))
+    return FALSE;
+  CommitData c = { name, key, labels };
+  g_mutex_lock (&store->write_lock);
+  gboolean ok = with_txn (store, TRUE, commit_txn, &c, error);
+  g_mutex_unlock (&store->write_lock);
+  return ok;
+}
+
+typedef struct {
+  const char *key;
+  const char *child;
+} ChildSearch;
+
+static gboolean
+find_child (SnapRecord *record, gpointer data)
+{
+  ChildSearch *s = data;
+  if (record->parent != NULL && g_str_equal (record->parent, s->key))
+    {
+      s->child = g_intern_string (record->key);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+typedef struct {
+  const char *key;
+  guint64 id;
+} RemoveData;
+
+static gboolean
+remove_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  RemoveData *r = data;
+  const char *key = r->key;
+  g_autoptr (SnapRecord) record = txn_get (store, txn, key);
+  if (record == NULL)
+    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", key);
+  ChildSearch s = { key, NULL };
+  txn_foreach (store, txn, find_child, &s);
+  if (s.child != NULL)
+    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "cannot remove snapshot %s: %s is its child", key, s.child);
+  r->id = record->id;
+  return txn_del (store, txn, key, error);
+}
+
+static gboolean
+snap_remove (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error)
+{
+  SnapStore *store = store_of (self);
+  RemoveData r = { key, 0 };
+  g_mutex_lock (&store->write_lock);
+  /* Record first, directory second: see the header. */
+  gboolean ok = with_txn (store, TRUE, remove_txn, &r, error);
+  g_mutex_unlock (&store->write_lock);
+  if (!ok)
+    return FALSE;
+  g_autofree char *dir = snap_store_path (store, r.id, NULL);
+  return remove_tree (dir, error);
+}
+
+typedef struct {
+  BerthSnapshotWalkFunc func;
+  gpointer user_data;
+} WalkData;
+
+static gboolean
+walk_one (SnapRecord *record, gpointer data)
+{
+  WalkData *w = data;
+  g_autoptr (BerthSnapshotInfo) info = info_of (record);
+  return w->func (info, w->user_data);
+}
+
+static gboolean
+walk_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  txn_foreach (store, txn, walk_one, data);
+  return TRUE;
+}
+
+static gboolean
+snap_walk (BerthSnapshotter *self, BerthSnapshotWalkFunc func, gpointer user_data, GCancellable *cancellable,
+           GError **error)
+{
+  WalkData w = { func, user_data };
+  return with_txn (store_of (self), FALSE, walk_txn, &w, error);
+}
+
+static gboolean
+collect_id (SnapRecord *record, gpointer data)
+{
+  g_autofree char *name = g_strdup_printf ("%" G_GUINT64_FORMAT, record->id);
+  g_hash_table_add (data, g_steal_pointer (&name));
+  return TRUE;
+}
+
+static gboolean
+ids_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  txn_foreach (store, txn, collect_id, data);
+  return TRUE;
+}
+
+static gboolean
+snap_cleanup (BerthSnapshotter *self, GCancellable *cancellable, GError **error)
+{
+  SnapStore *store = store_of (self);
+  g_autoptr (GHashTable) known = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_mutex_lock (&store->write_lock);
+  gboolean ok = with_txn (store, FALSE, ids_txn, known, error);
+  g_autofree char *dir = g_build_filename (store->root, "snapshots", NULL);
+  g_autoptr (GDir) listing = ok ? g_dir_open (dir, 0, error) : NULL;
+  const char *name;
+  while (listing != NULL && (name = g_dir_read_name (listing)) != NULL && ok)
+    if (!g_hash_table_contains (known, name))
+      {
+        g_autofree char *orphan = g_build_filename (dir, name, NULL);
+        g_debug ("cleanup: removing orphan snapshot dir %s", orphan);
+        ok = remove_tree (orphan, error);
+      }
+  g_mutex_unlock (&store->write_lock);
+  return ok && listing != NULL;
+}
+
+void
+snap_store_iface_init (BerthSnapshotterInterface *iface)
+{
+  iface->stat = snap_stat;
+  iface->update = snap_update;
+  iface->usage = snap_usage;
+  iface->mounts = snap_mounts;
+  iface->prepare = snap_prepare;
+  iface->view = snap_view;
+  iface->commit = snap_commit;
+  iface->remove = snap_remove;
+  iface->walk = snap_walk;
+  iface->cleanup = snap_cleanup;
+}
+
+SnapStore *
+snap_store_open (const char *root, const SnapOps *ops, GError **error)
+{
+  SnapStore *store = g_new0 (SnapStore, 1);
+  store->root = g_strdup (root);
+  store->ops = ops;
+  g_mutex_init (&store->write_lock);
+  g_autofree char *snapshots = g_build_filename (root, "snapshots", NULL);
+  g_autofree char *db = g_build_filename (root, "metadata.lmdb", NULL);
+  if (g_mkdir_with_parents (snapshots, 0700) < 0)
+    {
+      berth_throw_errno (error, "creating %s", snapshots);
+      snap_store_free (store);
+      return NULL;
+    }
+  int rc = mdb_env_create (&store->env);
+  if (rc == 0)
+    rc = mdb_env_set_mapsize (store->env, (size_t) 1 << 30);
+  if (rc == 0)
+    rc = mdb_env_open (store->env, db, MDB_NOSUBDIR | MDB_NOTLS, 0600);
+  MDB_txn *txn = NULL;
+  if (rc == 0)
+    rc = mdb_txn_begin (store->env, NULL, 0, &txn);
+  if (rc == 0)
+    rc = mdb_dbi_open (txn, NULL, 0, &store->dbi);
+  if (rc == 0)
+    rc = mdb_txn_commit (txn);
+  else if (txn != NULL)
+    mdb_txn_abort (txn);
+  if (rc != 0)
+    {
+      throw_mdb (error, rc, db);
+      snap_store_free (store);
+      return NULL;
+    }
+  return store;
+}
+
+void
+snap_store_free (SnapStore *store)
+{
+  if (store == NULL)
+    return;
+  if (store->env != NULL)
+    mdb_env_close (store->env);
+  g_mutex_clear (&store->write_lock);
+  g_free (store->root);
+  g_free (store);
+}

@@ -1,0 +1,101 @@
+/* overlayfs.c — the overlayfs snapshotter: each layer a directory, stacked by the
+ * kernel's overlay filesystem. Committing is free; a container's changes land in its
+ * upper directory only. */
+#include "config.h"
+
+#include "../common/snap-store.h"
+
+#define OVERLAY_TYPE_SNAPSHOTTER (overlay_snapshotter_get_type ())
+G_DECLARE_FINAL_TYPE (OverlaySnapshotter, overlay_snapshotter, OVERLAY, SNAPSHOTTER, GObject)
+
+struct _OverlaySnapshotter {
+  SnapObject base;
+};
+
+G_DEFINE_DYNAMIC_TYPE_EXTENDED (OverlaySnapshotter, overlay_snapshotter, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
+                                G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_SNAPSHOTTER, snap_store_iface_init))
+
+static gboolean
+overlay_populate (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
+{
+  return TRUE; /* layers are stacked at mount time; nothing to copy */
+}
+
+static GPtrArray *
+overlay_mounts (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
+{
+  GPtrArray *mounts = berth_mount_list_new ();
+  gboolean active = record->kind == BERTH_SNAPSHOT_KIND_ACTIVE;
+  if (parents->len == 0 || (!active && parents->len == 1))
+    {
+      /* One layer: a bind mount does, read-only for a view. */
+      const SnapRecord *layer = parents->len ? parents->pdata[0] : record;
+      g_autofree char *fs = snap_store_path (store, layer->id, "fs");
+      const char *options[] = { active ? "rw" : "ro", "rbind", NULL };
+      g_ptr_array_add (mounts, berth_mount_new ("bind", fs, options));
+      return mounts;
+    }
+  g_autoptr (GString) lower = g_string_new ("lowerdir=");
+  for (guint i = 0; i < parents->len; i++)
+    {
+      g_autofree char *fs = snap_store_path (store, ((SnapRecord *) parents->pdata[i])->id, "fs");
+      g_string_append_printf (lower, "%s%s", i ? ":" : "", fs);
+    }
+  g_autoptr (GPtrArray) options = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (options, g_strdup ("index=off"));
+  if (active)
+    {
+      g_autofree char *fs = snap_store_path (store, record->id, "fs");
+      g_autofree char *work = snap_store_path (store, record->id, "work");
+      g_ptr_array_add (options, g_strdup_printf ("workdir=%s", work));
+      g_ptr_array_add (options, g_strdup_printf ("upperdir=%s", fs));
+    }
+  g_ptr_array_add (options, g_strdup (lower->str));
+  g_ptr_array_add (options, NULL);
+  g_ptr_array_add (mounts, berth_mount_new ("overlay", "overlay", (const char *const *) options->pdata));
+  return mounts;
+}
+
+static const SnapOps overlay_ops = { overlay_populate, overlay_mounts };
+
+static void
+overlay_snapshotter_finalize (GObject *object)
+{
+  snap_store_free (((SnapObject *) object)->store);
+  G_OBJECT_CLASS (overlay_snapshotter_parent_class)->finalize (object);
+}
+
+static void
+overlay_snapshotter_class_init (OverlaySnapshotterClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = overlay_snapshotter_finalize;
+}
+
+static void overlay_snapshotter_class_finalize (OverlaySnapshotterClass *klass) {}
+static void overlay_snapshotter_init (OverlaySnapshotter *self) {}
+
+static void
+register_types (GTypeModule *module)
+{
+  overlay_snapshotter_register_type (module);
+}
+
+static GObject *
+init (BerthPluginContext *context, GError **error)
+{
+  if (!g_file_test ("/sys/module/overlay", G_FILE_TEST_IS_DIR)
+      && !g_file_test ("/proc/filesystems", G_FILE_TEST_EXISTS))
+    {
+      berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "skip plugin: overlayfs is not available (modprobe overlay)");
+      return NULL;
+    }
+  SnapStore *store = snap_store_open (berth_plugin_context_get_root (context), &overlay_ops, error);
+  if (store == NULL)
+    return NULL;
+  OverlaySnapshotter *self = g_object_new (OVERLAY_TYPE_SNAPSHOTTER, NULL);
+  self->base.store = store;
+  return G_OBJECT (self);
+}
+
+BERTH_PLUGIN_DEFINE (BERTH_PLUGIN_TYPE_SNAPSHOTTER, "overlayfs", "layers stacked with the kernel's overlayfs", NULL,
+                     NULL, register_types, init)
