@@ -15,4 +15,6 @@ berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon)
   berth_api_register_content (server, daemon);
   berth_api_register_images (server, daemon);
   berth_api_register_leases (server, daemon);
+  berth_api_register_snapshots (server, daemon);
+  berth_api_register_diff (server, daemon);
 }

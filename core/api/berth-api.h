@@ -18,5 +18,7 @@ void berth_api_register_events (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_content (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_images (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_leases (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_snapshots (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_diff (BerthGrpcServer *server, BerthDaemon *daemon);
 
 G_END_DECLS
