@@ -2,11 +2,13 @@
 """Builds an OCI image archive locally, without any network.
 
   make-image.py OUT.tar [--name REF] [--busybox] [--layer DIR]... [--compression gzip|none]
-                [--cmd ARG]... [--docker]
+                [--cmd ARG]... [--layer-tar FILE]...
 
 --busybox makes a first layer from Debian's busybox-static (/bin/busybox plus one
 symlink per applet, /etc/passwd, /etc/group). Each --layer DIR adds DIR's tree as one
 more layer, in order; OCI whiteouts in it (.wh.NAME, .wh..wh..opq) are kept as they are.
+Each --layer-tar FILE adds an uncompressed tar exactly as given (for hostile layers);
+layers are added in the order --busybox, --layer..., --layer-tar....
 The archive is an OCI image layout whose index.json carries the
 io.containerd.image.name annotation that `ctr images import` honours. Output is
 deterministic: the same inputs give the same digests.
@@ -65,6 +67,7 @@ def main():
     p.add_argument("--name", default="docker.io/library/busybox:latest")
     p.add_argument("--busybox", action="store_true")
     p.add_argument("--layer", action="append", default=[])
+    p.add_argument("--layer-tar", action="append", default=[])
     p.add_argument("--compression", choices=["gzip", "none"], default="gzip")
     p.add_argument("--cmd", action="append")
     a = p.parse_args()
@@ -86,12 +89,12 @@ def main():
             busybox_tree(bb)
             layer_dirs.append(bb)
         layer_dirs += a.layer
-        if not layer_dirs:
+        if not layer_dirs and not a.layer_tar:
             sys.exit("make-image.py: give --busybox and/or --layer DIR")
 
         layers, diff_ids = [], []
-        for d in layer_dirs:
-            raw = layer_tar(d)
+        raws = [layer_tar(d) for d in layer_dirs] + [open(f, "rb").read() for f in a.layer_tar]
+        for raw in raws:
             diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
             if a.compression == "gzip":
                 data = gzip.compress(raw, compresslevel=6, mtime=0)

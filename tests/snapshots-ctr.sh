@@ -1,0 +1,75 @@
+#!/bin/bash
+# Snapshotters and the walking differ through the real ctr: unpack into overlayfs and
+# native, whiteouts and opaque dirs, snapshot commands, and hostile layers that must
+# fail without writing anything outside the snapshot.
+source "$(dirname "$0")/lib.sh"
+tap_plan 18
+
+berthd_start snap || true
+IMG=$SRCDIR/tests/make-image.py
+
+# Two layers: the second deletes a file, makes a dir opaque and adds a file.
+L1=$TEST_TMP/l1 L2=$TEST_TMP/l2
+mkdir -p "$L1/a" "$L1/b" "$L1/c" "$L2/a" "$L2/b"
+echo keep >"$L1/a/keep"; echo gone >"$L1/a/gone"; echo x >"$L1/b/x"; echo old >"$L1/c/old"
+: >"$L2/a/.wh.gone"; : >"$L2/b/.wh..wh..opq"; echo y >"$L2/b/y"; echo new >"$L2/d"
+python3 "$IMG" "$TEST_TMP/layers.tar" --busybox --layer "$L1" --layer "$L2" --name docker.io/library/layers:1 >/dev/null
+expected=$'a\na/keep\nb\nb/y\nc\nc/old\nd'
+
+tree_of () { (cd "$1" && find a b c d 2>/dev/null | sort); }
+
+for sn in overlayfs native; do
+  check "ctr images import --snapshotter $sn (unpack)" bctr images import --snapshotter "$sn" "$TEST_TMP/layers.tar"
+  chain=$(bctr snapshots --snapshotter "$sn" tree | tail -1 | grep -o 'sha256:[0-9a-f]*')
+  expect_eq "$sn: three committed layers in a chain" 3 "$(bctr snapshots --snapshotter "$sn" ls | grep -c Committed)"
+  bctr snapshots --snapshotter "$sn" view "v-$sn" "$chain" >/dev/null
+  mkdir -p "$TEST_TMP/m-$sn"
+  bctr snapshots --snapshotter "$sn" mounts "$TEST_TMP/m-$sn" "v-$sn" | sh
+  expect_eq "$sn: the unpacked tree honours the whiteout and the opaque dir" "$expected" "$(tree_of "$TEST_TMP/m-$sn")"
+  umount "$TEST_TMP/m-$sn"
+  bctr images rm docker.io/library/layers:1 >/dev/null
+done
+
+base=$(bctr snapshots ls | awk 'NR > 1 && NF == 2 {print $1}')
+out=$(bctr snapshots rm "$base" 2>&1) && not_ok "removing a snapshot with children fails" \
+  || expect_match "removing a snapshot with children fails with a clear error" "child" "$out"
+check "ctr snapshots prepare + usage" sh -c "ctr -a '$BERTH_SOCK' snapshots prepare work1 && ctr -a '$BERTH_SOCK' snapshots usage work1"
+check "ctr snapshots rm of the active snapshot" bctr snapshots rm work1
+
+# Hostile layers: each import must fail, and nothing outside may change.
+OUT=$TEST_TMP/outside
+mkdir -p "$OUT"
+hostile () {
+  local name=$1 script=$2
+  /usr/bin/python3 -c "$script" "$TEST_TMP/$name.tar" "$OUT"
+  python3 "$IMG" "$TEST_TMP/$name-img.tar" --busybox --layer-tar "$TEST_TMP/$name.tar" --name "docker.io/library/$name:1" >/dev/null
+  bctr images import "$TEST_TMP/$name-img.tar" >"$TEST_TMP/$name.out" 2>&1
+}
+PY_HEAD='import io, sys, tarfile
+t = tarfile.open(sys.argv[1], "w")
+def add(name, data=b"pwned", **kw):
+    i = tarfile.TarInfo(name)
+    for k, v in kw.items(): setattr(i, k, v)
+    if i.type == tarfile.REGTYPE: i.size = len(data); t.addfile(i, io.BytesIO(data))
+    else: t.addfile(i)
+'
+hostile dotdot "$PY_HEAD"'add("../../../../../../../../../../..'"$OUT"'/dotdot")
+t.close()' && not_ok "a layer with ../ is refused" || expect_match "a layer with ../ is refused" "climbs out" "$(cat "$TEST_TMP/dotdot.out")"
+hostile symlink "$PY_HEAD"'add("evil", type=tarfile.SYMTYPE, linkname=sys.argv[2])
+add("evil/pwned")
+t.close()'
+expect_eq "symlink-then-file-through-it writes nothing outside" "" "$(ls "$OUT")"
+hostile hardlink "$PY_HEAD"'add("hl", type=tarfile.LNKTYPE, linkname="/etc/shadow")
+t.close()' && not_ok "a hardlink to a host file is refused" || expect_match "a hardlink to a host file is refused" "hardlink hl" "$(cat "$TEST_TMP/hardlink.out")"
+hostile absolute "$PY_HEAD"'add(sys.argv[2] + "/absolute")
+t.close()'
+expect_eq "an absolute path writes nothing outside" "" "$(ls "$OUT")"
+hostile whiteout "$PY_HEAD"'add("../.wh.etc")
+t.close()' && not_ok "a whiteout outside the root is refused" || expect_match "a whiteout outside the root is refused" "climbs out" "$(cat "$TEST_TMP/whiteout.out")"
+printf 'not a tar at all, just bytes' >"$TEST_TMP/garbage.tar"
+python3 "$IMG" "$TEST_TMP/garbage-img.tar" --layer-tar "$TEST_TMP/garbage.tar" --name docker.io/library/garbage:1 >/dev/null
+out=$(bctr images import "$TEST_TMP/garbage-img.tar" 2>&1) && not_ok "a corrupt layer is refused" || expect_match "a corrupt layer is refused" "Unrecognized archive format|not a valid tar|truncated" "$out"
+expect_eq "the host's /etc/shadow is untouched" "$(stat -c %h /etc/shadow)" 1
+expect_eq "nothing at all was written outside" "" "$(ls -A "$OUT")"
+check "berthd is still serving" bctr version
+tests_done
