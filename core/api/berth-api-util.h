@@ -4,6 +4,7 @@
 #include "berth-grpc.h"
 #include "berth-metadata.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 
 G_BEGIN_DECLS
 
@@ -66,5 +67,9 @@ char *berth_api_content_key (const char *ns, const char *digest);
  * @lease, as one of its resources. */
 gboolean berth_api_content_record (BerthMetadataTxn *txn, const char *ns, const char *lease, const char *digest,
                                    gint64 size, GHashTable *labels, GError **error);
+
+/* A container record (containers.c); free with berth_grpc_message_free. */
+Containerd__Services__Containers__V1__Container *berth_api_container_get (BerthMetadataTxn *txn, const char *ns,
+                                                                          const char *id, GError **error);
 
 G_END_DECLS
