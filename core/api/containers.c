@@ -97,36 +97,7 @@ container_field (const char *const *fieldpath, gpointer object)
     }
   if (g_str_equal (fieldpath[0], "runtime") && fieldpath[1] && g_str_equal (fieldpath[1], "name") && c->runtime)
     return c->runtime->name;
-  if (g_str_equal (fieldpath[0], "labels") && fieldpath[1] != NULL && fieldpath[2] == NULL)
-    for (size_t i = 0; i < c->n_labels; i++)
-      if (g_str_equal (c->labels[i]->key, fieldpath[1]))
-        return c->labels[i]->value;
-  return NULL;
-}
-
-typedef struct {
-  char *prefix;
-  BerthFilter *filter;
-  GPtrArray *out;
-} ListData;
-
-static gboolean
-list_one (const char *key, const guint8 *value, gsize len, gpointer user_data)
-{
-  ListData *l = user_data;
-  Container *c = berth_api_message_unpack (&CONTAINER_DESC, value, len);
-  if (c != NULL && berth_filter_match (l->filter, container_field, c))
-    g_ptr_array_add (l->out, c);
-  else
-    berth_grpc_message_free ((ProtobufCMessage *) c);
-  return TRUE;
-}
-
-static gboolean
-list_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  ListData *l = user_data;
-  return berth_metadata_txn_foreach (txn, l->prefix, list_one, l, error);
+  return berth_api_label_field (fieldpath, (void *const *) c->labels, c->n_labels);
 }
 
 static GPtrArray *
@@ -137,8 +108,8 @@ list_containers (BerthGrpcCall *call, gpointer daemon, char **filters, size_t n_
     return NULL;
   g_autofree char *prefix = g_strdup_printf ("v1/%s/containers/", berth_grpc_call_get_namespace (call));
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  ListData l = { prefix, filter, out };
-  if (!berth_metadata_read (berth_daemon_get_metadata (daemon), list_txn, &l, error))
+  if (!berth_api_collect (berth_daemon_get_metadata (daemon), prefix, &CONTAINER_DESC, filter, container_field, NULL, out,
+                          error))
     {
       g_ptr_array_unref (out);
       return NULL;

@@ -48,19 +48,6 @@ publish (BerthGrpcCall *call, const char *topic, const ProtobufCMessage *event)
                         topic, event);
 }
 
-static GPtrArray *
-mounts_from (Containerd__Types__Mount **mounts, size_t n)
-{
-  GPtrArray *out = berth_mount_list_new ();
-  for (size_t i = 0; i < n; i++)
-    {
-      g_autofree const char **options = g_new0 (const char *, mounts[i]->n_options + 1);
-      for (size_t j = 0; j < mounts[i]->n_options; j++)
-        options[j] = mounts[i]->options[j];
-      g_ptr_array_add (out, berth_mount_new (mounts[i]->type, mounts[i]->source, options));
-    }
-  return out;
-}
 
 static ProtobufCMessage *
 tasks_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
@@ -82,7 +69,7 @@ tasks_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
                                          : g.found->runtime ? g.found->runtime->options : NULL;
   g_autoptr (GBytes) spec = g.found->spec ? g_bytes_new (g.found->spec->value.data, g.found->spec->value.len) : NULL;
   g_autoptr (GBytes) option_bytes = options ? g_bytes_new (options->value.data, options->value.len) : NULL;
-  g_autoptr (GPtrArray) rootfs = mounts_from (req->rootfs, req->n_rootfs);
+  g_autoptr (GPtrArray) rootfs = berth_api_mounts_from (req->rootfs, req->n_rootfs);
   BerthTaskCreateOptions create = {
     .namespace_ = berth_grpc_call_get_namespace (call),
     .id = req->container_id,
