@@ -7,6 +7,7 @@
 #include "api/berth-api-util.h"
 #include "berth-daemon.h"
 #include "berth-gc.h"
+#include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.pb-c.h"
@@ -17,6 +18,7 @@
 #define LABEL_ROOT "containerd.io/gc.root"
 #define LABEL_EXPIRE "containerd.io/gc.expire"
 #define LABEL_REF_CONTENT "containerd.io/gc.ref.content"
+#define LABEL_REF_SNAPSHOT "containerd.io/gc.ref.snapshot."
 
 static GRWLock sweep_lock;
 static gint running;
@@ -40,8 +42,16 @@ typedef struct {
   GQueue pending;          /* digests to visit */
   GPtrArray *doomed;       /* keys to delete */
   GHashTable *visible;     /* digests kept in any namespace (all namespaces) */
+  GHashTable *snapshots;   /* "<snapshotter>/<ns>/<key>" kept (all namespaces) */
   BerthGcStats *stats;
 } Mark;
+
+static void
+mark_snapshot (Mark *m, const char *snapshotter, const char *key)
+{
+  if (snapshotter != NULL && *snapshotter && key != NULL && *key)
+    g_hash_table_add (m->snapshots, g_strdup_printf ("%s/%s/%s", snapshotter, m->ns, key));
+}
 
 static void
 mark (Mark *m, const char *digest)
@@ -92,6 +102,16 @@ lease_walk (const char *key, const guint8 *value, gsize len, gpointer user_data)
         g_ptr_array_add (m->doomed, g_strdup (key));
       else if (g_str_has_prefix (r, "/r/content/"))
         mark (m, r + strlen ("/r/content/"));
+      else if (g_str_has_prefix (r, "/r/snapshots/"))
+        {
+          const char *rest = r + strlen ("/r/snapshots/");
+          const char *slash = strchr (rest, '/');
+          if (slash != NULL)
+            {
+              g_autofree char *snapshotter = g_strndup (rest, slash - rest);
+              mark_snapshot (m, snapshotter, slash + 1);
+            }
+        }
       return TRUE;
     }
   Containerd__Services__Leases__V1__Lease *lease =
@@ -104,6 +124,19 @@ lease_walk (const char *key, const guint8 *value, gsize len, gpointer user_data)
     }
   if (lease != NULL)
     protobuf_c_message_free_unpacked (&lease->base, NULL);
+  return TRUE;
+}
+
+static gboolean
+container_root (const char *key, const guint8 *value, gsize len, gpointer user_data)
+{
+  Mark *m = user_data;
+  Containerd__Services__Containers__V1__Container *c =
+    (gpointer) protobuf_c_message_unpack (&containerd__services__containers__v1__container__descriptor, NULL, len, value);
+  if (c == NULL)
+    return TRUE;
+  mark_snapshot (m, c->snapshotter, c->snapshot_key);
+  protobuf_c_message_free_unpacked (&c->base, NULL);
   return TRUE;
 }
 
@@ -146,6 +179,8 @@ follow_refs (BerthMetadataTxn *txn, Mark *m, GError **error)
       for (size_t i = 0; i < info->n_labels; i++)
         if (g_str_has_prefix (info->labels[i]->key, LABEL_REF_CONTENT))
           mark (m, info->labels[i]->value);
+        else if (g_str_has_prefix (info->labels[i]->key, LABEL_REF_SNAPSHOT))
+          mark_snapshot (m, info->labels[i]->key + strlen (LABEL_REF_SNAPSHOT), info->labels[i]->value);
       protobuf_c_message_free_unpacked (&info->base, NULL);
     }
   return TRUE;
@@ -169,6 +204,7 @@ sweep_content (const char *key, const guint8 *value, gsize len, gpointer user_da
 typedef struct {
   gint64 now;
   GHashTable *visible;
+  GHashTable *snapshots;
   BerthGcStats *stats;
 } Collect;
 
@@ -176,11 +212,13 @@ static gboolean
 collect_namespace (BerthMetadataTxn *txn, const char *ns, Collect *c, GError **error)
 {
   Mark m = { ns, c->now, g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL), G_QUEUE_INIT,
-             g_ptr_array_new_with_free_func (g_free), c->visible, c->stats };
+             g_ptr_array_new_with_free_func (g_free), c->visible, c->snapshots, c->stats };
   g_autofree char *images = g_strdup_printf ("v1/%s/images/", ns);
   g_autofree char *leases = g_strdup_printf ("v1/%s/leases/", ns);
   g_autofree char *content = g_strdup_printf ("v1/%s/content/", ns);
+  g_autofree char *containers = g_strdup_printf ("v1/%s/containers/", ns);
   gboolean ok = berth_metadata_txn_foreach (txn, images, image_root, &m, error)
+                && berth_metadata_txn_foreach (txn, containers, container_root, &m, error)
                 && berth_metadata_txn_foreach (txn, leases, lease_walk, &m, error)
                 && berth_metadata_txn_foreach (txn, content, labelled_root, &m, error)
                 && follow_refs (txn, &m, error)
@@ -220,12 +258,93 @@ blob_unseen (const BerthContentInfo *info, gpointer user_data)
   return TRUE;
 }
 
+typedef struct {
+  GHashTable *parents;   /* backend name → parent (committed or not) */
+  GHashTable *removable; /* committed, unlabelled backend names */
+} SnapWalk;
+
+static gboolean
+snapshot_seen (const BerthSnapshotInfo *info, gpointer user_data)
+{
+  SnapWalk *w = user_data;
+  g_hash_table_insert (w->parents, g_strdup (info->name), g_strdup (info->parent));
+  /* Active snapshots and views belong to someone at work: never collected. */
+  if (info->kind == BERTH_SNAPSHOT_KIND_COMMITTED && !g_hash_table_contains (info->labels, LABEL_ROOT))
+    g_hash_table_add (w->removable, g_strdup (info->name));
+  return TRUE;
+}
+
+static gboolean
+drop_snapshot_record (BerthMetadataTxn *txn, gpointer key, GError **error)
+{
+  g_autoptr (GError) ignored = NULL;
+  berth_metadata_txn_delete (txn, key, &ignored);
+  return TRUE;
+}
+
+/* Removes the committed snapshots of @snapshotter that nothing keeps. */
+static void
+sweep_snapshots (BerthDaemon *daemon, const char *snapshotter, BerthSnapshotter *backend, GHashTable *kept,
+                 GCancellable *cancellable, BerthGcStats *stats)
+{
+  SnapWalk w = { g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free),
+                 g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL) };
+  g_autoptr (GHashTable) live = g_hash_table_new (g_str_hash, g_str_equal);
+  GHashTableIter iter;
+  gpointer name, parent;
+  if (!berth_snapshotter_walk (backend, snapshot_seen, &w, cancellable, NULL))
+    goto out;
+  /* Kept: what a root names, everything not removable, and every ancestor of those. */
+  g_hash_table_iter_init (&iter, w.parents);
+  while (g_hash_table_iter_next (&iter, &name, &parent))
+    {
+      g_autofree char *id = g_strdup_printf ("%s/%s", snapshotter, (char *) name);
+      if (!g_hash_table_contains (w.removable, name) || g_hash_table_contains (kept, id))
+        for (const char *n = name; n != NULL && !g_hash_table_contains (live, n); n = g_hash_table_lookup (w.parents, n))
+          {
+            gpointer stored_key = NULL;
+            if (g_hash_table_lookup_extended (w.parents, n, &stored_key, NULL))
+              g_hash_table_add (live, stored_key);
+            else
+              break;
+          }
+    }
+  /* Children before parents: repeat until a pass removes nothing. */
+  gboolean progress = TRUE;
+  while (progress)
+    {
+      progress = FALSE;
+      g_hash_table_iter_init (&iter, w.removable);
+      while (g_hash_table_iter_next (&iter, &name, NULL))
+        {
+          if (g_hash_table_contains (live, name))
+            continue;
+          if (!berth_snapshotter_remove (backend, name, cancellable, NULL))
+            continue;
+          const char *slash = strchr (name, '/');
+          if (slash != NULL)
+            {
+              g_autofree char *ns = g_strndup (name, slash - (char *) name);
+              g_autofree char *record = g_strdup_printf ("v1/%s/snapshots/%s/%s", ns, snapshotter, slash + 1);
+              berth_metadata_write (berth_daemon_get_metadata (daemon), drop_snapshot_record, record, NULL);
+            }
+          stats->snapshots_removed++;
+          g_hash_table_iter_remove (&iter);
+          progress = TRUE;
+        }
+    }
+out:
+  g_hash_table_unref (w.parents);
+  g_hash_table_unref (w.removable);
+}
+
 gboolean
 berth_gc_run (BerthDaemon *daemon, GCancellable *cancellable, BerthGcStats *stats_out, GError **error)
 {
   BerthGcStats stats = { 0 };
   g_autoptr (GHashTable) visible = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  Collect c = { g_get_real_time (), visible, &stats };
+  g_autoptr (GHashTable) snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  Collect c = { g_get_real_time (), visible, snapshots, &stats };
   gint64 start = g_get_monotonic_time ();
 
   /* Exclusive from here to the last blob removal: no blob is between commit and record. */
@@ -246,9 +365,17 @@ berth_gc_run (BerthDaemon *daemon, GCancellable *cancellable, BerthGcStats *stat
             g_warning ("gc: removing blob %s: %s", (char *) unseen->pdata[i], local_error->message);
         }
     }
+  GPtrArray *plugins = ok ? berth_registry_get_plugins (berth_daemon_get_registry (daemon)) : NULL;
+  for (guint i = 0; plugins != NULL && i < plugins->len; i++)
+    {
+      BerthPluginRecord *record = plugins->pdata[i];
+      if (record->instance != NULL && BERTH_IS_SNAPSHOTTER (record->instance))
+        sweep_snapshots (daemon, record->name, BERTH_SNAPSHOTTER (record->instance), snapshots, cancellable, &stats);
+    }
   g_rw_lock_writer_unlock (&sweep_lock);
-  g_debug ("gc: %u leases expired, %u content records and %u blobs removed in %" G_GINT64_FORMAT " µs",
-           stats.leases_expired, stats.content_records_removed, stats.blobs_removed, g_get_monotonic_time () - start);
+  g_debug ("gc: %u leases expired, %u content records, %u blobs and %u snapshots removed in %" G_GINT64_FORMAT " µs",
+           stats.leases_expired, stats.content_records_removed, stats.blobs_removed, stats.snapshots_removed,
+           g_get_monotonic_time () - start);
   if (stats_out != NULL)
     *stats_out = stats;
   return ok;

@@ -1,8 +1,10 @@
 /* berth-gc.h — garbage collection, containerd's model (core-internal).
  *
  * Roots: images (their targets), unexpired leases (every resource they hold), content
- * labelled containerd.io/gc.root. References: containerd.io/gc.ref.content* labels on
- * content point at more content. What no root reaches is removed from its namespace;
+ * labelled containerd.io/gc.root, containers (their snapshot). References:
+ * containerd.io/gc.ref.content* labels on content point at more content,
+ * containerd.io/gc.ref.snapshot.<snapshotter> labels at snapshots; a kept snapshot keeps
+ * its parents. Active snapshots and views are never collected. What no root reaches is removed from its namespace;
  * a blob that no namespace sees any more is removed from the content store. Leases
  * whose containerd.io/gc.expire time has passed are released first.
  */
@@ -18,6 +20,7 @@ typedef struct {
   guint leases_expired;
   guint content_records_removed;
   guint blobs_removed;
+  guint snapshots_removed;
 } BerthGcStats;
 
 /* One full collection. Blocks: call it from a worker. */
