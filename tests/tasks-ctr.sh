@@ -3,7 +3,7 @@
 # codes, detached tasks, kill and delete, bad input, and a berthd killed with -9 while
 # containers run (they keep running; exits that happen meanwhile are not lost).
 source "$(dirname "$0")/lib.sh"
-tap_plan 22
+tap_plan 26
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -30,6 +30,11 @@ out=$(bctr run -d $IMAGE t-sleep sleep 1 2>&1) && not_ok "a second container wit
   || expect_match "a second container with the same id is refused" "already exists" "$out"
 out=$(bctr containers rm t-sleep 2>&1) && not_ok "a container with a live task cannot be removed" \
   || expect_match "a container with a live task cannot be removed" "non stopped|task" "$out"
+
+check "ctr tasks pause" bctr tasks pause t-sleep
+expect_match "…the task shows PAUSED" "t-sleep +[0-9]+ +PAUSED" "$(bctr tasks ls)"
+check "ctr tasks resume" bctr tasks resume t-sleep
+expect_match "ctr tasks ps lists the container's init pid" "^$pid " "$(bctr tasks ps t-sleep)"
 
 # Restart recovery: two running, one that exits while berthd is down.
 bctr run -d $IMAGE t-alive sleep 300 >/dev/null

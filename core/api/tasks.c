@@ -216,6 +216,57 @@ tasks_wait (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
   return &response->base;
 }
 
+/* Pause and Resume differ only in the call and the event. */
+static ProtobufCMessage *
+pause_or_resume (BerthGrpcCall *call, gpointer daemon, const char *id, gboolean pause, GError **error)
+{
+  g_autoptr (BerthTask) task = find_task (call, daemon, id, error);
+  if (task == NULL || !(pause ? berth_task_pause (task, error) : berth_task_resume (task, error)))
+    return NULL;
+  /* TaskPaused and TaskResumed share the layout: container_id. */
+  Containerd__Events__TaskPaused event = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
+  if (!pause)
+    event.base.descriptor = &containerd__events__task_resumed__descriptor;
+  event.container_id = (char *) id;
+  publish (call, pause ? "/tasks/paused" : "/tasks/resumed", &event.base);
+  return berth_grpc_message_new (&google__protobuf__empty__descriptor);
+}
+
+static ProtobufCMessage *
+tasks_pause (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  return pause_or_resume (call, user_data, ((Containerd__Services__Tasks__V1__PauseTaskRequest *) request)->container_id,
+                          TRUE, error);
+}
+
+static ProtobufCMessage *
+tasks_resume (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  return pause_or_resume (call, user_data, ((Containerd__Services__Tasks__V1__ResumeTaskRequest *) request)->container_id,
+                          FALSE, error);
+}
+
+static ProtobufCMessage *
+tasks_list_pids (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__ListPidsRequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  g_autoptr (GArray) pids = task ? berth_task_pids (task, error) : NULL;
+  if (pids == NULL)
+    return NULL;
+  Containerd__Services__Tasks__V1__ListPidsResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__list_pids_response__descriptor);
+  response->n_processes = pids->len;
+  response->processes = g_new0 (Containerd__V1__Types__ProcessInfo *, pids->len + 1);
+  for (guint i = 0; i < pids->len; i++)
+    {
+      Containerd__V1__Types__ProcessInfo *info = berth_grpc_message_new (&containerd__v1__types__process_info__descriptor);
+      info->pid = g_array_index (pids, BerthProcessInfo, i).pid;
+      response->processes[i] = info;
+    }
+  return &response->base;
+}
+
 void
 berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
 {
@@ -227,6 +278,9 @@ berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
     { "List", BERTH_GRPC_UNARY, tasks_list, NULL },
     { "Kill", BERTH_GRPC_UNARY, tasks_kill, NULL },
     { "Wait", BERTH_GRPC_UNARY, tasks_wait, NULL },
+    { "Pause", BERTH_GRPC_UNARY, tasks_pause, NULL },
+    { "Resume", BERTH_GRPC_UNARY, tasks_resume, NULL },
+    { "ListPids", BERTH_GRPC_UNARY, tasks_list_pids, NULL },
     { NULL },
   };
   berth_grpc_server_add_service (server, &containerd__services__tasks__v1__tasks__descriptor, methods, daemon);

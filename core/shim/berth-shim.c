@@ -6,8 +6,8 @@
  * session, double fork), becomes the child subreaper, runs `RUNTIME create` with the
  * given FIFOs as the container's stdio, answers "ok PID" or "err MESSAGE" on fd 3, and
  * then serves STATE_DIR/shim.sock: one request line per connection —
- *   start | kill SIGNAL ALL | wait | state | delete
- * answered with one line: "ok [PID]", "exit STATUS NSEC", "created|running PID",
+ *   start | kill SIGNAL ALL | wait | state | pause | resume | pids | delete
+ * answered with one line: "ok [PID]", "exit STATUS NSEC", "created|running|paused PID",
  * "stopped STATUS NSEC" or "err MESSAGE". The exit status is also written atomically to
  * STATE_DIR/exit, so it survives this process too.
  *
@@ -37,7 +37,7 @@
 static const char *state_dir, *runtime, *container_id, *bundle;
 static char runtime_root[4096], pid_file[4096], log_file[4096], exit_file[4096], sock_path[4096];
 static pid_t init_pid;
-static int started, exited, exit_status;
+static int started, paused, exited, exit_status;
 static long long exited_at_ns;
 static int waiters[MAX_WAITERS];
 static int n_waiters;
@@ -249,6 +249,40 @@ handle (int fd, char *line)
         }
       return reply (fd, "ok"), 0;
     }
+  if (strcmp (line, "pause") == 0 || strcmp (line, "resume") == 0)
+    {
+      if (exited)
+        return reply (fd, "err process already finished"), 0;
+      char *argv[] = { line, (char *) container_id, NULL };
+      if (run_runtime (argv, -1, -1, -1) != 0)
+        {
+          runtime_error (err, sizeof err);
+          return reply (fd, "err %s", err), 0;
+        }
+      paused = strcmp (line, "pause") == 0;
+      return reply (fd, "ok"), 0;
+    }
+  if (strcmp (line, "pids") == 0)
+    {
+      /* `ps --format json` prints one line: a JSON array of host pids. */
+      int pipefd[2];
+      if (pipe2 (pipefd, O_CLOEXEC) < 0)
+        return reply (fd, "err pipe: %s", strerror (errno)), 0;
+      char *argv[] = { (char *) "ps", (char *) "--format", (char *) "json", (char *) container_id, NULL };
+      int rc = run_runtime (argv, -1, pipefd[1], -1);
+      close (pipefd[1]);
+      char out[LINE_MAX_LEN - 8];
+      ssize_t n = read (pipefd[0], out, sizeof out - 1);
+      close (pipefd[0]);
+      out[n > 0 ? n : 0] = '\0';
+      out[strcspn (out, "\n")] = '\0';
+      if (rc != 0)
+        {
+          runtime_error (err, sizeof err);
+          return reply (fd, "err %s", err), 0;
+        }
+      return reply (fd, "ok %s", out), 0;
+    }
   if (strcmp (line, "wait") == 0)
     {
       if (exited)
@@ -266,7 +300,7 @@ handle (int fd, char *line)
       if (exited)
         reply (fd, "stopped %d %lld", exit_status, exited_at_ns);
       else
-        reply (fd, "%s %d", started ? "running" : "created", (int) init_pid);
+        reply (fd, "%s %d", paused ? "paused" : started ? "running" : "created", (int) init_pid);
       return 0;
     }
   if (strcmp (line, "delete") == 0)

@@ -163,6 +163,8 @@ task_get_status (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out)
       parse_exit (state, exit_out);
       return BERTH_TASK_STATUS_STOPPED;
     }
+  if (g_str_has_prefix (state, "paused "))
+    return BERTH_TASK_STATUS_PAUSED;
   return g_str_has_prefix (state, "running ") ? BERTH_TASK_STATUS_RUNNING : BERTH_TASK_STATUS_CREATED;
 }
 
@@ -221,6 +223,48 @@ task_wait (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCancel
       return TRUE;
     }
   return parse_exit (reply, exit_out);
+}
+
+static gboolean
+simple_request (OciTask *task, const char *request, GError **error)
+{
+  g_autofree char *reply = shim_request (task, request, NULL, error);
+  return reply != NULL;
+}
+
+static gboolean
+task_pause (BerthTask *t, GError **error)
+{
+  return simple_request (OCI_TASK (t), "pause", error);
+}
+
+static gboolean
+task_resume (BerthTask *t, GError **error)
+{
+  return simple_request (OCI_TASK (t), "resume", error);
+}
+
+static GArray *
+task_pids (BerthTask *t, GError **error)
+{
+  g_autofree char *reply = shim_request (OCI_TASK (t), "pids", NULL, error);
+  if (reply == NULL)
+    return NULL;
+  GArray *pids = g_array_new (FALSE, TRUE, sizeof (BerthProcessInfo));
+  /* "ok [12,34]" */
+  for (const char *p = reply + strlen ("ok"); *p;)
+    {
+      if (!g_ascii_isdigit (*p))
+        {
+          p++;
+          continue;
+        }
+      char *end = NULL;
+      BerthProcessInfo info = { (guint32) g_ascii_strtoull (p, &end, 10), NULL };
+      g_array_append_val (pids, info);
+      p = end;
+    }
+  return pids;
 }
 
 static gboolean
@@ -295,6 +339,9 @@ oci_task_iface_init (BerthTaskInterface *iface)
   iface->kill = task_kill;
   iface->wait = task_wait;
   iface->delete = task_delete;
+  iface->pause = task_pause;
+  iface->resume = task_resume;
+  iface->pids = task_pids;
 }
 
 static OciTask *
