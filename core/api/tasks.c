@@ -104,10 +104,21 @@ tasks_start (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user
   guint32 pid = 0;
   if (task == NULL || !berth_task_start (task, req->exec_id, &pid, berth_grpc_call_get_cancellable (call), error))
     return NULL;
-  Containerd__Events__TaskStart event = CONTAINERD__EVENTS__TASK_START__INIT;
-  event.container_id = req->container_id;
-  event.pid = pid;
-  publish (call, "/tasks/start", &event.base);
+  if (req->exec_id != NULL && *req->exec_id != '\0')
+    {
+      Containerd__Events__TaskExecStarted event = CONTAINERD__EVENTS__TASK_EXEC_STARTED__INIT;
+      event.container_id = req->container_id;
+      event.exec_id = req->exec_id;
+      event.pid = pid;
+      publish (call, "/tasks/exec-started", &event.base);
+    }
+  else
+    {
+      Containerd__Events__TaskStart event = CONTAINERD__EVENTS__TASK_START__INIT;
+      event.container_id = req->container_id;
+      event.pid = pid;
+      publish (call, "/tasks/start", &event.base);
+    }
   Containerd__Services__Tasks__V1__StartResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__start_response__descriptor);
   response->pid = pid;
@@ -142,14 +153,14 @@ tasks_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
 }
 
 static Containerd__V1__Types__Process *
-process_message (BerthTask *task)
+process_message (BerthTask *task, const char *exec_id)
 {
   Containerd__V1__Types__Process *p = berth_grpc_message_new (&containerd__v1__types__process__descriptor);
   BerthExitStatus exit = { 0 };
   p->container_id = g_strdup (berth_task_get_id (task));
-  p->id = g_strdup (berth_task_get_id (task));
+  p->id = g_strdup (exec_id && *exec_id ? exec_id : berth_task_get_id (task));
   p->pid = berth_task_get_pid (task);
-  p->status = (Containerd__V1__Types__Status) berth_task_get_status (task, NULL, &exit);
+  p->status = (Containerd__V1__Types__Status) berth_task_get_status (task, exec_id, &exit);
   if (p->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
     {
       p->exit_status = exit.exit_status;
@@ -159,17 +170,53 @@ process_message (BerthTask *task)
 }
 
 static ProtobufCMessage *
+tasks_exec (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__ExecProcessRequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  if (task == NULL)
+    return NULL;
+  if (req->spec == NULL || req->exec_id == NULL || *req->exec_id == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "exec needs an id and a process spec"), NULL;
+  g_autoptr (GBytes) spec = g_bytes_new (req->spec->value.data, req->spec->value.len);
+  BerthStdio stdio = { req->stdin, req->stdout, req->stderr, req->terminal };
+  if (!berth_task_exec (task, req->exec_id, spec, &stdio, berth_grpc_call_get_cancellable (call), error))
+    return NULL;
+  Containerd__Events__TaskExecAdded event = CONTAINERD__EVENTS__TASK_EXEC_ADDED__INIT;
+  event.container_id = req->container_id;
+  event.exec_id = req->exec_id;
+  publish (call, "/tasks/exec-added", &event.base);
+  return berth_grpc_message_new (&google__protobuf__empty__descriptor);
+}
+
+static ProtobufCMessage *
+tasks_delete_process (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__DeleteProcessRequest *req = (gpointer) request;
+  if (req->exec_id == NULL || *req->exec_id == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "DeleteProcess needs an exec id (use Delete for the task)"), NULL;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  BerthExitStatus exit = { 0 };
+  if (task == NULL || !berth_task_delete (task, req->exec_id, &exit, berth_grpc_call_get_cancellable (call), error))
+    return NULL;
+  Containerd__Services__Tasks__V1__DeleteResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__delete_response__descriptor);
+  response->id = g_strdup (req->exec_id);
+  response->exit_status = exit.exit_status;
+  response->exited_at = berth_api_timestamp_new (exit.exited_at);
+  return &response->base;
+}
+
+static ProtobufCMessage *
 tasks_get (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Tasks__V1__GetRequest *req = (gpointer) request;
-  if (req->exec_id != NULL && *req->exec_id != '\0')
-    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "exec processes are not supported yet"), NULL;
   g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
   if (task == NULL)
     return NULL;
   Containerd__Services__Tasks__V1__GetResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__get_response__descriptor);
-  response->process = process_message (task);
+  response->process = process_message (task, req->exec_id);
   return &response->base;
 }
 
@@ -187,7 +234,7 @@ tasks_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
   response->n_tasks = tasks->len;
   response->tasks = g_new0 (Containerd__V1__Types__Process *, tasks->len + 1);
   for (guint i = 0; i < tasks->len; i++)
-    response->tasks[i] = process_message (tasks->pdata[i]);
+    response->tasks[i] = process_message (tasks->pdata[i], NULL);
   return &response->base;
 }
 
@@ -278,6 +325,8 @@ berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
     { "List", BERTH_GRPC_UNARY, tasks_list, NULL },
     { "Kill", BERTH_GRPC_UNARY, tasks_kill, NULL },
     { "Wait", BERTH_GRPC_UNARY, tasks_wait, NULL },
+    { "Exec", BERTH_GRPC_UNARY, tasks_exec, NULL },
+    { "DeleteProcess", BERTH_GRPC_UNARY, tasks_delete_process, NULL },
     { "Pause", BERTH_GRPC_UNARY, tasks_pause, NULL },
     { "Resume", BERTH_GRPC_UNARY, tasks_resume, NULL },
     { "ListPids", BERTH_GRPC_UNARY, tasks_list_pids, NULL },
