@@ -6,6 +6,7 @@
 #include <berth/berth-error.h>
 #include "berth-api.h"
 #include "berth-api-util.h"
+#include "berth-cgroup.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
@@ -314,6 +315,61 @@ tasks_list_pids (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer 
   return &response->base;
 }
 
+static const char *
+task_field (const char *const *fieldpath, gpointer object)
+{
+  if (fieldpath[0] != NULL && fieldpath[1] == NULL && g_str_equal (fieldpath[0], "id"))
+    return berth_task_get_id (object);
+  return NULL;
+}
+
+static ProtobufCMessage *
+tasks_metrics (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__MetricsRequest *req = (gpointer) request;
+  g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
+  BerthRuntime *runtime = filter ? berth_daemon_get_runtime (user_data, NULL, error) : NULL;
+  g_autoptr (GPtrArray) tasks = runtime ? berth_runtime_list (runtime, berth_grpc_call_get_namespace (call), error) : NULL;
+  if (tasks == NULL)
+    return NULL;
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
+  for (guint i = 0; i < tasks->len; i++)
+    {
+      BerthTask *task = tasks->pdata[i];
+      if (!berth_filter_match (filter, task_field, task))
+        continue;
+      /* The runtime's own figures if it has them, else the cgroups of the init. */
+      g_autofree char *type_url = NULL;
+      g_autoptr (GError) local_error = NULL;
+      g_autoptr (GBytes) data = berth_task_metrics (task, &type_url, &local_error);
+      if (data == NULL && g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNIMPLEMENTED))
+        {
+          g_clear_error (&local_error);
+          data = berth_cgroup_metrics (berth_task_get_pid (task), &type_url, &local_error);
+        }
+      if (data == NULL)
+        {
+          g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "task %s: ", berth_task_get_id (task));
+          return NULL;
+        }
+      Containerd__Types__Metric *metric = berth_grpc_message_new (&containerd__types__metric__descriptor);
+      metric->id = g_strdup (berth_task_get_id (task));
+      metric->timestamp = berth_api_timestamp_new (g_get_real_time ());
+      Google__Protobuf__Any *any = berth_grpc_message_new (&google__protobuf__any__descriptor);
+      any->type_url = g_strdup (type_url);
+      any->value.len = g_bytes_get_size (data);
+      any->value.data = g_memdup2 (g_bytes_get_data (data, NULL), any->value.len);
+      metric->data = any;
+      g_ptr_array_add (out, metric);
+    }
+  Containerd__Services__Tasks__V1__MetricsResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__metrics_response__descriptor);
+  response->n_metrics = out->len;
+  g_ptr_array_set_free_func (out, NULL);
+  response->metrics = (Containerd__Types__Metric **) g_ptr_array_steal (out, NULL);
+  return &response->base;
+}
+
 void
 berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
 {
@@ -330,6 +386,7 @@ berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
     { "Pause", BERTH_GRPC_UNARY, tasks_pause, NULL },
     { "Resume", BERTH_GRPC_UNARY, tasks_resume, NULL },
     { "ListPids", BERTH_GRPC_UNARY, tasks_list_pids, NULL },
+    { "Metrics", BERTH_GRPC_UNARY, tasks_metrics, NULL },
     { NULL },
   };
   berth_grpc_server_add_service (server, &containerd__services__tasks__v1__tasks__descriptor, methods, daemon);
