@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "api/berth-api.h"
+#include "api/berth-api-util.h"
+#include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "berth-daemon-private.h"
 #include "berth-gc.h"
 #include "berth-grpc.h"
@@ -25,7 +27,48 @@ struct _BerthDaemon {
   char *root_lock_path;
   char *state_lock_path;
   guint gc_source;
+  GThreadPool *exit_watchers;
+  GCancellable *shutdown;
 };
+
+typedef struct {
+  BerthTask *task;
+  char *exec_id;
+} ExitWatch;
+
+static void
+watch_exit (gpointer data, gpointer user_data)
+{
+  ExitWatch *watch = data;
+  BerthDaemon *daemon = user_data;
+  BerthExitStatus exit = { 0 };
+  g_autoptr (GError) error = NULL;
+  if (berth_task_wait (watch->task, watch->exec_id, &exit, daemon->shutdown, &error))
+    {
+      g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exit.exited_at)->base;
+      Containerd__Events__TaskExit event = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+      event.container_id = (char *) berth_task_get_id (watch->task);
+      event.id = watch->exec_id ? watch->exec_id : (char *) berth_task_get_id (watch->task);
+      event.pid = berth_task_get_pid (watch->task);
+      event.exit_status = exit.exit_status;
+      event.exited_at = (Google__Protobuf__Timestamp *) ts;
+      berth_events_publish (daemon->events, berth_task_get_namespace (watch->task), "/tasks/exit", &event.base);
+    }
+  else
+    g_debug ("not watching %s any more: %s", berth_task_get_id (watch->task), error->message);
+  g_object_unref (watch->task);
+  g_free (watch->exec_id);
+  g_free (watch);
+}
+
+void
+berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id)
+{
+  ExitWatch *watch = g_new0 (ExitWatch, 1);
+  watch->task = g_object_ref (task);
+  watch->exec_id = exec_id && *exec_id ? g_strdup (exec_id) : NULL;
+  g_thread_pool_push (daemon->exit_watchers, watch, NULL);
+}
 
 /* flock()s "<dir>/berthd.lock" and writes our pid into it. The inode check guards
  * against locking a file that the previous owner unlinked at exit. */
@@ -98,6 +141,9 @@ berth_daemon_new (BerthConfig *config, GError **error)
   if (daemon->metadata == NULL)
     return NULL;
   daemon->events = berth_events_new ();
+  daemon->shutdown = g_cancellable_new ();
+  /* One blocked watcher per running process: no upper bound that could starve one. */
+  daemon->exit_watchers = g_thread_pool_new (watch_exit, daemon, -1, FALSE, NULL);
   daemon->registry = berth_registry_new (config);
   const char *scanner = g_getenv ("BERTH_PLUGIN_SCANNER");
   if (scanner != NULL)
@@ -115,9 +161,18 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
     {
       BerthPluginRecord *record = plugins->pdata[i];
       g_autoptr (GError) local_error = NULL;
-      if (record->instance != NULL && BERTH_IS_RUNTIME (record->instance)
-          && !berth_runtime_restore (BERTH_RUNTIME (record->instance), NULL, &local_error))
-        g_warning ("runtime %s: reconnecting to running tasks: %s", record->id, local_error->message);
+      if (record->instance == NULL || !BERTH_IS_RUNTIME (record->instance))
+        continue;
+      BerthRuntime *runtime = BERTH_RUNTIME (record->instance);
+      if (!berth_runtime_restore (runtime, NULL, &local_error))
+        {
+          g_warning ("runtime %s: reconnecting to running tasks: %s", record->id, local_error->message);
+          continue;
+        }
+      /* Exits that happened while no berthd was watching are published now. */
+      g_autoptr (GPtrArray) tasks = berth_runtime_list (runtime, NULL, NULL);
+      for (guint t = 0; tasks != NULL && t < tasks->len; t++)
+        berth_daemon_watch_exit (daemon, tasks->pdata[t], NULL);
     }
 
   daemon->gc_source = berth_gc_schedule (daemon, daemon->config->gc_interval_seconds);
@@ -139,6 +194,8 @@ berth_daemon_stop (BerthDaemon *daemon)
   daemon->gc_source = 0;
   if (daemon->server != NULL)
     berth_grpc_server_stop (daemon->server);
+  if (daemon->shutdown != NULL)
+    g_cancellable_cancel (daemon->shutdown);
 }
 
 void
@@ -148,6 +205,9 @@ berth_daemon_free (BerthDaemon *daemon)
     return;
   berth_daemon_stop (daemon);
   g_clear_pointer (&daemon->server, berth_grpc_server_free);
+  if (daemon->exit_watchers != NULL)
+    g_thread_pool_free (g_steal_pointer (&daemon->exit_watchers), TRUE, TRUE);
+  g_clear_object (&daemon->shutdown);
   if (daemon->registry != NULL)
     berth_registry_shutdown (daemon->registry);
   g_clear_object (&daemon->registry);

@@ -3,7 +3,7 @@
 # codes, detached tasks, kill and delete, bad input, and a berthd killed with -9 while
 # containers run (they keep running; exits that happen meanwhile are not lost).
 source "$(dirname "$0")/lib.sh"
-tap_plan 36
+tap_plan 38
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -12,12 +12,19 @@ IMAGE=docker.io/library/busybox:latest
 bctr images import "$TEST_TMP/busybox.tar" >/dev/null
 RUN="timeout 60 ctr --address $BERTH_SOCK run --rm"
 
+bctr events >"$TEST_TMP/events.out" 2>&1 &
+EVENTS_PID=$!
+sleep 0.5
 expect_eq "ctr run --rm … echo hello prints hello (runc)" hello "$($RUN $IMAGE t-hello echo hello 2>&1)"
 $RUN $IMAGE t-exit sh -c 'exit 7'
 expect_eq "the exit code propagates (sh -c 'exit 7' → 7)" 7 "$?"
 expect_eq "ctr run --rm --runc-binary crun prints hello" hello "$($RUN --runc-binary crun $IMAGE t-crun echo hello 2>&1)"
 $RUN --runc-binary crun $IMAGE t-crun-exit sh -c 'exit 3'
 expect_eq "…and crun's exit code propagates too" 3 "$?"
+sleep 0.5
+kill "$EVENTS_PID" 2>/dev/null; wait "$EVENTS_PID" 2>/dev/null
+expect_match "ctr events saw /tasks/exit of t-exit with status 7" '/tasks/exit \{"container_id":"t-exit".*"exit_status":7' "$(cat "$TEST_TMP/events.out")"
+expect_match "…and /tasks/create, /tasks/start, /tasks/delete" "/tasks/create.*/tasks/start.*/tasks/delete" "$(tr '\n' ' ' <"$TEST_TMP/events.out")"
 expect_eq "--rm left no container" "" "$(bctr containers ls -q)"
 expect_eq "…and no snapshot but the image's" 1 "$(bctr snapshots ls | tail -n +2 | wc -l)"
 expect_eq "…and no rootfs mount" "" "$(grep " $BERTH_STATE" /proc/self/mounts)"

@@ -88,6 +88,7 @@ tasks_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
   event.container_id = req->container_id;
   event.pid = berth_task_get_pid (task);
   publish (call, "/tasks/create", &event.base);
+  berth_daemon_watch_exit (user_data, task, NULL);
   Containerd__Services__Tasks__V1__CreateTaskResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__create_task_response__descriptor);
   response->container_id = g_strdup (req->container_id);
@@ -110,6 +111,7 @@ tasks_start (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user
       event.exec_id = req->exec_id;
       event.pid = pid;
       publish (call, "/tasks/exec-started", &event.base);
+      berth_daemon_watch_exit (user_data, task, req->exec_id);
     }
   else
     {
