@@ -1,0 +1,11 @@
+/* berth.h — everything a berth plugin may use. Plugins include only this header. */
+#pragma once
+
+#include <berth/berth-error.h>
+#include <berth/berth-types.h>
+#include <berth/berth-plugin.h>
+#include <berth/berth-content-store.h>
+#include <berth/berth-snapshotter.h>
+#include <berth/berth-differ.h>
+#include <berth/berth-runtime.h>
+#include <berth/berth-digest.h>
