@@ -769,13 +769,10 @@ on_frame_recv (nghttp2_session *session, const nghttp2_frame *frame, void *user_
   return 0;
 }
 
-static int
-on_stream_close (nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
+/* The stream is gone: wake and cancel the handler, forget the deadline. */
+static void
+call_abandon (BerthGrpcCall *call)
 {
-  Connection *conn = user_data;
-  BerthGrpcCall *call = nghttp2_session_get_stream_user_data (session, stream_id);
-  if (call == NULL)
-    return 0;
   call->conn = NULL;
   g_mutex_lock (&call->lock);
   call->state = CALL_GONE;
@@ -787,6 +784,16 @@ on_stream_close (nghttp2_session *session, int32_t stream_id, uint32_t error_cod
       g_source_destroy (call->deadline_source);
       g_clear_pointer (&call->deadline_source, g_source_unref);
     }
+}
+
+static int
+on_stream_close (nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
+{
+  Connection *conn = user_data;
+  BerthGrpcCall *call = nghttp2_session_get_stream_user_data (session, stream_id);
+  if (call == NULL)
+    return 0;
+  call_abandon (call);
   g_hash_table_remove (conn->calls, GINT_TO_POINTER (stream_id));
   call_unref (call);
   return 0;
@@ -890,19 +897,8 @@ static GSourceFuncs connection_source_funcs = { NULL, NULL, connection_dispatch,
 static void
 calls_cancel (gpointer key, gpointer value, gpointer data)
 {
-  BerthGrpcCall *call = value;
-  call->conn = NULL;
-  g_mutex_lock (&call->lock);
-  call->state = CALL_GONE;
-  g_cond_broadcast (&call->cond);
-  g_mutex_unlock (&call->lock);
-  g_cancellable_cancel (call->cancellable);
-  if (call->deadline_source != NULL)
-    {
-      g_source_destroy (call->deadline_source);
-      g_clear_pointer (&call->deadline_source, g_source_unref);
-    }
-  call_unref (call);
+  call_abandon (value);
+  call_unref (value);
 }
 
 static void connection_free (Connection *conn);

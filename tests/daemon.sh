@@ -7,7 +7,7 @@ BERTHD=$BUILDDIR/core/berthd
 
 plugin_args=()
 for d in "$BUILDDIR"/plugins/*/*/.libs; do [ -d "$d" ] && plugin_args+=(--plugin-dir "$d"); done
-mkdir -p "$TEST_TMP/libexec" && ln -s "$BUILDDIR/core/berth-plugin-scanner" "$TEST_TMP/libexec/"
+mkdir -p "$TEST_TMP/libexec" && ln -s "$BUILDDIR/core/berth-plugin-scanner" "$BUILDDIR/core/shim/berth-shim" "$TEST_TMP/libexec/"
 table=$("$BERTHD" --config /dev/null --root "$TEST_TMP/lp/root" --state "$TEST_TMP/lp/state" \
         --libexec-dir "$TEST_TMP/libexec" --log-level error "${plugin_args[@]}" --list-plugins 2>&1)
 intree=0 missing=""

@@ -207,3 +207,91 @@ berth_api_strings_contain (char **strings, size_t n, const char *value)
       return TRUE;
   return FALSE;
 }
+
+GPtrArray *
+berth_api_mounts_from (Containerd__Types__Mount **mounts, size_t n)
+{
+  GPtrArray *out = berth_mount_list_new ();
+  for (size_t i = 0; i < n; i++)
+    {
+      g_autofree const char **options = g_new0 (const char *, mounts[i]->n_options + 1);
+      for (size_t j = 0; j < mounts[i]->n_options; j++)
+        options[j] = mounts[i]->options[j];
+      BerthMount *m = berth_mount_new (mounts[i]->type, mounts[i]->source, options);
+      m->target = mounts[i]->target && *mounts[i]->target ? g_strdup (mounts[i]->target) : NULL;
+      g_ptr_array_add (out, m);
+    }
+  return out;
+}
+
+Containerd__Types__Mount **
+berth_api_mounts_to (GPtrArray *mounts, size_t *n_out)
+{
+  *n_out = mounts->len;
+  Containerd__Types__Mount **out = g_new0 (Containerd__Types__Mount *, mounts->len + 1);
+  for (guint i = 0; i < mounts->len; i++)
+    {
+      BerthMount *m = mounts->pdata[i];
+      Containerd__Types__Mount *mm = berth_grpc_message_new (&containerd__types__mount__descriptor);
+      mm->type = g_strdup (m->type);
+      mm->source = g_strdup (m->source);
+      mm->target = g_strdup (m->target ? m->target : "");
+      mm->n_options = g_strv_length (m->options);
+      mm->options = g_strdupv (m->options);
+      out[i] = mm;
+    }
+  return out;
+}
+
+const char *
+berth_api_label_field (const char *const *fieldpath, void *const *entries, size_t n_entries)
+{
+  if (fieldpath[0] == NULL || !g_str_equal (fieldpath[0], "labels") || fieldpath[1] == NULL || fieldpath[2] != NULL)
+    return NULL;
+  for (size_t i = 0; i < n_entries; i++)
+    {
+      const BerthApiMapEntry *entry = entries[i];
+      if (g_str_equal (entry->key, fieldpath[1]))
+        return entry->value;
+    }
+  return NULL;
+}
+
+typedef struct {
+  const char *prefix;
+  const ProtobufCMessageDescriptor *descriptor;
+  BerthFilter *filter;
+  BerthFieldLookup lookup;
+  gboolean (*skip_key) (const char *key);
+  GPtrArray *out;
+} Collect;
+
+static gboolean
+collect_one (const char *key, const guint8 *value, gsize len, gpointer user_data)
+{
+  Collect *c = user_data;
+  if (c->skip_key != NULL && c->skip_key (key))
+    return TRUE;
+  ProtobufCMessage *message = berth_api_message_unpack (c->descriptor, value, len);
+  if (message != NULL && berth_filter_match (c->filter, c->lookup, message))
+    g_ptr_array_add (c->out, message);
+  else
+    berth_grpc_message_free (message);
+  return TRUE;
+}
+
+static gboolean
+collect_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
+{
+  Collect *c = user_data;
+  return berth_metadata_txn_foreach (txn, c->prefix, collect_one, c, error);
+}
+
+gboolean
+berth_api_collect (BerthMetadata *md, const char *prefix, const ProtobufCMessageDescriptor *descriptor,
+                   BerthFilter *filter, BerthFieldLookup lookup, gboolean (*skip_key) (const char *key), GPtrArray *out,
+                   GError **error)
+{
+  Collect c = { prefix, descriptor, filter, lookup, skip_key, out };
+  return berth_metadata_read (md, collect_txn, &c, error);
+}

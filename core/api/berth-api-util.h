@@ -4,6 +4,8 @@
 #include "berth-grpc.h"
 #include "berth-metadata.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "github.com/containerd/containerd/api/types/mount.pb-c.h"
+#include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 
 G_BEGIN_DECLS
 
@@ -54,6 +56,20 @@ BerthFilter *berth_api_filter_parse (char **filters, size_t n_filters, GError **
 /* Whether a counted string array (a field mask's paths) holds @value. */
 gboolean berth_api_strings_contain (char **strings, size_t n, const char *value);
 
+/* API mounts ↔ BerthMount lists. */
+GPtrArray *berth_api_mounts_from (Containerd__Types__Mount **mounts, size_t n);
+Containerd__Types__Mount **berth_api_mounts_to (GPtrArray *mounts, size_t *n_out);
+
+/* The value of "labels.<key>" for a filter lookup over a message's map entries. */
+const char *berth_api_label_field (const char *const *fieldpath, void *const *entries, size_t n_entries);
+
+/* Unpacks every record under @prefix with @descriptor into @out (berth_grpc_message_free
+ * as its free function) when @filter accepts it; keys for which @skip_key says TRUE are
+ * passed over. */
+gboolean berth_api_collect (BerthMetadata *md, const char *prefix, const ProtobufCMessageDescriptor *descriptor,
+                            BerthFilter *filter, BerthFieldLookup lookup, gboolean (*skip_key) (const char *key),
+                            GPtrArray *out, GError **error);
+
 /* Whether @key is in the store. */
 gboolean berth_api_key_exists (BerthMetadataTxn *txn, const char *key);
 /* One-key writes in their own transaction. */
@@ -66,5 +82,9 @@ char *berth_api_content_key (const char *ns, const char *digest);
  * @lease, as one of its resources. */
 gboolean berth_api_content_record (BerthMetadataTxn *txn, const char *ns, const char *lease, const char *digest,
                                    gint64 size, GHashTable *labels, GError **error);
+
+/* A container record (containers.c); free with berth_grpc_message_free. */
+Containerd__Services__Containers__V1__Container *berth_api_container_get (BerthMetadataTxn *txn, const char *ns,
+                                                                          const char *id, GError **error);
 
 G_END_DECLS

@@ -17,4 +17,6 @@ berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon)
   berth_api_register_leases (server, daemon);
   berth_api_register_snapshots (server, daemon);
   berth_api_register_diff (server, daemon);
+  berth_api_register_containers (server, daemon);
+  berth_api_register_tasks (server, daemon);
 }

@@ -20,5 +20,7 @@ void berth_api_register_images (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_leases (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_snapshots (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_diff (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_containers (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon);
 
 G_END_DECLS

@@ -209,41 +209,7 @@ info_field (const char *const *fieldpath, gpointer object)
     return NULL;
   if (g_str_equal (fieldpath[0], "digest") && fieldpath[1] == NULL)
     return info->digest;
-  if (g_str_equal (fieldpath[0], "labels") && fieldpath[1] != NULL && fieldpath[2] == NULL)
-    for (size_t i = 0; i < info->n_labels; i++)
-      if (g_str_equal (info->labels[i]->key, fieldpath[1]))
-        return info->labels[i]->value;
-  return NULL;
-}
-
-typedef struct {
-  BerthFilter *filter;
-  GPtrArray *out;
-} ListData;
-
-static gboolean
-list_one (const char *key, const guint8 *value, gsize len, gpointer user_data)
-{
-  ListData *data = user_data;
-  Info *record = (Info *) protobuf_c_message_unpack (&INFO_DESC, NULL, len, value);
-  if (record == NULL)
-    return TRUE;
-  if (berth_filter_match (data->filter, info_field, record))
-    g_ptr_array_add (data->out, info_copy (record));
-  protobuf_c_message_free_unpacked (&record->base, NULL);
-  return TRUE;
-}
-
-typedef struct {
-  const char *prefix;
-  ListData list;
-} ListTxn;
-
-static gboolean
-list_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  ListTxn *data = user_data;
-  return berth_metadata_txn_foreach (txn, data->prefix, list_one, &data->list, error);
+  return berth_api_label_field (fieldpath, (void *const *) info->labels, info->n_labels);
 }
 
 static gboolean
@@ -255,8 +221,8 @@ content_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
     return FALSE;
   g_autofree char *prefix = g_strdup_printf ("v1/%s/content/", berth_grpc_call_get_namespace (call));
   g_autoptr (GPtrArray) infos = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  ListTxn data = { prefix, { filter, infos } };
-  if (!berth_metadata_read (berth_daemon_get_metadata (user_data), list_txn, &data, error))
+  if (!berth_api_collect (berth_daemon_get_metadata (user_data), prefix, &INFO_DESC, filter, info_field, NULL, infos,
+                          error))
     return FALSE;
   for (guint i = 0; i < infos->len; i += LIST_BATCH)
     {

@@ -6,21 +6,6 @@
 #include "berth-api-util.h"
 #include "github.com/containerd/containerd/api/services/diff/v1/diff.pb-c.h"
 
-static GPtrArray *
-mounts_from (Containerd__Types__Mount **mounts, size_t n)
-{
-  GPtrArray *out = berth_mount_list_new ();
-  for (size_t i = 0; i < n; i++)
-    {
-      g_autofree const char **options = g_new0 (const char *, mounts[i]->n_options + 1);
-      for (size_t j = 0; j < mounts[i]->n_options; j++)
-        options[j] = mounts[i]->options[j];
-      BerthMount *m = berth_mount_new (mounts[i]->type, mounts[i]->source, options);
-      m->target = mounts[i]->target && *mounts[i]->target ? g_strdup (mounts[i]->target) : NULL;
-      g_ptr_array_add (out, m);
-    }
-  return out;
-}
 
 static ProtobufCMessage *
 diff_apply (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
@@ -36,7 +21,7 @@ diff_apply (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
   if (differ == NULL)
     return NULL;
   g_autoptr (BerthDescriptor) layer = berth_descriptor_new (req->diff->media_type, req->diff->digest, req->diff->size);
-  g_autoptr (GPtrArray) mounts = mounts_from (req->mounts, req->n_mounts);
+  g_autoptr (GPtrArray) mounts = berth_api_mounts_from (req->mounts, req->n_mounts);
   g_autoptr (BerthDescriptor) applied = berth_differ_apply (differ, layer, mounts, NULL,
                                                             berth_grpc_call_get_cancellable (call), error);
   if (applied == NULL)

@@ -222,36 +222,7 @@ image_field (const char *const *fieldpath, gpointer object)
       if (g_str_equal (fieldpath[1], "mediatype"))
         return image->target->media_type;
     }
-  if (g_str_equal (fieldpath[0], "labels") && fieldpath[1] != NULL && fieldpath[2] == NULL)
-    for (size_t i = 0; i < image->n_labels; i++)
-      if (g_str_equal (image->labels[i]->key, fieldpath[1]))
-        return image->labels[i]->value;
-  return NULL;
-}
-
-typedef struct {
-  char *prefix;
-  BerthFilter *filter;
-  GPtrArray *out;
-} ListData;
-
-static gboolean
-list_one (const char *key, const guint8 *value, gsize len, gpointer user_data)
-{
-  ListData *data = user_data;
-  Image *image = berth_api_message_unpack (&IMAGE_DESC, value, len);
-  if (image != NULL && berth_filter_match (data->filter, image_field, image))
-    g_ptr_array_add (data->out, image);
-  else
-    berth_grpc_message_free ((ProtobufCMessage *) image);
-  return TRUE;
-}
-
-static gboolean
-list_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  ListData *data = user_data;
-  return berth_metadata_txn_foreach (txn, data->prefix, list_one, data, error);
+  return berth_api_label_field (fieldpath, (void *const *) image->labels, image->n_labels);
 }
 
 static ProtobufCMessage *
@@ -263,8 +234,7 @@ images_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user
     return NULL;
   g_autofree char *prefix = g_strdup_printf ("v1/%s/images/", berth_grpc_call_get_namespace (call));
   g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  ListData data = { prefix, filter, out };
-  if (!berth_metadata_read (berth_daemon_get_metadata (user_data), list_txn, &data, error))
+  if (!berth_api_collect (berth_daemon_get_metadata (user_data), prefix, &IMAGE_DESC, filter, image_field, NULL, out, error))
     return NULL;
   Containerd__Services__Images__V1__ListImagesResponse *response =
     berth_grpc_message_new (&containerd__services__images__v1__list_images_response__descriptor);

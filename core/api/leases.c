@@ -135,11 +135,6 @@ leases_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer us
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
 
-typedef struct {
-  BerthFilter *filter;
-  GPtrArray *out;
-} ListData;
-
 static const char *
 lease_field (const char *const *fieldpath, gpointer object)
 {
@@ -148,37 +143,14 @@ lease_field (const char *const *fieldpath, gpointer object)
     return NULL;
   if (g_str_equal (fieldpath[0], "id") && fieldpath[1] == NULL)
     return lease->id;
-  if (g_str_equal (fieldpath[0], "labels") && fieldpath[1] != NULL && fieldpath[2] == NULL)
-    for (size_t i = 0; i < lease->n_labels; i++)
-      if (g_str_equal (lease->labels[i]->key, fieldpath[1]))
-        return lease->labels[i]->value;
-  return NULL;
+  return berth_api_label_field (fieldpath, (void *const *) lease->labels, lease->n_labels);
 }
 
+/* Resources sit under their lease's key; a listing of leases passes them over. */
 static gboolean
-list_one (const char *key, const guint8 *value, gsize len, gpointer user_data)
+is_resource_key (const char *key)
 {
-  ListData *data = user_data;
-  if (strstr (key + strlen ("v1/"), "/r/") != NULL)
-    return TRUE; /* a resource, not a lease */
-  Lease *lease = berth_api_message_unpack (&LEASE_DESC, value, len);
-  if (lease != NULL && berth_filter_match (data->filter, lease_field, lease))
-    g_ptr_array_add (data->out, lease);
-  else
-    berth_grpc_message_free ((ProtobufCMessage *) lease);
-  return TRUE;
-}
-
-typedef struct {
-  char *prefix;
-  ListData list;
-} ListTxn;
-
-static gboolean
-list_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  ListTxn *data = user_data;
-  return berth_metadata_txn_foreach (txn, data->prefix, list_one, &data->list, error);
+  return strstr (key + strlen ("v1/"), "/r/") != NULL;
 }
 
 static ProtobufCMessage *
@@ -190,8 +162,8 @@ leases_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user
     return NULL;
   g_autoptr (GPtrArray) leases = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
   g_autofree char *prefix = g_strdup_printf ("v1/%s/leases/", berth_grpc_call_get_namespace (call));
-  ListTxn data = { prefix, { filter, leases } };
-  if (!berth_metadata_read (berth_daemon_get_metadata (user_data), list_txn, &data, error))
+  if (!berth_api_collect (berth_daemon_get_metadata (user_data), prefix, &LEASE_DESC, filter, lease_field,
+                          is_resource_key, leases, error))
     return NULL;
   Containerd__Services__Leases__V1__ListResponse *response =
     berth_grpc_message_new (&containerd__services__leases__v1__list_response__descriptor);

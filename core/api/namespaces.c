@@ -82,28 +82,11 @@ namespaces_get (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
   return &response->base;
 }
 
-static gboolean
-list_one (const char *key, const guint8 *value, gsize len, gpointer user_data)
-{
-  Namespace *record = (Namespace *) protobuf_c_message_unpack (&NAMESPACE_DESC, NULL, len, value);
-  if (record == NULL)
-    return TRUE;
-  g_ptr_array_add (user_data, namespace_copy (record));
-  protobuf_c_message_free_unpacked (&record->base, NULL);
-  return TRUE;
-}
-
-static gboolean
-list_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  return berth_metadata_txn_foreach (txn, "ns/", list_one, user_data, error);
-}
-
 static ProtobufCMessage *
 namespaces_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  if (!berth_metadata_read (berth_daemon_get_metadata (user_data), list_txn, found, error))
+  if (!berth_api_collect (berth_daemon_get_metadata (user_data), "ns/", &NAMESPACE_DESC, NULL, NULL, NULL, found, error))
     return NULL;
   Containerd__Services__Namespaces__V1__ListNamespacesResponse *response =
     berth_grpc_message_new (&containerd__services__namespaces__v1__list_namespaces_response__descriptor);

@@ -102,24 +102,6 @@ publish (Ctx *ctx, const char *topic, const ProtobufCMessage *event)
   berth_events_publish (berth_daemon_get_events (ctx->daemon), berth_grpc_call_get_namespace (ctx->call), topic, event);
 }
 
-static Containerd__Types__Mount **
-mounts_message (GPtrArray *mounts, size_t *n_out)
-{
-  *n_out = mounts->len;
-  Containerd__Types__Mount **out = g_new0 (Containerd__Types__Mount *, mounts->len + 1);
-  for (guint i = 0; i < mounts->len; i++)
-    {
-      BerthMount *m = mounts->pdata[i];
-      Containerd__Types__Mount *mm = berth_grpc_message_new (&containerd__types__mount__descriptor);
-      mm->type = g_strdup (m->type);
-      mm->source = g_strdup (m->source);
-      mm->target = g_strdup (m->target ? m->target : "");
-      mm->n_options = g_strv_length (m->options);
-      mm->options = g_strdupv (m->options);
-      out[i] = mm;
-    }
-  return out;
-}
 
 static GHashTable *
 labels_of (void *const *entries, size_t n, GError **error)
@@ -154,7 +136,7 @@ create (BerthGrpcCall *call, gpointer daemon, const char *snapshotter, const cha
   Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *response = berth_grpc_message_new (
     view ? &containerd__services__snapshots__v1__view_snapshot_response__descriptor
          : &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor);
-  response->mounts = mounts_message (mounts, &response->n_mounts);
+  response->mounts = berth_api_mounts_to (mounts, &response->n_mounts);
   return &response->base;
 }
 
@@ -187,7 +169,7 @@ snapshots_mounts (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
     return NULL;
   Containerd__Services__Snapshots__V1__MountsResponse *response =
     berth_grpc_message_new (&containerd__services__snapshots__v1__mounts_response__descriptor);
-  response->mounts = mounts_message (mounts, &response->n_mounts);
+  response->mounts = berth_api_mounts_to (mounts, &response->n_mounts);
   return &response->base;
 }
 
@@ -302,11 +284,7 @@ snapshot_field (const char *const *fieldpath, gpointer object)
     return info->parent;
   if (fieldpath[1] == NULL && g_str_equal (fieldpath[0], "kind"))
     return info->kind == 1 ? "view" : info->kind == 2 ? "active" : "committed";
-  if (g_str_equal (fieldpath[0], "labels") && fieldpath[1] != NULL && fieldpath[2] == NULL)
-    for (size_t i = 0; i < info->n_labels; i++)
-      if (g_str_equal (info->labels[i]->key, fieldpath[1]))
-        return info->labels[i]->value;
-  return NULL;
+  return berth_api_label_field (fieldpath, (void *const *) info->labels, info->n_labels);
 }
 
 typedef struct {

@@ -1,0 +1,233 @@
+/* tasks.c — containerd.services.tasks.v1.Tasks over the runtime plugin. */
+#include "config.h"
+
+#include <string.h>
+
+#include <berth/berth-error.h>
+#include "berth-api.h"
+#include "berth-api-util.h"
+#include "github.com/containerd/containerd/api/events/task.pb-c.h"
+#include "github.com/containerd/containerd/api/services/tasks/v1/tasks.pb-c.h"
+#include "google/protobuf/empty.pb-c.h"
+
+typedef Containerd__Services__Containers__V1__Container Container;
+
+typedef struct {
+  const char *ns;
+  const char *id;
+  Container *found;
+} GetContainer;
+
+static gboolean
+get_container_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
+{
+  GetContainer *g = user_data;
+  g->found = berth_api_container_get (txn, g->ns, g->id, error);
+  return g->found != NULL;
+}
+
+static BerthTask *
+find_task (BerthGrpcCall *call, gpointer daemon, const char *id, GError **error)
+{
+  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, NULL, error);
+  if (runtime == NULL)
+    return NULL;
+  if (id == NULL || *id == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container id given"), NULL;
+  g_autoptr (GError) local_error = NULL;
+  BerthTask *task = berth_runtime_get (runtime, berth_grpc_call_get_namespace (call), id, &local_error);
+  if (task == NULL)
+    berth_throw (error, BERTH_ERROR_NOT_FOUND, "no running task found: task %s: not found", id);
+  return task;
+}
+
+static void
+publish (BerthGrpcCall *call, const char *topic, const ProtobufCMessage *event)
+{
+  berth_events_publish (berth_daemon_get_events (berth_grpc_call_get_daemon (call)), berth_grpc_call_get_namespace (call),
+                        topic, event);
+}
+
+
+static ProtobufCMessage *
+tasks_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__CreateTaskRequest *req = (gpointer) request;
+  if (req->container_id == NULL || *req->container_id == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container id given"), NULL;
+  if (req->checkpoint != NULL)
+    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "restoring from a checkpoint is not supported"), NULL;
+  GetContainer g = { berth_grpc_call_get_namespace (call), req->container_id, NULL };
+  if (!berth_metadata_read (berth_daemon_get_metadata (user_data), get_container_txn, &g, error))
+    return NULL;
+  g_autoptr (ProtobufCMessage) container = &g.found->base;
+  const char *runtime_name = g.found->runtime ? g.found->runtime->name : NULL;
+  BerthRuntime *runtime = berth_daemon_get_runtime (user_data, runtime_name, error);
+  if (runtime == NULL)
+    return NULL;
+  const Google__Protobuf__Any *options = req->options ? req->options
+                                         : g.found->runtime ? g.found->runtime->options : NULL;
+  g_autoptr (GBytes) spec = g.found->spec ? g_bytes_new (g.found->spec->value.data, g.found->spec->value.len) : NULL;
+  g_autoptr (GBytes) option_bytes = options ? g_bytes_new (options->value.data, options->value.len) : NULL;
+  g_autoptr (GPtrArray) rootfs = berth_api_mounts_from (req->rootfs, req->n_rootfs);
+  BerthTaskCreateOptions create = {
+    .namespace_ = berth_grpc_call_get_namespace (call),
+    .id = req->container_id,
+    .spec_json = spec,
+    .rootfs = rootfs,
+    .stdio = { req->stdin, req->stdout, req->stderr, req->terminal },
+    .runtime_name = runtime_name,
+    .options_type_url = options ? options->type_url : NULL,
+    .options = option_bytes,
+  };
+  if (req->terminal)
+    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "terminals (-t) are not supported by this runtime yet"), NULL;
+  g_autoptr (BerthTask) task = berth_runtime_create (runtime, &create, berth_grpc_call_get_cancellable (call), error);
+  if (task == NULL)
+    return NULL;
+  Containerd__Events__TaskCreate event = CONTAINERD__EVENTS__TASK_CREATE__INIT;
+  event.container_id = req->container_id;
+  event.pid = berth_task_get_pid (task);
+  publish (call, "/tasks/create", &event.base);
+  Containerd__Services__Tasks__V1__CreateTaskResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__create_task_response__descriptor);
+  response->container_id = g_strdup (req->container_id);
+  response->pid = berth_task_get_pid (task);
+  return &response->base;
+}
+
+static ProtobufCMessage *
+tasks_start (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__StartRequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  guint32 pid = 0;
+  if (task == NULL || !berth_task_start (task, req->exec_id, &pid, berth_grpc_call_get_cancellable (call), error))
+    return NULL;
+  Containerd__Events__TaskStart event = CONTAINERD__EVENTS__TASK_START__INIT;
+  event.container_id = req->container_id;
+  event.pid = pid;
+  publish (call, "/tasks/start", &event.base);
+  Containerd__Services__Tasks__V1__StartResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__start_response__descriptor);
+  response->pid = pid;
+  return &response->base;
+}
+
+static ProtobufCMessage *
+tasks_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__DeleteTaskRequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  BerthExitStatus exit = { 0 };
+  if (task == NULL)
+    return NULL;
+  guint32 pid = berth_task_get_pid (task);
+  if (!berth_task_delete (task, NULL, &exit, berth_grpc_call_get_cancellable (call), error))
+    return NULL;
+  Containerd__Events__TaskDelete event = CONTAINERD__EVENTS__TASK_DELETE__INIT;
+  g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exit.exited_at)->base;
+  event.container_id = req->container_id;
+  event.pid = pid;
+  event.exit_status = exit.exit_status;
+  event.exited_at = (Google__Protobuf__Timestamp *) ts;
+  publish (call, "/tasks/delete", &event.base);
+  Containerd__Services__Tasks__V1__DeleteResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__delete_response__descriptor);
+  response->id = g_strdup (req->container_id);
+  response->pid = pid;
+  response->exit_status = exit.exit_status;
+  response->exited_at = berth_api_timestamp_new (exit.exited_at);
+  return &response->base;
+}
+
+static Containerd__V1__Types__Process *
+process_message (BerthTask *task)
+{
+  Containerd__V1__Types__Process *p = berth_grpc_message_new (&containerd__v1__types__process__descriptor);
+  BerthExitStatus exit = { 0 };
+  p->container_id = g_strdup (berth_task_get_id (task));
+  p->id = g_strdup (berth_task_get_id (task));
+  p->pid = berth_task_get_pid (task);
+  p->status = (Containerd__V1__Types__Status) berth_task_get_status (task, NULL, &exit);
+  if (p->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
+    {
+      p->exit_status = exit.exit_status;
+      p->exited_at = berth_api_timestamp_new (exit.exited_at);
+    }
+  return p;
+}
+
+static ProtobufCMessage *
+tasks_get (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__GetRequest *req = (gpointer) request;
+  if (req->exec_id != NULL && *req->exec_id != '\0')
+    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "exec processes are not supported yet"), NULL;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  if (task == NULL)
+    return NULL;
+  Containerd__Services__Tasks__V1__GetResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__get_response__descriptor);
+  response->process = process_message (task);
+  return &response->base;
+}
+
+static ProtobufCMessage *
+tasks_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  BerthRuntime *runtime = berth_daemon_get_runtime (user_data, NULL, error);
+  if (runtime == NULL)
+    return NULL;
+  g_autoptr (GPtrArray) tasks = berth_runtime_list (runtime, berth_grpc_call_get_namespace (call), error);
+  if (tasks == NULL)
+    return NULL;
+  Containerd__Services__Tasks__V1__ListTasksResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__list_tasks_response__descriptor);
+  response->n_tasks = tasks->len;
+  response->tasks = g_new0 (Containerd__V1__Types__Process *, tasks->len + 1);
+  for (guint i = 0; i < tasks->len; i++)
+    response->tasks[i] = process_message (tasks->pdata[i]);
+  return &response->base;
+}
+
+static ProtobufCMessage *
+tasks_kill (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__KillRequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  if (task == NULL || !berth_task_kill (task, req->exec_id, req->signal, req->all, error))
+    return NULL;
+  return berth_grpc_message_new (&google__protobuf__empty__descriptor);
+}
+
+static ProtobufCMessage *
+tasks_wait (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__WaitRequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  BerthExitStatus exit = { 0 };
+  if (task == NULL || !berth_task_wait (task, req->exec_id, &exit, berth_grpc_call_get_cancellable (call), error))
+    return NULL;
+  Containerd__Services__Tasks__V1__WaitResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__wait_response__descriptor);
+  response->exit_status = exit.exit_status;
+  response->exited_at = berth_api_timestamp_new (exit.exited_at);
+  return &response->base;
+}
+
+void
+berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
+{
+  static const BerthGrpcMethod methods[] = {
+    { "Create", BERTH_GRPC_UNARY, tasks_create, NULL },
+    { "Start", BERTH_GRPC_UNARY, tasks_start, NULL },
+    { "Delete", BERTH_GRPC_UNARY, tasks_delete, NULL },
+    { "Get", BERTH_GRPC_UNARY, tasks_get, NULL },
+    { "List", BERTH_GRPC_UNARY, tasks_list, NULL },
+    { "Kill", BERTH_GRPC_UNARY, tasks_kill, NULL },
+    { "Wait", BERTH_GRPC_UNARY, tasks_wait, NULL },
+    { NULL },
+  };
+  berth_grpc_server_add_service (server, &containerd__services__tasks__v1__tasks__descriptor, methods, daemon);
+}

@@ -1,0 +1,449 @@
+/* berth-shim — supervises one container, outliving berthd.
+ *
+ *   berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR   ("-" for no stream)
+ *
+ * Started by the OCI runtime plugin with a readiness pipe on fd 3. It detaches (new
+ * session, double fork), becomes the child subreaper, runs `RUNTIME create` with the
+ * given FIFOs as the container's stdio, answers "ok PID" or "err MESSAGE" on fd 3, and
+ * then serves STATE_DIR/shim.sock: one request line per connection —
+ *   start | kill SIGNAL ALL | wait | state | delete
+ * answered with one line: "ok [PID]", "exit STATUS NSEC", "created|running PID",
+ * "stopped STATUS NSEC" or "err MESSAGE". The exit status is also written atomically to
+ * STATE_DIR/exit, so it survives this process too.
+ *
+ * Plain libc: no allocation after fork, O_CLOEXEC everywhere, every call checked.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_WAITERS 64
+#define LINE_MAX_LEN 512
+
+static const char *state_dir, *runtime, *container_id, *bundle;
+static char runtime_root[4096], pid_file[4096], log_file[4096], exit_file[4096], sock_path[4096];
+static pid_t init_pid;
+static int started, exited, exit_status;
+static long long exited_at_ns;
+static int waiters[MAX_WAITERS];
+static int n_waiters;
+
+static void
+die (int ready_fd, const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  if (ready_fd >= 0)
+    dprintf (ready_fd, "err %s\n", msg);
+  else
+    fprintf (stderr, "berth-shim: %s\n", msg);
+  _exit (1);
+}
+
+static long long
+now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Runs the OCI runtime with @argv (argv[0] unused: runtime and --root are put first);
+ * stdio as given. Returns its exit status, or -1. */
+static int
+run_runtime (char *const argv[], int in, int out, int err)
+{
+  char *full[32];
+  int n = 0;
+  full[n++] = (char *) runtime;
+  full[n++] = (char *) "--root";
+  full[n++] = runtime_root;
+  full[n++] = (char *) "--log";
+  full[n++] = log_file;
+  for (int i = 0; argv[i] != NULL && n < 31; i++)
+    full[n++] = argv[i];
+  full[n] = NULL;
+  pid_t pid = fork ();
+  if (pid < 0)
+    return -1;
+  if (pid == 0)
+    {
+      sigset_t none;
+      sigemptyset (&none);
+      sigprocmask (SIG_SETMASK, &none, NULL);
+      if ((in >= 0 && dup2 (in, 0) < 0) || (out >= 0 && dup2 (out, 1) < 0) || (err >= 0 && dup2 (err, 2) < 0))
+        _exit (127);
+      execv (runtime, full);
+      _exit (127);
+    }
+  int status;
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+/* The last line the runtime logged, for error messages: runc and crun log JSON lines
+ * whose "msg" says what went wrong. */
+static void
+runtime_error (char *buf, size_t size)
+{
+  snprintf (buf, size, "%s failed (no log)", runtime);
+  int fd = open (log_file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  char data[8192];
+  ssize_t n = read (fd, data, sizeof data - 1);
+  close (fd);
+  if (n <= 0)
+    return;
+  data[n] = '\0';
+  while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
+    data[--n] = '\0';
+  char *line = strrchr (data, '\n');
+  line = line ? line + 1 : data;
+  char *msg = strstr (line, "\"msg\":\"");
+  if (msg != NULL)
+    {
+      msg += 7;
+      char *end = strstr (msg, "\",\"");
+      if (end == NULL)
+        end = strrchr (msg, '"');
+      if (end != NULL)
+        *end = '\0';
+      line = msg;
+    }
+  size_t len = strlen (line);
+  if (len >= size)
+    len = size - 1; /* the tail of a long message is the least useful part */
+  memcpy (buf, line, len);
+  buf[len] = '\0';
+  for (char *p = buf; *p; p++)
+    if (*p == '\n')
+      *p = ' ';
+}
+
+static int
+open_stream (const char *path, int flags)
+{
+  if (strcmp (path, "-") == 0)
+    return open ("/dev/null", O_RDWR | O_CLOEXEC);
+  /* O_RDWR on a FIFO never blocks waiting for the other side. */
+  return open (path, flags | O_CLOEXEC);
+}
+
+static void
+write_exit_file (void)
+{
+  char tmp[4200], text[64];
+  snprintf (tmp, sizeof tmp, "%s.tmp", exit_file);
+  int len = snprintf (text, sizeof text, "%d %lld\n", exit_status, exited_at_ns);
+  int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return;
+  if (write (fd, text, len) != len || fsync (fd) < 0)
+    {
+      close (fd);
+      return;
+    }
+  close (fd);
+  rename (tmp, exit_file);
+}
+
+static void
+reply (int fd, const char *fmt, ...)
+{
+  char line[LINE_MAX_LEN + 64];
+  va_list ap;
+  va_start (ap, fmt);
+  int n = vsnprintf (line, sizeof line - 1, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    return;
+  if (n > (int) sizeof line - 2)
+    n = sizeof line - 2;
+  line[n++] = '\n';
+  ssize_t ignored = write (fd, line, n);
+  (void) ignored;
+}
+
+static void
+reap (void)
+{
+  int status;
+  pid_t pid;
+  while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
+    {
+      if (pid != init_pid || exited)
+        continue;
+      exited = 1;
+      exit_status = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+      exited_at_ns = now_ns ();
+      write_exit_file ();
+      for (int i = 0; i < n_waiters; i++)
+        {
+          reply (waiters[i], "exit %d %lld", exit_status, exited_at_ns);
+          close (waiters[i]);
+        }
+      n_waiters = 0;
+    }
+}
+
+/* Handles one request; returns 1 when the shim should exit afterwards. */
+static int
+handle (int fd, char *line)
+{
+  char *nl = strchr (line, '\n');
+  if (nl)
+    *nl = '\0';
+  char err[600];
+  if (strcmp (line, "start") == 0)
+    {
+      if (started)
+        return reply (fd, "err task %s already started", container_id), 0;
+      char *argv[] = { (char *) "start", (char *) container_id, NULL };
+      if (run_runtime (argv, -1, -1, -1) != 0)
+        {
+          runtime_error (err, sizeof err);
+          return reply (fd, "err %s", err), 0;
+        }
+      started = 1;
+      return reply (fd, "ok %d", (int) init_pid), 0;
+    }
+  if (strncmp (line, "kill ", 5) == 0)
+    {
+      int sig = 0, all = 0;
+      if (sscanf (line + 5, "%d %d", &sig, &all) < 1)
+        return reply (fd, "err malformed kill"), 0;
+      if (exited)
+        return reply (fd, "err process already finished"), 0;
+      char signame[16];
+      snprintf (signame, sizeof signame, "%d", sig);
+      char *argv_all[] = { (char *) "kill", (char *) "--all", (char *) container_id, signame, NULL };
+      char *argv_one[] = { (char *) "kill", (char *) container_id, signame, NULL };
+      if (run_runtime (all ? argv_all : argv_one, -1, -1, -1) != 0 && !exited)
+        {
+          /* The runtime refuses to signal a created-but-not-started task: signal it directly. */
+          if (kill (init_pid, sig) < 0)
+            {
+              runtime_error (err, sizeof err);
+              return reply (fd, "err %s", err), 0;
+            }
+        }
+      return reply (fd, "ok"), 0;
+    }
+  if (strcmp (line, "wait") == 0)
+    {
+      if (exited)
+        {
+          reply (fd, "exit %d %lld", exit_status, exited_at_ns);
+          return 0;
+        }
+      if (n_waiters == MAX_WAITERS)
+        return reply (fd, "err too many waiters"), 0;
+      waiters[n_waiters++] = fd;
+      return -1; /* keep the connection open */
+    }
+  if (strcmp (line, "state") == 0)
+    {
+      if (exited)
+        reply (fd, "stopped %d %lld", exit_status, exited_at_ns);
+      else
+        reply (fd, "%s %d", started ? "running" : "created", (int) init_pid);
+      return 0;
+    }
+  if (strcmp (line, "delete") == 0)
+    {
+      if (!exited && started)
+        return reply (fd, "err task %s is still running", container_id), 0;
+      if (!exited)
+        {
+          /* Never started: end the init the runtime left waiting. */
+          kill (init_pid, SIGKILL);
+          while (!exited)
+            {
+              int status;
+              if (waitpid (init_pid, &status, 0) == init_pid)
+                {
+                  exited = 1;
+                  exit_status = 128 + SIGKILL;
+                  exited_at_ns = now_ns ();
+                  write_exit_file ();
+                }
+              else if (errno != EINTR)
+                break;
+            }
+        }
+      char *argv[] = { (char *) "delete", (char *) "--force", (char *) container_id, NULL };
+      run_runtime (argv, -1, -1, -1);
+      reply (fd, "exit %d %lld", exit_status, exited_at_ns);
+      return 1;
+    }
+  reply (fd, "err unknown request \"%.64s\"", line);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc != 8)
+    {
+      fprintf (stderr, "usage: berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR\n");
+      return 2;
+    }
+  state_dir = argv[1];
+  runtime = argv[2];
+  container_id = argv[3];
+  bundle = argv[4];
+  int ready = 3;
+  /* The readiness pipe must reach neither the runtime nor the container. */
+  if (fcntl (ready, F_SETFD, FD_CLOEXEC) < 0)
+    ready = -1;
+
+  /* Detach: berthd may die; we must not. */
+  pid_t pid = fork ();
+  if (pid < 0)
+    die (ready, "fork: %s", strerror (errno));
+  if (pid > 0)
+    _exit (0);
+  if (setsid () < 0)
+    die (ready, "setsid: %s", strerror (errno));
+  pid = fork ();
+  if (pid < 0)
+    die (ready, "fork: %s", strerror (errno));
+  if (pid > 0)
+    _exit (0);
+  if (prctl (PR_SET_CHILD_SUBREAPER, 1) < 0)
+    die (ready, "PR_SET_CHILD_SUBREAPER: %s", strerror (errno));
+  if (chdir (state_dir) < 0)
+    die (ready, "chdir %s: %s", state_dir, strerror (errno));
+
+  snprintf (runtime_root, sizeof runtime_root, "%s/runtime", state_dir);
+  snprintf (pid_file, sizeof pid_file, "%s/init.pid", state_dir);
+  snprintf (log_file, sizeof log_file, "%s/runtime.log", state_dir);
+  snprintf (exit_file, sizeof exit_file, "%s/exit", state_dir);
+  snprintf (sock_path, sizeof sock_path, "%s/shim.sock", state_dir);
+  if (mkdir (runtime_root, 0700) < 0 && errno != EEXIST)
+    die (ready, "mkdir %s: %s", runtime_root, strerror (errno));
+
+  sigset_t mask;
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGCHLD);
+  sigaddset (&mask, SIGPIPE);
+  sigprocmask (SIG_BLOCK, &mask, NULL);
+  sigdelset (&mask, SIGPIPE);
+  int sfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0)
+    die (ready, "signalfd: %s", strerror (errno));
+
+  int in = open_stream (argv[5], O_RDONLY | O_NONBLOCK);
+  int out = open_stream (argv[6], O_RDWR);
+  int err_fd = open_stream (argv[7], O_RDWR);
+  if (in < 0 || out < 0 || err_fd < 0)
+    die (ready, "opening the container's stdio: %s", strerror (errno));
+  if (strcmp (argv[5], "-") != 0)
+    fcntl (in, F_SETFL, fcntl (in, F_GETFL) & ~O_NONBLOCK);
+
+  int lfd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if (strlen (sock_path) >= sizeof addr.sun_path)
+    die (ready, "socket path %s is too long", sock_path);
+  strcpy (addr.sun_path, sock_path);
+  unlink (sock_path);
+  if (lfd < 0 || bind (lfd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (lfd, 16) < 0)
+    die (ready, "listening on %s: %s", sock_path, strerror (errno));
+
+  char *create[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
+                     (char *) container_id, NULL };
+  if (run_runtime (create, in, out, err_fd) != 0)
+    {
+      char msg[600];
+      runtime_error (msg, sizeof msg);
+      unlink (sock_path);
+      die (ready, "%s", msg);
+    }
+  close (in);
+  close (out);
+  close (err_fd);
+  char buf[32] = "";
+  int pfd = open (pid_file, O_RDONLY | O_CLOEXEC);
+  ssize_t n = pfd >= 0 ? read (pfd, buf, sizeof buf - 1) : -1;
+  if (pfd >= 0)
+    close (pfd);
+  init_pid = n > 0 ? (pid_t) atoi (buf) : 0;
+  if (init_pid <= 0)
+    die (ready, "%s create left no pid in %s", runtime, pid_file);
+  if (ready >= 0)
+    {
+      dprintf (ready, "ok %d\n", (int) init_pid);
+      close (ready);
+    }
+  int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0)
+    {
+      dup2 (devnull, 0);
+      dup2 (devnull, 1);
+      dup2 (devnull, 2);
+      close (devnull);
+    }
+
+  for (;;)
+    {
+      struct pollfd fds[2] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+      if (poll (fds, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return 1;
+        }
+      if (fds[1].revents & POLLIN)
+        {
+          struct signalfd_siginfo si;
+          while (read (sfd, &si, sizeof si) == sizeof si)
+            ;
+          reap ();
+        }
+      if (fds[0].revents & POLLIN)
+        {
+          int cfd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+          if (cfd < 0)
+            continue;
+          struct timeval tv = { 5, 0 };
+          setsockopt (cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+          char line[LINE_MAX_LEN];
+          ssize_t len = read (cfd, line, sizeof line - 1);
+          if (len <= 0)
+            {
+              close (cfd);
+              continue;
+            }
+          line[len] = '\0';
+          reap (); /* answer from the freshest state */
+          int done = handle (cfd, line);
+          if (done >= 0)
+            close (cfd);
+          if (done == 1)
+            {
+              unlink (sock_path);
+              return 0;
+            }
+        }
+    }
+}

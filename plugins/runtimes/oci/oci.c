@@ -1,0 +1,624 @@
+/* oci.c — the OCI runtime plugin: runc or crun under berth-shim.
+ *
+ * Each task lives in "<state>/<namespace>/<id>/": bundle/ (config.json, rootfs mounted
+ * from the snapshot), the shim's socket and the exit file. The shim, not berthd, is the
+ * container's parent, so tasks survive a daemon restart; restore() finds them again.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+#include <berth/berth.h>
+
+#undef G_LOG_DOMAIN
+#define G_LOG_DOMAIN "berth-runtime"
+
+#define RUNC_OPTIONS_TYPE "containerd.runc.v1.Options"
+#define SHIM_READY_TIMEOUT_MS (60 * 1000)
+
+#define OCI_TYPE_RUNTIME (oci_runtime_get_type ())
+G_DECLARE_FINAL_TYPE (OciRuntime, oci_runtime, OCI, RUNTIME, GObject)
+#define OCI_TYPE_TASK (oci_task_get_type ())
+G_DECLARE_FINAL_TYPE (OciTask, oci_task, OCI, TASK, GObject)
+
+struct _OciRuntime {
+  GObject parent_instance;
+  char *state;
+  char *shim;
+  char *default_binary;
+  GMutex lock;
+  GHashTable *tasks; /* "<ns>/<id>" → OciTask (ref) */
+};
+
+struct _OciTask {
+  GObject parent_instance;
+  OciRuntime *runtime; /* not owned: the runtime outlives its tasks */
+  char *namespace_;
+  char *id;
+  char *dir;
+  char *rootfs;
+  guint32 pid;
+};
+
+static void oci_runtime_iface_init (BerthRuntimeInterface *iface);
+static void oci_task_iface_init (BerthTaskInterface *iface);
+
+G_DEFINE_DYNAMIC_TYPE_EXTENDED (OciRuntime, oci_runtime, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
+                                G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_RUNTIME, oci_runtime_iface_init))
+G_DEFINE_DYNAMIC_TYPE_EXTENDED (OciTask, oci_task, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
+                                G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_TASK, oci_task_iface_init))
+
+/* ---------------- talking to a shim ---------------- */
+
+/* Sends one request line and returns the reply line; blocks (cancellably). */
+static char *
+shim_request (OciTask *task, const char *request, GCancellable *cancellable, GError **error)
+{
+  g_autofree char *path = g_build_filename (task->dir, "shim.sock", NULL);
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if (strlen (path) >= sizeof addr.sun_path)
+    return berth_throw (error, BERTH_ERROR_INTERNAL, "shim socket path %s is too long", path), NULL;
+  strcpy (addr.sun_path, path);
+  berth_autofd int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+    {
+      berth_throw (error, BERTH_ERROR_UNAVAILABLE, "task %s: its shim is gone (%s)", task->id, g_strerror (errno));
+      return NULL;
+    }
+  g_autofree char *line = g_strconcat (request, "\n", NULL);
+  if (write (fd, line, strlen (line)) != (ssize_t) strlen (line))
+    return berth_throw_errno (error, "task %s: writing to its shim", task->id), NULL;
+  GString *reply = g_string_new (NULL);
+  GPollFD fds[2] = { { fd, G_IO_IN, 0 } };
+  int nfds = g_cancellable_make_pollfd (cancellable, &fds[1]) ? 2 : 1;
+  for (;;)
+    {
+      if (g_poll (fds, nfds, -1) < 0 && errno != EINTR)
+        break;
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        {
+          g_cancellable_release_fd (cancellable);
+          g_string_free (reply, TRUE);
+          return NULL;
+        }
+      char buf[512];
+      ssize_t n = read (fd, buf, sizeof buf);
+      if (n <= 0)
+        break;
+      g_string_append_len (reply, buf, n);
+      if (strchr (reply->str, '\n'))
+        break;
+    }
+  if (nfds == 2)
+    g_cancellable_release_fd (cancellable);
+  g_strchomp (reply->str);
+  if (reply->len == 0)
+    {
+      g_string_free (reply, TRUE);
+      return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "task %s: its shim hung up", task->id), NULL;
+    }
+  if (g_str_has_prefix (reply->str, "err "))
+    {
+      berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "task %s: %s", task->id, reply->str + 4);
+      g_string_free (reply, TRUE);
+      return NULL;
+    }
+  return g_string_free (reply, FALSE);
+}
+
+/* "exit STATUS NSEC" / "stopped STATUS NSEC" → @exit_out */
+static gboolean
+parse_exit (const char *line, BerthExitStatus *exit_out)
+{
+  const char *space = strchr (line, ' ');
+  if (space == NULL)
+    return FALSE;
+  char *end = NULL;
+  guint64 status = g_ascii_strtoull (space + 1, &end, 10);
+  gint64 ns = end ? g_ascii_strtoll (end, NULL, 10) : 0;
+  if (exit_out != NULL)
+    {
+      exit_out->exit_status = status;
+      exit_out->exited_at = ns / 1000;
+    }
+  return TRUE;
+}
+
+/* The exit file the shim leaves, for when the shim itself is gone. */
+static gboolean
+read_exit_file (OciTask *task, BerthExitStatus *exit_out)
+{
+  g_autofree char *path = g_build_filename (task->dir, "exit", NULL);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return FALSE;
+  g_autofree char *line = g_strconcat ("exit ", g_strstrip (text), NULL);
+  return parse_exit (line, exit_out);
+}
+
+/* ---------------- the task ---------------- */
+
+static const char *task_get_id (BerthTask *t) { return OCI_TASK (t)->id; }
+static const char *task_get_namespace (BerthTask *t) { return OCI_TASK (t)->namespace_; }
+static guint32 task_get_pid (BerthTask *t) { return OCI_TASK (t)->pid; }
+
+static BerthTaskStatus
+task_get_status (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out)
+{
+  OciTask *task = OCI_TASK (t);
+  g_autofree char *state = shim_request (task, "state", NULL, NULL);
+  if (state == NULL)
+    return read_exit_file (task, exit_out) ? BERTH_TASK_STATUS_STOPPED : BERTH_TASK_STATUS_UNKNOWN;
+  if (g_str_has_prefix (state, "stopped "))
+    {
+      parse_exit (state, exit_out);
+      return BERTH_TASK_STATUS_STOPPED;
+    }
+  return g_str_has_prefix (state, "running ") ? BERTH_TASK_STATUS_RUNNING : BERTH_TASK_STATUS_CREATED;
+}
+
+static gboolean
+no_exec (const char *exec_id, GError **error)
+{
+  if (exec_id != NULL && *exec_id != '\0')
+    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "exec processes are not supported by this runtime yet");
+  return TRUE;
+}
+
+static gboolean
+task_start (BerthTask *t, const char *exec_id, guint32 *pid_out, GCancellable *cancellable, GError **error)
+{
+  if (!no_exec (exec_id, error))
+    return FALSE;
+  g_autofree char *reply = shim_request (OCI_TASK (t), "start", cancellable, error);
+  if (reply == NULL)
+    return FALSE;
+  if (pid_out != NULL)
+    *pid_out = OCI_TASK (t)->pid;
+  return TRUE;
+}
+
+static gboolean
+task_kill (BerthTask *t, const char *exec_id, int signal, gboolean all, GError **error)
+{
+  if (!no_exec (exec_id, error))
+    return FALSE;
+  g_autofree char *request = g_strdup_printf ("kill %d %d", signal, all ? 1 : 0);
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *reply = shim_request (OCI_TASK (t), request, NULL, &local_error);
+  if (reply != NULL)
+    return TRUE;
+  if (strstr (local_error->message, "already finished") != NULL)
+    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "task %s: process already finished", OCI_TASK (t)->id);
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  return FALSE;
+}
+
+static gboolean
+task_wait (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCancellable *cancellable, GError **error)
+{
+  if (!no_exec (exec_id, error))
+    return FALSE;
+  OciTask *task = OCI_TASK (t);
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *reply = shim_request (task, "wait", cancellable, &local_error);
+  if (reply == NULL)
+    {
+      if (!g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE) || !read_exit_file (task, exit_out))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      return TRUE;
+    }
+  return parse_exit (reply, exit_out);
+}
+
+static gboolean
+remove_tree (const char *path)
+{
+  const char *argv[] = { "rm", "-rf", "--one-file-system", path, NULL };
+  return g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
+                       G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+}
+
+static void
+task_cleanup (OciTask *task)
+{
+  berth_mount_unmount (task->rootfs, NULL);
+  remove_tree (task->dir);
+  g_autofree char *key = g_strdup_printf ("%s/%s", task->namespace_, task->id);
+  g_mutex_lock (&task->runtime->lock);
+  g_hash_table_remove (task->runtime->tasks, key);
+  g_mutex_unlock (&task->runtime->lock);
+}
+
+static gboolean
+task_delete (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCancellable *cancellable, GError **error)
+{
+  if (!no_exec (exec_id, error))
+    return FALSE;
+  OciTask *task = OCI_TASK (t);
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *reply = shim_request (task, "delete", cancellable, &local_error);
+  if (reply == NULL)
+    {
+      if (!g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      /* The shim is gone: its exit file still tells how the task ended. */
+      if (!read_exit_file (task, exit_out) && exit_out != NULL)
+        *exit_out = (BerthExitStatus) { 255, g_get_real_time () };
+    }
+  else
+    parse_exit (reply, exit_out);
+  g_object_ref (task);
+  task_cleanup (task);
+  g_object_unref (task);
+  return TRUE;
+}
+
+static void
+oci_task_finalize (GObject *object)
+{
+  OciTask *task = OCI_TASK (object);
+  g_free (task->namespace_);
+  g_free (task->id);
+  g_free (task->dir);
+  g_free (task->rootfs);
+  G_OBJECT_CLASS (oci_task_parent_class)->finalize (object);
+}
+
+static void oci_task_class_init (OciTaskClass *klass) { G_OBJECT_CLASS (klass)->finalize = oci_task_finalize; }
+static void oci_task_class_finalize (OciTaskClass *klass) {}
+static void oci_task_init (OciTask *self) {}
+
+static void
+oci_task_iface_init (BerthTaskInterface *iface)
+{
+  iface->get_id = task_get_id;
+  iface->get_namespace = task_get_namespace;
+  iface->get_pid = task_get_pid;
+  iface->get_status = task_get_status;
+  iface->start = task_start;
+  iface->kill = task_kill;
+  iface->wait = task_wait;
+  iface->delete = task_delete;
+}
+
+static OciTask *
+task_new (OciRuntime *runtime, const char *ns, const char *id, const char *dir, guint32 pid)
+{
+  OciTask *task = g_object_new (OCI_TYPE_TASK, NULL);
+  task->runtime = runtime;
+  task->namespace_ = g_strdup (ns);
+  task->id = g_strdup (id);
+  task->dir = g_strdup (dir);
+  task->rootfs = g_build_filename (dir, "bundle", "rootfs", NULL);
+  task->pid = pid;
+  return task;
+}
+
+/* ---------------- the runtime ---------------- */
+
+/* runc's Options message: field 6 is binary_name. A few lines of wire format instead
+ * of linking the core's generated code into a plugin. */
+static char *
+binary_from_options (const char *type_url, GBytes *options)
+{
+  if (type_url == NULL || options == NULL || !g_str_has_suffix (type_url, RUNC_OPTIONS_TYPE))
+    return NULL;
+  gsize len = 0;
+  const guint8 *p = g_bytes_get_data (options, &len), *end = p + len;
+  while (p < end)
+    {
+      guint64 key = 0;
+      for (int shift = 0; p < end; shift += 7)
+        {
+          key |= (guint64) (*p & 0x7f) << shift;
+          if (!(*p++ & 0x80))
+            break;
+        }
+      guint wire = key & 7;
+      guint64 value = 0;
+      if (wire == 0 || wire == 2)
+        for (int shift = 0; p < end; shift += 7)
+          {
+            value |= (guint64) (*p & 0x7f) << shift;
+            if (!(*p++ & 0x80))
+              break;
+          }
+      else
+        return NULL; /* runc's options use no other wire types */
+      if (wire == 2)
+        {
+          if (value > (guint64) (end - p))
+            return NULL;
+          if ((key >> 3) == 6)
+            return g_strndup ((const char *) p, value);
+          p += value;
+        }
+    }
+  return NULL;
+}
+
+/* crun refuses cgroup v1-hybrid hosts whose cgroup2 mount still offers a controller. */
+static gboolean
+check_crun_host (const char *binary, GError **error)
+{
+  g_autofree char *base = g_path_get_basename (binary);
+  g_autofree char *controllers = NULL;
+  if (!g_str_equal (base, "crun")
+      || !g_file_get_contents ("/sys/fs/cgroup/unified/cgroup.controllers", &controllers, NULL, NULL))
+    return TRUE;
+  g_strstrip (controllers);
+  if (*controllers == '\0')
+    return TRUE;
+  return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
+                      "crun refuses this cgroup v1-hybrid host because cgroup2 still offers \"%s\"; bind those "
+                      "controllers to v1 first, e.g. mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb "
+                      "cgroup /sys/fs/cgroup/hugetlb",
+                      controllers);
+}
+
+static gboolean
+write_config (const char *bundle, GBytes *spec_json, GError **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  gsize len = 0;
+  const char *data = spec_json ? g_bytes_get_data (spec_json, &len) : NULL;
+  if (data == NULL || !json_parser_load_from_data (parser, data, len, error))
+    return data ? FALSE : berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "the container has no OCI spec");
+  JsonNode *root = json_parser_get_root (parser);
+  if (!JSON_NODE_HOLDS_OBJECT (root))
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "the container's OCI spec is not a JSON object");
+  /* The rootfs is always bundle/rootfs, where the snapshot is mounted. */
+  JsonObject *spec = json_node_get_object (root);
+  JsonObject *rootobj = json_object_has_member (spec, "root") ? json_object_get_object_member (spec, "root") : NULL;
+  if (rootobj == NULL)
+    {
+      rootobj = json_object_new ();
+      json_object_set_object_member (spec, "root", rootobj);
+    }
+  json_object_set_string_member (rootobj, "path", "rootfs");
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_root (gen, root);
+  g_autofree char *path = g_build_filename (bundle, "config.json", NULL);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  return g_file_set_contents (path, text, -1, error);
+}
+
+/* Starts the shim and waits for its "ok PID" / "err MESSAGE". */
+static gboolean
+spawn_shim (OciRuntime *self, const char *dir, const char *binary, const BerthTaskCreateOptions *options,
+            guint32 *pid_out, GError **error)
+{
+  int pipefd[2];
+  if (pipe2 (pipefd, O_CLOEXEC) < 0)
+    return berth_throw_errno (error, "pipe");
+  berth_autofd int read_end = pipefd[0];
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_take_fd (launcher, pipefd[1], 3);
+  g_autofree char *bundle = g_build_filename (dir, "bundle", NULL);
+  const BerthStdio *io = &options->stdio;
+  const char *argv[] = { self->shim, dir, binary, options->id, bundle,
+                         io->stdin_path && *io->stdin_path ? io->stdin_path : "-",
+                         io->stdout_path && *io->stdout_path ? io->stdout_path : "-",
+                         io->stderr_path && *io->stderr_path ? io->stderr_path : "-", NULL };
+  g_autoptr (GSubprocess) proc = g_subprocess_launcher_spawnv (launcher, argv, error);
+  if (proc == NULL)
+    return FALSE;
+  g_clear_object (&launcher); /* closes our copy of the write end */
+  /* The first shim process exits as soon as it has detached. */
+  if (!g_subprocess_wait (proc, NULL, error))
+    return FALSE;
+  GString *reply = g_string_new (NULL);
+  struct pollfd pfd = { read_end, POLLIN, 0 };
+  while (poll (&pfd, 1, SHIM_READY_TIMEOUT_MS) > 0)
+    {
+      char buf[1024];
+      ssize_t n = read (read_end, buf, sizeof buf);
+      if (n <= 0)
+        break;
+      g_string_append_len (reply, buf, n);
+      if (strchr (reply->str, '\n') != NULL)
+        break;
+    }
+  g_autofree char *line = g_strstrip (g_string_free (reply, FALSE));
+  if (g_str_has_prefix (line, "ok "))
+    {
+      *pid_out = (guint32) g_ascii_strtoull (line + 3, NULL, 10);
+      return TRUE;
+    }
+  if (g_str_has_prefix (line, "err "))
+    return berth_throw (error, BERTH_ERROR_UNKNOWN, "%s create failed: %s", binary, line + 4);
+  return berth_throw (error, BERTH_ERROR_UNKNOWN, "the shim for %s exited without a word", options->id);
+}
+
+static BerthTask *
+runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCancellable *cancellable, GError **error)
+{
+  OciRuntime *self = OCI_RUNTIME (iface);
+  g_autofree char *key = g_strdup_printf ("%s/%s", options->namespace_, options->id);
+  g_autofree char *dir = g_build_filename (self->state, options->namespace_, options->id, NULL);
+  g_autofree char *wanted = binary_from_options (options->options_type_url, options->options);
+  const char *binary_name = wanted && *wanted ? wanted : self->default_binary;
+  g_autofree char *binary = g_path_is_absolute (binary_name) ? g_strdup (binary_name) : g_find_program_in_path (binary_name);
+  if (binary == NULL)
+    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "OCI runtime \"%s\" not found in PATH", binary_name), NULL;
+  if (!check_crun_host (binary, error))
+    return NULL;
+
+  g_mutex_lock (&self->lock);
+  gboolean exists = g_hash_table_contains (self->tasks, key) || g_file_test (dir, G_FILE_TEST_EXISTS);
+  if (!exists)
+    g_hash_table_insert (self->tasks, g_strdup (key), NULL); /* reserve the id */
+  g_mutex_unlock (&self->lock);
+  if (exists)
+    return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "task %s: already exists", options->id), NULL;
+
+  g_autoptr (OciTask) task = task_new (self, options->namespace_, options->id, dir, 0);
+  g_autofree char *bundle = g_build_filename (dir, "bundle", NULL);
+  gboolean mounted = FALSE;
+  gboolean ok = g_mkdir_with_parents (task->rootfs, 0711) == 0 || berth_throw_errno (error, "creating %s", task->rootfs);
+  ok = ok && write_config (bundle, options->spec_json, error);
+  if (ok && options->rootfs != NULL && options->rootfs->len > 0)
+    ok = mounted = berth_mount_list_mount (options->rootfs, task->rootfs, error);
+  ok = ok && spawn_shim (self, dir, binary, options, &task->pid, error);
+  if (!ok)
+    {
+      /* Nothing may be left behind: mount, bundle, reservation. */
+      if (mounted)
+        berth_mount_unmount (task->rootfs, NULL);
+      remove_tree (dir);
+      g_mutex_lock (&self->lock);
+      g_hash_table_remove (self->tasks, key);
+      g_mutex_unlock (&self->lock);
+      return NULL;
+    }
+  g_mutex_lock (&self->lock);
+  g_hash_table_replace (self->tasks, g_strdup (key), g_object_ref (task));
+  g_mutex_unlock (&self->lock);
+  g_debug ("task %s created with %s, pid %u", key, binary, task->pid);
+  return BERTH_TASK (g_steal_pointer (&task));
+}
+
+static BerthTask *
+runtime_get (BerthRuntime *iface, const char *ns, const char *id, GError **error)
+{
+  OciRuntime *self = OCI_RUNTIME (iface);
+  g_autofree char *key = g_strdup_printf ("%s/%s", ns, id);
+  g_mutex_lock (&self->lock);
+  OciTask *task = g_hash_table_lookup (self->tasks, key);
+  if (task != NULL)
+    g_object_ref (task);
+  g_mutex_unlock (&self->lock);
+  if (task == NULL)
+    berth_throw (error, BERTH_ERROR_NOT_FOUND, "task %s: not found", id);
+  return task ? BERTH_TASK (task) : NULL;
+}
+
+static GPtrArray *
+runtime_list (BerthRuntime *iface, const char *ns, GError **error)
+{
+  OciRuntime *self = OCI_RUNTIME (iface);
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_object_unref);
+  g_mutex_lock (&self->lock);
+  GHashTableIter iter;
+  gpointer value;
+  g_hash_table_iter_init (&iter, self->tasks);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (value != NULL && (ns == NULL || g_str_equal (OCI_TASK (value)->namespace_, ns)))
+      g_ptr_array_add (out, g_object_ref (value));
+  g_mutex_unlock (&self->lock);
+  return out;
+}
+
+/* Finds every task a previous berthd left: "<state>/<ns>/<id>/" with a shim socket or
+ * an exit file. */
+static gboolean
+runtime_restore (BerthRuntime *iface, GCancellable *cancellable, GError **error)
+{
+  OciRuntime *self = OCI_RUNTIME (iface);
+  g_autoptr (GDir) namespaces = g_dir_open (self->state, 0, NULL);
+  const char *ns;
+  while (namespaces != NULL && (ns = g_dir_read_name (namespaces)) != NULL)
+    {
+      g_autofree char *nsdir = g_build_filename (self->state, ns, NULL);
+      g_autoptr (GDir) ids = g_dir_open (nsdir, 0, NULL);
+      const char *id;
+      while (ids != NULL && (id = g_dir_read_name (ids)) != NULL)
+        {
+          g_autofree char *dir = g_build_filename (nsdir, id, NULL);
+          g_autofree char *pidfile = g_build_filename (dir, "init.pid", NULL);
+          g_autofree char *pidtext = NULL;
+          if (!g_file_get_contents (pidfile, &pidtext, NULL, NULL))
+            continue;
+          OciTask *task = task_new (self, ns, id, dir, (guint32) g_ascii_strtoull (pidtext, NULL, 10));
+          g_hash_table_replace (self->tasks, g_strdup_printf ("%s/%s", ns, id), task);
+          g_info ("reconnected to task %s/%s (pid %u)", ns, id, task->pid);
+        }
+    }
+  return TRUE;
+}
+
+static void
+oci_runtime_finalize (GObject *object)
+{
+  OciRuntime *self = OCI_RUNTIME (object);
+  g_hash_table_unref (self->tasks);
+  g_mutex_clear (&self->lock);
+  g_free (self->state);
+  g_free (self->shim);
+  g_free (self->default_binary);
+  G_OBJECT_CLASS (oci_runtime_parent_class)->finalize (object);
+}
+
+static void oci_runtime_class_init (OciRuntimeClass *klass) { G_OBJECT_CLASS (klass)->finalize = oci_runtime_finalize; }
+static void oci_runtime_class_finalize (OciRuntimeClass *klass) {}
+
+/* A NULL value reserves an id while its task is being created. */
+static void
+unref_task (gpointer task)
+{
+  if (task != NULL)
+    g_object_unref (task);
+}
+
+static void
+oci_runtime_init (OciRuntime *self)
+{
+  g_mutex_init (&self->lock);
+  self->tasks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, unref_task);
+}
+
+static void
+oci_runtime_iface_init (BerthRuntimeInterface *iface)
+{
+  iface->create = runtime_create;
+  iface->get = runtime_get;
+  iface->list = runtime_list;
+  iface->restore = runtime_restore;
+}
+
+static void
+register_types (GTypeModule *module)
+{
+  oci_runtime_register_type (module);
+  oci_task_register_type (module);
+}
+
+static const BerthConfigKey config_keys[] = {
+  { "binary", BERTH_CONFIG_STRING, "runc", "OCI runtime used when the client names none: runc or crun" },
+  { NULL },
+};
+
+static GObject *
+init (BerthPluginContext *context, GError **error)
+{
+  g_autofree char *shim = berth_plugin_context_find_program (context, "berth-shim");
+  if (shim == NULL)
+    {
+      berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "berth-shim not found (set libexec-dir)");
+      return NULL;
+    }
+  OciRuntime *self = g_object_new (OCI_TYPE_RUNTIME, NULL);
+  self->state = g_strdup (berth_plugin_context_get_state (context));
+  self->shim = g_steal_pointer (&shim);
+  self->default_binary = berth_plugin_context_get_string (context, "binary");
+  return G_OBJECT (self);
+}
+
+BERTH_PLUGIN_DEFINE (BERTH_PLUGIN_TYPE_RUNTIME, "task", "OCI containers with runc or crun under berth-shim", NULL,
+                     config_keys, register_types, init)

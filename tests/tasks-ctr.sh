@@ -1,0 +1,56 @@
+#!/bin/bash
+# Containers and tasks through the real ctr with real runc and crun: output and exit
+# codes, detached tasks, kill and delete, bad input, and a berthd killed with -9 while
+# containers run (they keep running; exits that happen meanwhile are not lost).
+source "$(dirname "$0")/lib.sh"
+tap_plan 22
+"$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
+
+make_busybox_image "$TEST_TMP/busybox.tar"
+berthd_start tasks || true
+IMAGE=docker.io/library/busybox:latest
+bctr images import "$TEST_TMP/busybox.tar" >/dev/null
+RUN="timeout 60 ctr --address $BERTH_SOCK run --rm"
+
+expect_eq "ctr run --rm … echo hello prints hello (runc)" hello "$($RUN $IMAGE t-hello echo hello 2>&1)"
+$RUN $IMAGE t-exit sh -c 'exit 7'
+expect_eq "the exit code propagates (sh -c 'exit 7' → 7)" 7 "$?"
+expect_eq "ctr run --rm --runc-binary crun prints hello" hello "$($RUN --runc-binary crun $IMAGE t-crun echo hello 2>&1)"
+$RUN --runc-binary crun $IMAGE t-crun-exit sh -c 'exit 3'
+expect_eq "…and crun's exit code propagates too" 3 "$?"
+expect_eq "--rm left no container" "" "$(bctr containers ls -q)"
+expect_eq "…and no snapshot but the image's" 1 "$(bctr snapshots ls | tail -n +2 | wc -l)"
+expect_eq "…and no rootfs mount" "" "$(grep " $BERTH_STATE" /proc/self/mounts)"
+
+check "ctr run -d starts a detached sleeper" bctr run -d $IMAGE t-sleep sleep 300
+expect_match "ctr tasks ls shows it RUNNING" "t-sleep +[0-9]+ +RUNNING" "$(bctr tasks ls)"
+pid=$(bctr tasks ls | awk '$1 == "t-sleep" {print $2}')
+expect_match "its pid is a real sleep process" "sleep" "$(cat /proc/$pid/cmdline 2>/dev/null | tr '\0' ' ')"
+out=$(bctr run -d $IMAGE t-sleep sleep 1 2>&1) && not_ok "a second container with the same id is refused" \
+  || expect_match "a second container with the same id is refused" "already exists" "$out"
+out=$(bctr containers rm t-sleep 2>&1) && not_ok "a container with a live task cannot be removed" \
+  || expect_match "a container with a live task cannot be removed" "non stopped|task" "$out"
+
+# Restart recovery: two running, one that exits while berthd is down.
+bctr run -d $IMAGE t-alive sleep 300 >/dev/null
+bctr run -d $IMAGE t-dies sh -c 'sleep 2; exit 42' >/dev/null
+berthd_stop KILL
+sleep 3
+expect_match "with berthd dead the containers still run" "sleep" "$(cat /proc/$pid/cmdline 2>/dev/null | tr '\0' ' ')"
+berthd_start tasks || true
+tasks=$(bctr tasks ls)
+expect_match "after restart t-sleep is RUNNING" "t-sleep +[0-9]+ +RUNNING" "$tasks"
+expect_match "…and so is t-alive" "t-alive +[0-9]+ +RUNNING" "$tasks"
+expect_match "…and t-dies, which exited meanwhile, is STOPPED" "t-dies +[0-9]+ +STOPPED" "$tasks"
+# sleep as PID 1 ignores SIGTERM, as any container init without a handler does.
+check "ctr tasks kill -s KILL t-sleep" bctr tasks kill -s KILL t-sleep
+sleep 1
+expect_match "it reports its exit" "t-sleep +[0-9]+ +STOPPED" "$(bctr tasks ls)"
+out=$(bctr tasks rm t-dies 2>&1)
+expect_match "ctr tasks rm t-dies reports the real exit status 42" "42" "$out"
+out=$(bctr tasks kill t-dies 2>&1) && not_ok "kill of a deleted task fails" || expect_match "kill of a deleted task fails: not found" "not found" "$out"
+bctr tasks kill -s KILL t-alive >/dev/null; sleep 1
+for c in t-sleep t-alive t-dies; do bctr tasks rm "$c" >/dev/null 2>&1; bctr containers rm "$c" >/dev/null 2>&1; bctr snapshots rm "$c" >/dev/null 2>&1; done
+expect_eq "everything cleaned up: no containers" "" "$(bctr containers ls -q)"
+expect_eq "…no shims left" "" "$(pgrep -f "berth-shim $BERTH_STATE" || true)"
+tests_done
