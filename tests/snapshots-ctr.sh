@@ -3,7 +3,7 @@
 # native, whiteouts and opaque dirs, snapshot commands, and hostile layers that must
 # fail without writing anything outside the snapshot.
 source "$(dirname "$0")/lib.sh"
-tap_plan 18
+tap_plan 22
 
 berthd_start snap || true
 IMG=$SRCDIR/tests/make-image.py
@@ -69,6 +69,21 @@ t.close()' && not_ok "a whiteout outside the root is refused" || expect_match "a
 printf 'not a tar at all, just bytes' >"$TEST_TMP/garbage.tar"
 python3 "$IMG" "$TEST_TMP/garbage-img.tar" --layer-tar "$TEST_TMP/garbage.tar" --name docker.io/library/garbage:1 >/dev/null
 out=$(bctr images import "$TEST_TMP/garbage-img.tar" 2>&1) && not_ok "a corrupt layer is refused" || expect_match "a corrupt layer is refused" "Unrecognized archive format|not a valid tar|truncated" "$out"
+# GC: an image's snapshots go with it; a container's snapshot stays while the container does.
+bctr snapshots rm v-overlayfs >/dev/null
+for image in $(bctr images ls -q); do bctr images rm --sync "$image" >/dev/null; done
+expect_eq "with every image gone, GC leaves no committed snapshot" 0 "$(bctr snapshots ls | grep -c Committed)"
+bctr images import "$TEST_TMP/layers.tar" >/dev/null
+leaf=$(bctr snapshots ls | awk 'NR > 1 && /Committed/ {print $1, ($3 == "" ? "-" : $2)}' \
+       | awk '{key[NR] = $1; parent[$2] = 1} END {for (i in key) if (!(key[i] in parent)) print key[i]}')
+bctr snapshots prepare held "$leaf" >/dev/null
+bctr images rm --sync docker.io/library/layers:1 >/dev/null
+expect_eq "images rm --sync keeps the 3-layer chain under an active snapshot" 3 "$(bctr snapshots ls | grep -c Committed)"
+bctr snapshots rm held >/dev/null
+bctr images import --no-unpack "$TEST_TMP/layers.tar" >/dev/null
+bctr images rm --sync docker.io/library/layers:1 >/dev/null
+expect_eq "once nothing holds them, GC removes the image's snapshots" 0 "$(bctr snapshots ls | grep -c Committed)"
+expect_eq "…and their directories" 0 "$(ls "$BERTH_ROOT"/io.containerd.snapshotter.v1.overlayfs/snapshots | wc -l)"
 expect_eq "the host's /etc/shadow is untouched" "$(stat -c %h /etc/shadow)" 1
 expect_eq "nothing at all was written outside" "" "$(ls -A "$OUT")"
 check "berthd is still serving" bctr version
