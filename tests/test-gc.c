@@ -7,9 +7,8 @@
 
 #include <berth/berth.h>
 #include "api/berth-api-util.h"
-#include "berth-config.h"
-#include "berth-daemon-private.h"
 #include "berth-gc.h"
+#include "test-daemon-util.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.pb-c.h"
@@ -26,22 +25,8 @@ typedef struct {
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
-  const char *top = g_getenv ("BERTH_TOP_BUILDDIR");
   g_autoptr (GError) error = NULL;
-  f->tmp = g_dir_make_tmp ("berth-gc-XXXXXX", &error);
-  g_assert_no_error (error);
-  BerthConfig *config = berth_config_new_default ();
-  g_free (config->root);
-  config->root = g_build_filename (f->tmp, "root", NULL);
-  g_free (config->state);
-  config->state = g_build_filename (f->tmp, "state", NULL);
-  g_strfreev (config->plugin_dirs);
-  config->plugin_dirs = g_strdupv ((char *[]) {
-    g_build_filename (top ? top : ".", "plugins", "content", "local", ".libs", NULL),
-    g_build_filename (top ? top : ".", "plugins", "snapshotters", "native", ".libs", NULL), NULL });
-  g_setenv ("BERTH_PLUGIN_SCANNER", "", TRUE);
-  f->daemon = berth_daemon_new (config, &error);
-  g_assert_no_error (error);
+  f->daemon = test_daemon_new (&f->tmp);
   f->store = berth_daemon_get_content_store (f->daemon, &error);
   g_assert_no_error (error);
   f->snapshotter = berth_daemon_get_snapshotter (f->daemon, "native", &error);
@@ -52,8 +37,7 @@ static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
   berth_daemon_free (f->daemon);
-  g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", f->tmp);
-  g_assert_cmpint (system (cmd), ==, 0);
+  test_remove_tree (f->tmp);
   g_free (f->tmp);
 }
 
