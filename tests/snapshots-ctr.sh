@@ -3,7 +3,7 @@
 # native, whiteouts and opaque dirs, snapshot commands, and hostile layers that must
 # fail without writing anything outside the snapshot.
 source "$(dirname "$0")/lib.sh"
-tap_plan 22
+tap_plan 24
 
 berthd_start snap || true
 IMG=$SRCDIR/tests/make-image.py
@@ -35,6 +35,21 @@ out=$(bctr snapshots rm "$base" 2>&1) && not_ok "removing a snapshot with childr
   || expect_match "removing a snapshot with children fails with a clear error" "child" "$out"
 check "ctr snapshots prepare + usage" sh -c "ctr -a '$BERTH_SOCK' snapshots prepare work1 && ctr -a '$BERTH_SOCK' snapshots usage work1"
 check "ctr snapshots rm of the active snapshot" bctr snapshots rm work1
+
+# Diff: changes in an active snapshot become a layer (ctr snapshots diff writes it out).
+bctr images import "$TEST_TMP/layers.tar" >/dev/null
+for sn in overlayfs native; do
+  bctr images import --snapshotter "$sn" "$TEST_TMP/layers.tar" >/dev/null
+  top=$(bctr snapshots --snapshotter "$sn" tree | grep -o 'sha256:[0-9a-f]*' | tail -1)
+  bctr snapshots --snapshotter "$sn" prepare "work-$sn" "$top" >/dev/null
+  mkdir -p "$TEST_TMP/w-$sn"
+  bctr snapshots --snapshotter "$sn" mounts "$TEST_TMP/w-$sn" "work-$sn" | sh
+  echo hello >"$TEST_TMP/w-$sn/newfile"; echo changed >"$TEST_TMP/w-$sn/a/keep"; rm "$TEST_TMP/w-$sn/c/old"
+  umount "$TEST_TMP/w-$sn"
+  layer=$(bctr snapshots --snapshotter "$sn" diff "work-$sn" | tar tz | sort | grep -v '/$' | tr '\n' ' ')
+  expect_eq "$sn: ctr snapshots diff holds exactly the change" "a/keep c/.wh.old newfile " "$layer"
+  bctr snapshots --snapshotter "$sn" rm "work-$sn" >/dev/null
+done
 
 # Hostile layers: each import must fail, and nothing outside may change.
 OUT=$TEST_TMP/outside

@@ -3,7 +3,7 @@
 # codes, detached tasks, kill and delete, bad input, and a berthd killed with -9 while
 # containers run (they keep running; exits that happen meanwhile are not lost).
 source "$(dirname "$0")/lib.sh"
-tap_plan 22
+tap_plan 34
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -30,6 +30,34 @@ out=$(bctr run -d $IMAGE t-sleep sleep 1 2>&1) && not_ok "a second container wit
   || expect_match "a second container with the same id is refused" "already exists" "$out"
 out=$(bctr containers rm t-sleep 2>&1) && not_ok "a container with a live task cannot be removed" \
   || expect_match "a container with a live task cannot be removed" "non stopped|task" "$out"
+
+EXEC="timeout 60 ctr --address $BERTH_SOCK tasks exec"
+expect_eq "ctr tasks exec runs a process in the container" hi "$($EXEC --exec-id e1 t-sleep echo hi 2>&1)"
+$EXEC --exec-id e2 t-sleep sh -c 'exit 5'
+expect_eq "…and its exit code propagates" 5 "$?"
+$EXEC --exec-id long t-sleep sleep 60 &
+EXEC_PID=$!
+sleep 1
+out=$($EXEC --exec-id long t-sleep true 2>&1) && not_ok "a second exec with the same id is refused" \
+  || expect_match "a second exec with the same id is refused" "already exists" "$out"
+bctr tasks kill --exec-id long -s KILL t-sleep >/dev/null
+wait "$EXEC_PID"
+expect_eq "killing an exec ends it with its signal" 137 "$?"
+bctr run -d --runc-binary crun $IMAGE t-crun-exec sleep 60 >/dev/null
+expect_eq "exec works under crun too" hi "$($EXEC --exec-id e1 t-crun-exec echo hi 2>&1)"
+bctr tasks kill -s KILL t-crun-exec >/dev/null; sleep 0.5; bctr tasks rm t-crun-exec >/dev/null; bctr containers rm t-crun-exec >/dev/null
+
+bctr run -d --memory-limit 33554432 $IMAGE t-mem sleep 60 >/dev/null
+metrics=$(bctr tasks metrics t-mem)
+expect_match "ctr tasks metrics shows the memory limit the container got" "memory.limit_in_bytes +33554432" "$metrics"
+expect_match "…its pids" "pids.current +1" "$metrics"
+expect_match "…and its CPU time" "cpuacct.usage +[1-9][0-9]*" "$metrics"
+bctr tasks kill -s KILL t-mem >/dev/null; sleep 0.5; bctr tasks rm t-mem >/dev/null; bctr containers rm t-mem >/dev/null
+
+check "ctr tasks pause" bctr tasks pause t-sleep
+expect_match "…the task shows PAUSED" "t-sleep +[0-9]+ +PAUSED" "$(bctr tasks ls)"
+check "ctr tasks resume" bctr tasks resume t-sleep
+expect_match "ctr tasks ps lists the container's init pid" "^$pid " "$(bctr tasks ps t-sleep)"
 
 # Restart recovery: two running, one that exits while berthd is down.
 bctr run -d $IMAGE t-alive sleep 300 >/dev/null

@@ -36,11 +36,60 @@ diff_apply (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
   return &response->base;
 }
 
+typedef struct {
+  const char *ns;
+  const char *lease;
+  const BerthDescriptor *layer;
+} RecordData;
+
+static gboolean
+record_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
+{
+  RecordData *r = user_data;
+  return berth_api_content_record (txn, r->ns, r->lease, r->layer->digest, r->layer->size, r->layer->annotations, error);
+}
+
+static ProtobufCMessage *
+diff_diff (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Diff__V1__DiffRequest *req = (gpointer) request;
+  if (req->n_right == 0)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no upper mounts to diff"), NULL;
+  BerthDaemon *daemon = user_data;
+  BerthDiffer *differ = berth_daemon_get_differ (daemon, NULL, error);
+  if (differ == NULL)
+    return NULL;
+  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) req->labels, req->n_labels, error);
+  if (labels == NULL)
+    return NULL;
+  g_autoptr (GPtrArray) lower = berth_api_mounts_from (req->left, req->n_left);
+  g_autoptr (GPtrArray) upper = berth_api_mounts_from (req->right, req->n_right);
+  /* Namespaced like every ingest ref. */
+  g_autofree char *ref = req->ref && *req->ref ? g_strdup_printf ("%s/%s", berth_grpc_call_get_namespace (call), req->ref)
+                                               : NULL;
+  g_autoptr (BerthDescriptor) layer = berth_differ_compare (differ, lower, upper, req->media_type, ref, labels,
+                                                            berth_grpc_call_get_cancellable (call), error);
+  if (layer == NULL)
+    return NULL;
+  RecordData r = { berth_grpc_call_get_namespace (call), berth_grpc_call_get_header (call, "containerd-lease"), layer };
+  if (!berth_metadata_write (berth_daemon_get_metadata (daemon), record_txn, &r, error))
+    return NULL;
+  Containerd__Services__Diff__V1__DiffResponse *response =
+    berth_grpc_message_new (&containerd__services__diff__v1__diff_response__descriptor);
+  Containerd__Types__Descriptor *desc = berth_grpc_message_new (&containerd__types__descriptor__descriptor);
+  desc->media_type = g_strdup (layer->media_type);
+  desc->digest = g_strdup (layer->digest);
+  desc->size = layer->size;
+  response->diff = desc;
+  return &response->base;
+}
+
 void
 berth_api_register_diff (BerthGrpcServer *server, BerthDaemon *daemon)
 {
   static const BerthGrpcMethod methods[] = {
     { "Apply", BERTH_GRPC_UNARY, diff_apply, NULL },
+    { "Diff", BERTH_GRPC_UNARY, diff_diff, NULL },
     { NULL },
   };
   berth_grpc_server_add_service (server, &containerd__services__diff__v1__diff__descriptor, methods, daemon);

@@ -6,6 +6,7 @@
 #include <berth/berth-error.h>
 #include "berth-api.h"
 #include "berth-api-util.h"
+#include "berth-cgroup.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
@@ -104,10 +105,21 @@ tasks_start (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user
   guint32 pid = 0;
   if (task == NULL || !berth_task_start (task, req->exec_id, &pid, berth_grpc_call_get_cancellable (call), error))
     return NULL;
-  Containerd__Events__TaskStart event = CONTAINERD__EVENTS__TASK_START__INIT;
-  event.container_id = req->container_id;
-  event.pid = pid;
-  publish (call, "/tasks/start", &event.base);
+  if (req->exec_id != NULL && *req->exec_id != '\0')
+    {
+      Containerd__Events__TaskExecStarted event = CONTAINERD__EVENTS__TASK_EXEC_STARTED__INIT;
+      event.container_id = req->container_id;
+      event.exec_id = req->exec_id;
+      event.pid = pid;
+      publish (call, "/tasks/exec-started", &event.base);
+    }
+  else
+    {
+      Containerd__Events__TaskStart event = CONTAINERD__EVENTS__TASK_START__INIT;
+      event.container_id = req->container_id;
+      event.pid = pid;
+      publish (call, "/tasks/start", &event.base);
+    }
   Containerd__Services__Tasks__V1__StartResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__start_response__descriptor);
   response->pid = pid;
@@ -142,14 +154,14 @@ tasks_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
 }
 
 static Containerd__V1__Types__Process *
-process_message (BerthTask *task)
+process_message (BerthTask *task, const char *exec_id)
 {
   Containerd__V1__Types__Process *p = berth_grpc_message_new (&containerd__v1__types__process__descriptor);
   BerthExitStatus exit = { 0 };
   p->container_id = g_strdup (berth_task_get_id (task));
-  p->id = g_strdup (berth_task_get_id (task));
+  p->id = g_strdup (exec_id && *exec_id ? exec_id : berth_task_get_id (task));
   p->pid = berth_task_get_pid (task);
-  p->status = (Containerd__V1__Types__Status) berth_task_get_status (task, NULL, &exit);
+  p->status = (Containerd__V1__Types__Status) berth_task_get_status (task, exec_id, &exit);
   if (p->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
     {
       p->exit_status = exit.exit_status;
@@ -159,17 +171,53 @@ process_message (BerthTask *task)
 }
 
 static ProtobufCMessage *
+tasks_exec (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__ExecProcessRequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  if (task == NULL)
+    return NULL;
+  if (req->spec == NULL || req->exec_id == NULL || *req->exec_id == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "exec needs an id and a process spec"), NULL;
+  g_autoptr (GBytes) spec = g_bytes_new (req->spec->value.data, req->spec->value.len);
+  BerthStdio stdio = { req->stdin, req->stdout, req->stderr, req->terminal };
+  if (!berth_task_exec (task, req->exec_id, spec, &stdio, berth_grpc_call_get_cancellable (call), error))
+    return NULL;
+  Containerd__Events__TaskExecAdded event = CONTAINERD__EVENTS__TASK_EXEC_ADDED__INIT;
+  event.container_id = req->container_id;
+  event.exec_id = req->exec_id;
+  publish (call, "/tasks/exec-added", &event.base);
+  return berth_grpc_message_new (&google__protobuf__empty__descriptor);
+}
+
+static ProtobufCMessage *
+tasks_delete_process (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__DeleteProcessRequest *req = (gpointer) request;
+  if (req->exec_id == NULL || *req->exec_id == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "DeleteProcess needs an exec id (use Delete for the task)"), NULL;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  BerthExitStatus exit = { 0 };
+  if (task == NULL || !berth_task_delete (task, req->exec_id, &exit, berth_grpc_call_get_cancellable (call), error))
+    return NULL;
+  Containerd__Services__Tasks__V1__DeleteResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__delete_response__descriptor);
+  response->id = g_strdup (req->exec_id);
+  response->exit_status = exit.exit_status;
+  response->exited_at = berth_api_timestamp_new (exit.exited_at);
+  return &response->base;
+}
+
+static ProtobufCMessage *
 tasks_get (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Tasks__V1__GetRequest *req = (gpointer) request;
-  if (req->exec_id != NULL && *req->exec_id != '\0')
-    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "exec processes are not supported yet"), NULL;
   g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
   if (task == NULL)
     return NULL;
   Containerd__Services__Tasks__V1__GetResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__get_response__descriptor);
-  response->process = process_message (task);
+  response->process = process_message (task, req->exec_id);
   return &response->base;
 }
 
@@ -187,7 +235,7 @@ tasks_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
   response->n_tasks = tasks->len;
   response->tasks = g_new0 (Containerd__V1__Types__Process *, tasks->len + 1);
   for (guint i = 0; i < tasks->len; i++)
-    response->tasks[i] = process_message (tasks->pdata[i]);
+    response->tasks[i] = process_message (tasks->pdata[i], NULL);
   return &response->base;
 }
 
@@ -216,6 +264,112 @@ tasks_wait (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
   return &response->base;
 }
 
+/* Pause and Resume differ only in the call and the event. */
+static ProtobufCMessage *
+pause_or_resume (BerthGrpcCall *call, gpointer daemon, const char *id, gboolean pause, GError **error)
+{
+  g_autoptr (BerthTask) task = find_task (call, daemon, id, error);
+  if (task == NULL || !(pause ? berth_task_pause (task, error) : berth_task_resume (task, error)))
+    return NULL;
+  /* TaskPaused and TaskResumed share the layout: container_id. */
+  Containerd__Events__TaskPaused event = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
+  if (!pause)
+    event.base.descriptor = &containerd__events__task_resumed__descriptor;
+  event.container_id = (char *) id;
+  publish (call, pause ? "/tasks/paused" : "/tasks/resumed", &event.base);
+  return berth_grpc_message_new (&google__protobuf__empty__descriptor);
+}
+
+static ProtobufCMessage *
+tasks_pause (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  return pause_or_resume (call, user_data, ((Containerd__Services__Tasks__V1__PauseTaskRequest *) request)->container_id,
+                          TRUE, error);
+}
+
+static ProtobufCMessage *
+tasks_resume (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  return pause_or_resume (call, user_data, ((Containerd__Services__Tasks__V1__ResumeTaskRequest *) request)->container_id,
+                          FALSE, error);
+}
+
+static ProtobufCMessage *
+tasks_list_pids (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__ListPidsRequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  g_autoptr (GArray) pids = task ? berth_task_pids (task, error) : NULL;
+  if (pids == NULL)
+    return NULL;
+  Containerd__Services__Tasks__V1__ListPidsResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__list_pids_response__descriptor);
+  response->n_processes = pids->len;
+  response->processes = g_new0 (Containerd__V1__Types__ProcessInfo *, pids->len + 1);
+  for (guint i = 0; i < pids->len; i++)
+    {
+      Containerd__V1__Types__ProcessInfo *info = berth_grpc_message_new (&containerd__v1__types__process_info__descriptor);
+      info->pid = g_array_index (pids, BerthProcessInfo, i).pid;
+      response->processes[i] = info;
+    }
+  return &response->base;
+}
+
+static const char *
+task_field (const char *const *fieldpath, gpointer object)
+{
+  if (fieldpath[0] != NULL && fieldpath[1] == NULL && g_str_equal (fieldpath[0], "id"))
+    return berth_task_get_id (object);
+  return NULL;
+}
+
+static ProtobufCMessage *
+tasks_metrics (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__MetricsRequest *req = (gpointer) request;
+  g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
+  BerthRuntime *runtime = filter ? berth_daemon_get_runtime (user_data, NULL, error) : NULL;
+  g_autoptr (GPtrArray) tasks = runtime ? berth_runtime_list (runtime, berth_grpc_call_get_namespace (call), error) : NULL;
+  if (tasks == NULL)
+    return NULL;
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
+  for (guint i = 0; i < tasks->len; i++)
+    {
+      BerthTask *task = tasks->pdata[i];
+      if (!berth_filter_match (filter, task_field, task))
+        continue;
+      /* The runtime's own figures if it has them, else the cgroups of the init. */
+      g_autofree char *type_url = NULL;
+      g_autoptr (GError) local_error = NULL;
+      g_autoptr (GBytes) data = berth_task_metrics (task, &type_url, &local_error);
+      if (data == NULL && g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNIMPLEMENTED))
+        {
+          g_clear_error (&local_error);
+          data = berth_cgroup_metrics (berth_task_get_pid (task), &type_url, &local_error);
+        }
+      if (data == NULL)
+        {
+          g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "task %s: ", berth_task_get_id (task));
+          return NULL;
+        }
+      Containerd__Types__Metric *metric = berth_grpc_message_new (&containerd__types__metric__descriptor);
+      metric->id = g_strdup (berth_task_get_id (task));
+      metric->timestamp = berth_api_timestamp_new (g_get_real_time ());
+      Google__Protobuf__Any *any = berth_grpc_message_new (&google__protobuf__any__descriptor);
+      any->type_url = g_strdup (type_url);
+      any->value.len = g_bytes_get_size (data);
+      any->value.data = g_memdup2 (g_bytes_get_data (data, NULL), any->value.len);
+      metric->data = any;
+      g_ptr_array_add (out, metric);
+    }
+  Containerd__Services__Tasks__V1__MetricsResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__metrics_response__descriptor);
+  response->n_metrics = out->len;
+  g_ptr_array_set_free_func (out, NULL);
+  response->metrics = (Containerd__Types__Metric **) g_ptr_array_steal (out, NULL);
+  return &response->base;
+}
+
 void
 berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
 {
@@ -227,6 +381,12 @@ berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
     { "List", BERTH_GRPC_UNARY, tasks_list, NULL },
     { "Kill", BERTH_GRPC_UNARY, tasks_kill, NULL },
     { "Wait", BERTH_GRPC_UNARY, tasks_wait, NULL },
+    { "Exec", BERTH_GRPC_UNARY, tasks_exec, NULL },
+    { "DeleteProcess", BERTH_GRPC_UNARY, tasks_delete_process, NULL },
+    { "Pause", BERTH_GRPC_UNARY, tasks_pause, NULL },
+    { "Resume", BERTH_GRPC_UNARY, tasks_resume, NULL },
+    { "ListPids", BERTH_GRPC_UNARY, tasks_list_pids, NULL },
+    { "Metrics", BERTH_GRPC_UNARY, tasks_metrics, NULL },
     { NULL },
   };
   berth_grpc_server_add_service (server, &containerd__services__tasks__v1__tasks__descriptor, methods, daemon);

@@ -6,10 +6,13 @@
  * session, double fork), becomes the child subreaper, runs `RUNTIME create` with the
  * given FIFOs as the container's stdio, answers "ok PID" or "err MESSAGE" on fd 3, and
  * then serves STATE_DIR/shim.sock: one request line per connection —
- *   start | kill SIGNAL ALL | wait | state | delete
- * answered with one line: "ok [PID]", "exit STATUS NSEC", "created|running PID",
+ *   start | kill SIGNAL ALL | wait | state | pause | resume | pids | delete
+ * answered with one line: "ok [PID]", "exit STATUS NSEC", "created|running|paused PID",
  * "stopped STATUS NSEC" or "err MESSAGE". The exit status is also written atomically to
- * STATE_DIR/exit, so it survives this process too.
+ * STATE_DIR/exit, so it survives this process too. start, kill, wait, state and delete
+ * take an exec id as their last word to address an exec'd process instead of init;
+ * "add ID" announces an exec (so a wait may precede its start); "start ID" runs `RUNTIME exec` with STATE_DIR/exec-ID.json (the process) and the
+ * stdio paths in STATE_DIR/exec-ID.io (three lines) that the runtime plugin wrote.
  *
  * Plain libc: no allocation after fork, O_CLOEXEC everywhere, every call checked.
  */
@@ -37,10 +40,24 @@
 static const char *state_dir, *runtime, *container_id, *bundle;
 static char runtime_root[4096], pid_file[4096], log_file[4096], exit_file[4096], sock_path[4096];
 static pid_t init_pid;
-static int started, exited, exit_status;
+static int started, paused, exited, exit_status;
 static long long exited_at_ns;
-static int waiters[MAX_WAITERS];
+/* A waiter: a connection waiting for the exit of init (exec = -1) or an exec. */
+typedef struct {
+  int fd;
+  int exec;
+} Waiter;
+static Waiter waiters[MAX_WAITERS];
 static int n_waiters;
+
+#define MAX_EXECS 64
+typedef struct {
+  char id[128];
+  pid_t pid; /* 0 until started */
+  int used, exited, status;
+  long long exited_at;
+} Exec;
+static Exec execs[MAX_EXECS];
 
 static void
 die (int ready_fd, const char *fmt, ...)
@@ -191,19 +208,176 @@ reap (void)
   pid_t pid;
   while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
     {
-      if (pid != init_pid || exited)
-        continue;
-      exited = 1;
-      exit_status = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-      exited_at_ns = now_ns ();
-      write_exit_file ();
-      for (int i = 0; i < n_waiters; i++)
+      int code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+      int which = -2;
+      if (pid == init_pid && !exited)
         {
-          reply (waiters[i], "exit %d %lld", exit_status, exited_at_ns);
-          close (waiters[i]);
+          exited = 1;
+          exit_status = code;
+          exited_at_ns = now_ns ();
+          write_exit_file ();
+          which = -1;
         }
-      n_waiters = 0;
+      for (int e = 0; e < MAX_EXECS && which == -2; e++)
+        if (execs[e].used && execs[e].pid == pid && !execs[e].exited)
+          {
+            execs[e].exited = 1;
+            execs[e].status = code;
+            execs[e].exited_at = now_ns ();
+            which = e;
+          }
+      if (which == -2)
+        continue;
+      for (int i = 0; i < n_waiters;)
+        if (waiters[i].exec == which)
+          {
+            if (which < 0)
+              reply (waiters[i].fd, "exit %d %lld", exit_status, exited_at_ns);
+            else
+              reply (waiters[i].fd, "exit %d %lld", execs[which].status, execs[which].exited_at);
+            close (waiters[i].fd);
+            waiters[i] = waiters[--n_waiters];
+          }
+        else
+          i++;
     }
+}
+
+static int
+find_exec (const char *id)
+{
+  for (int e = 0; e < MAX_EXECS; e++)
+    if (execs[e].used && strcmp (execs[e].id, id) == 0)
+      return e;
+  return -1;
+}
+
+/* Reads the three stdio paths the plugin left for exec @id. */
+static int
+exec_stdio (const char *id, int fds[3])
+{
+  char path[4200], buf[3 * 1100];
+  snprintf (path, sizeof path, "%s/exec-%s.io", state_dir, id);
+  int f = open (path, O_RDONLY | O_CLOEXEC);
+  if (f < 0)
+    return -1;
+  ssize_t n = read (f, buf, sizeof buf - 1);
+  close (f);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+  char *save = NULL, *p = strtok_r (buf, "\n", &save);
+  for (int i = 0; i < 3; i++, p = strtok_r (NULL, "\n", &save))
+    {
+      if (p == NULL)
+        return -1;
+      fds[i] = open_stream (p, i == 0 ? O_RDONLY | O_NONBLOCK : O_RDWR);
+      if (fds[i] < 0)
+        return -1;
+      if (i == 0 && strcmp (p, "-") != 0)
+        fcntl (fds[0], F_SETFL, fcntl (fds[0], F_GETFL) & ~O_NONBLOCK);
+    }
+  return 0;
+}
+
+/* "add ID": the exec exists from now on, so a wait may come before its start. */
+static int
+add_exec (int fd, const char *id)
+{
+  if (find_exec (id) >= 0)
+    return reply (fd, "err exec %s already exists", id), 0;
+  for (int e = 0; e < MAX_EXECS; e++)
+    if (!execs[e].used)
+      {
+        execs[e] = (Exec) { .used = 1 };
+        snprintf (execs[e].id, sizeof execs[e].id, "%s", id);
+        return reply (fd, "ok"), 0;
+      }
+  return reply (fd, "err too many exec processes"), 0;
+}
+
+static int
+start_exec (int fd, const char *id)
+{
+  char err[600];
+  int slot = find_exec (id);
+  if (slot < 0)
+    return reply (fd, "err exec %s: not found", id), 0;
+  if (execs[slot].pid != 0)
+    return reply (fd, "err exec %s already started", id), 0;
+  char process[4200], pidpath[4200];
+  snprintf (process, sizeof process, "%s/exec-%s.json", state_dir, id);
+  snprintf (pidpath, sizeof pidpath, "%s/exec-%s.pid", state_dir, id);
+  int io[3] = { -1, -1, -1 };
+  if (exec_stdio (id, io) < 0)
+    return reply (fd, "err exec %s: no stdio recorded", id), 0;
+  char *argv[] = { (char *) "exec", (char *) "--detach", (char *) "--pid-file", pidpath, (char *) "--process", process,
+                   (char *) container_id, NULL };
+  int rc = run_runtime (argv, io[0], io[1], io[2]);
+  for (int i = 0; i < 3; i++)
+    close (io[i]);
+  if (rc != 0)
+    {
+      runtime_error (err, sizeof err);
+      return reply (fd, "err %s", err), 0;
+    }
+  char buf[32] = "";
+  int pfd = open (pidpath, O_RDONLY | O_CLOEXEC);
+  ssize_t n = pfd >= 0 ? read (pfd, buf, sizeof buf - 1) : -1;
+  if (pfd >= 0)
+    close (pfd);
+  if (n <= 0)
+    return reply (fd, "err exec %s left no pid", id), 0;
+  buf[n] = '\0';
+  execs[slot].pid = (pid_t) atoi (buf);
+  return reply (fd, "ok %d", (int) execs[slot].pid), 0;
+}
+
+/* Requests that name an exec: start ID | kill SIG ALL ID | wait ID | state ID | delete ID */
+static int
+handle_exec (int fd, const char *verb, const char *id, int sig)
+{
+  if (strcmp (verb, "add") == 0)
+    return add_exec (fd, id);
+  if (strcmp (verb, "start") == 0)
+    return start_exec (fd, id);
+  int e = find_exec (id);
+  if (e < 0)
+    return reply (fd, "err exec %s: not found", id), 0;
+  if (strcmp (verb, "kill") == 0)
+    {
+      if (execs[e].exited)
+        return reply (fd, "err process already finished"), 0;
+      if (execs[e].pid == 0)
+        return reply (fd, "err exec %s is not started", id), 0;
+      if (kill (execs[e].pid, sig) < 0)
+        return reply (fd, "err kill exec %s: %s", id, strerror (errno)), 0;
+      return reply (fd, "ok"), 0;
+    }
+  if (strcmp (verb, "wait") == 0)
+    {
+      if (execs[e].exited)
+        return reply (fd, "exit %d %lld", execs[e].status, execs[e].exited_at), 0;
+      if (n_waiters == MAX_WAITERS)
+        return reply (fd, "err too many waiters"), 0;
+      waiters[n_waiters++] = (Waiter) { fd, e };
+      return -1;
+    }
+  if (strcmp (verb, "state") == 0)
+    {
+      if (execs[e].exited)
+        return reply (fd, "stopped %d %lld", execs[e].status, execs[e].exited_at), 0;
+      return reply (fd, "%s %d", execs[e].pid ? "running" : "created", (int) execs[e].pid), 0;
+    }
+  if (strcmp (verb, "delete") == 0)
+    {
+      if (!execs[e].exited && execs[e].pid != 0)
+        return reply (fd, "err exec %s is still running", id), 0;
+      reply (fd, "exit %d %lld", execs[e].status, execs[e].exited_at);
+      execs[e].used = 0;
+      return 0;
+    }
+  return reply (fd, "err unknown request %s", verb), 0;
 }
 
 /* Handles one request; returns 1 when the shim should exit afterwards. */
@@ -214,6 +388,14 @@ handle (int fd, char *line)
   if (nl)
     *nl = '\0';
   char err[600];
+  {
+    char verb[16] = "", exec_id[128] = "";
+    int sig = 0, all = 0;
+    if (sscanf (line, "kill %d %d %127s", &sig, &all, exec_id) == 3)
+      return handle_exec (fd, "kill", exec_id, sig);
+    if (sscanf (line, "%15s %127s", verb, exec_id) == 2 && strcmp (verb, "kill") != 0)
+      return handle_exec (fd, verb, exec_id, 0);
+  }
   if (strcmp (line, "start") == 0)
     {
       if (started)
@@ -249,6 +431,40 @@ handle (int fd, char *line)
         }
       return reply (fd, "ok"), 0;
     }
+  if (strcmp (line, "pause") == 0 || strcmp (line, "resume") == 0)
+    {
+      if (exited)
+        return reply (fd, "err process already finished"), 0;
+      char *argv[] = { line, (char *) container_id, NULL };
+      if (run_runtime (argv, -1, -1, -1) != 0)
+        {
+          runtime_error (err, sizeof err);
+          return reply (fd, "err %s", err), 0;
+        }
+      paused = strcmp (line, "pause") == 0;
+      return reply (fd, "ok"), 0;
+    }
+  if (strcmp (line, "pids") == 0)
+    {
+      /* `ps --format json` prints one line: a JSON array of host pids. */
+      int pipefd[2];
+      if (pipe2 (pipefd, O_CLOEXEC) < 0)
+        return reply (fd, "err pipe: %s", strerror (errno)), 0;
+      char *argv[] = { (char *) "ps", (char *) "--format", (char *) "json", (char *) container_id, NULL };
+      int rc = run_runtime (argv, -1, pipefd[1], -1);
+      close (pipefd[1]);
+      char out[LINE_MAX_LEN - 8];
+      ssize_t n = read (pipefd[0], out, sizeof out - 1);
+      close (pipefd[0]);
+      out[n > 0 ? n : 0] = '\0';
+      out[strcspn (out, "\n")] = '\0';
+      if (rc != 0)
+        {
+          runtime_error (err, sizeof err);
+          return reply (fd, "err %s", err), 0;
+        }
+      return reply (fd, "ok %s", out), 0;
+    }
   if (strcmp (line, "wait") == 0)
     {
       if (exited)
@@ -258,7 +474,7 @@ handle (int fd, char *line)
         }
       if (n_waiters == MAX_WAITERS)
         return reply (fd, "err too many waiters"), 0;
-      waiters[n_waiters++] = fd;
+      waiters[n_waiters++] = (Waiter) { fd, -1 };
       return -1; /* keep the connection open */
     }
   if (strcmp (line, "state") == 0)
@@ -266,7 +482,7 @@ handle (int fd, char *line)
       if (exited)
         reply (fd, "stopped %d %lld", exit_status, exited_at_ns);
       else
-        reply (fd, "%s %d", started ? "running" : "created", (int) init_pid);
+        reply (fd, "%s %d", paused ? "paused" : started ? "running" : "created", (int) init_pid);
       return 0;
     }
   if (strcmp (line, "delete") == 0)

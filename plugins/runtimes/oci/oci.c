@@ -147,6 +147,40 @@ read_exit_file (OciTask *task, BerthExitStatus *exit_out)
 
 /* ---------------- the task ---------------- */
 
+static gboolean
+is_exec (const char *exec_id)
+{
+  return exec_id != NULL && *exec_id != '\0';
+}
+
+/* "VERB" for init, "VERB EXEC_ID" for an exec'd process. */
+static char *
+request_for (const char *verb, const char *exec_id)
+{
+  return is_exec (exec_id) ? g_strdup_printf ("%s %s", verb, exec_id) : g_strdup (verb);
+}
+
+static gboolean
+simple_request (OciTask *task, const char *request, GError **error)
+{
+  g_autofree char *reply = shim_request (task, request, NULL, error);
+  return reply != NULL;
+}
+
+static gboolean
+validate_exec_id (const char *exec_id, GError **error)
+{
+  gsize len = strlen (exec_id);
+  gboolean good = len > 0 && len < 128;
+  for (gsize i = 0; good && i < len; i++)
+    good = g_ascii_isalnum (exec_id[i]) || strchr ("._-", exec_id[i]);
+  if (!good)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "exec id \"%s\": must be 1-127 letters, digits, '.', '_' or '-'",
+                        exec_id);
+  return TRUE;
+}
+
+
 static const char *task_get_id (BerthTask *t) { return OCI_TASK (t)->id; }
 static const char *task_get_namespace (BerthTask *t) { return OCI_TASK (t)->namespace_; }
 static guint32 task_get_pid (BerthTask *t) { return OCI_TASK (t)->pid; }
@@ -155,44 +189,37 @@ static BerthTaskStatus
 task_get_status (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out)
 {
   OciTask *task = OCI_TASK (t);
-  g_autofree char *state = shim_request (task, "state", NULL, NULL);
+  g_autofree char *request = request_for ("state", exec_id);
+  g_autofree char *state = shim_request (task, request, NULL, NULL);
   if (state == NULL)
-    return read_exit_file (task, exit_out) ? BERTH_TASK_STATUS_STOPPED : BERTH_TASK_STATUS_UNKNOWN;
+    return !is_exec (exec_id) && read_exit_file (task, exit_out) ? BERTH_TASK_STATUS_STOPPED : BERTH_TASK_STATUS_UNKNOWN;
   if (g_str_has_prefix (state, "stopped "))
     {
       parse_exit (state, exit_out);
       return BERTH_TASK_STATUS_STOPPED;
     }
+  if (g_str_has_prefix (state, "paused "))
+    return BERTH_TASK_STATUS_PAUSED;
   return g_str_has_prefix (state, "running ") ? BERTH_TASK_STATUS_RUNNING : BERTH_TASK_STATUS_CREATED;
-}
-
-static gboolean
-no_exec (const char *exec_id, GError **error)
-{
-  if (exec_id != NULL && *exec_id != '\0')
-    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "exec processes are not supported by this runtime yet");
-  return TRUE;
 }
 
 static gboolean
 task_start (BerthTask *t, const char *exec_id, guint32 *pid_out, GCancellable *cancellable, GError **error)
 {
-  if (!no_exec (exec_id, error))
-    return FALSE;
-  g_autofree char *reply = shim_request (OCI_TASK (t), "start", cancellable, error);
+  g_autofree char *request = request_for ("start", exec_id);
+  g_autofree char *reply = shim_request (OCI_TASK (t), request, cancellable, error);
   if (reply == NULL)
     return FALSE;
   if (pid_out != NULL)
-    *pid_out = OCI_TASK (t)->pid;
+    *pid_out = is_exec (exec_id) ? (guint32) g_ascii_strtoull (reply + strlen ("ok "), NULL, 10) : OCI_TASK (t)->pid;
   return TRUE;
 }
 
 static gboolean
 task_kill (BerthTask *t, const char *exec_id, int signal, gboolean all, GError **error)
 {
-  if (!no_exec (exec_id, error))
-    return FALSE;
-  g_autofree char *request = g_strdup_printf ("kill %d %d", signal, all ? 1 : 0);
+  g_autofree char *request = is_exec (exec_id) ? g_strdup_printf ("kill %d %d %s", signal, all ? 1 : 0, exec_id)
+                                               : g_strdup_printf ("kill %d %d", signal, all ? 1 : 0);
   g_autoptr (GError) local_error = NULL;
   g_autofree char *reply = shim_request (OCI_TASK (t), request, NULL, &local_error);
   if (reply != NULL)
@@ -206,14 +233,14 @@ task_kill (BerthTask *t, const char *exec_id, int signal, gboolean all, GError *
 static gboolean
 task_wait (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCancellable *cancellable, GError **error)
 {
-  if (!no_exec (exec_id, error))
-    return FALSE;
   OciTask *task = OCI_TASK (t);
   g_autoptr (GError) local_error = NULL;
-  g_autofree char *reply = shim_request (task, "wait", cancellable, &local_error);
+  g_autofree char *request = request_for ("wait", exec_id);
+  g_autofree char *reply = shim_request (task, request, cancellable, &local_error);
   if (reply == NULL)
     {
-      if (!g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE) || !read_exit_file (task, exit_out))
+      if (is_exec (exec_id) || !g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE)
+          || !read_exit_file (task, exit_out))
         {
           g_propagate_error (error, g_steal_pointer (&local_error));
           return FALSE;
@@ -221,6 +248,70 @@ task_wait (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCancel
       return TRUE;
     }
   return parse_exit (reply, exit_out);
+}
+
+/* Records an exec'd process for the shim: its OCI process spec and its stdio. It runs
+ * at start. */
+static gboolean
+task_exec (BerthTask *t, const char *exec_id, GBytes *process_json, const BerthStdio *stdio, GCancellable *cancellable,
+           GError **error)
+{
+  OciTask *task = OCI_TASK (t);
+  if (!validate_exec_id (exec_id, error))
+    return FALSE;
+  if (stdio->terminal)
+    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "terminals (-t) are not supported by this runtime yet");
+  g_autofree char *name = g_strconcat ("exec-", exec_id, ".json", NULL);
+  g_autofree char *spec = g_build_filename (task->dir, name, NULL);
+  if (g_file_test (spec, G_FILE_TEST_EXISTS))
+    return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "exec %s: already exists in task %s", exec_id, task->id);
+  g_autofree char *io_name = g_strconcat ("exec-", exec_id, ".io", NULL);
+  g_autofree char *io_path = g_build_filename (task->dir, io_name, NULL);
+  g_autofree char *io = g_strdup_printf ("%s\n%s\n%s\n", stdio->stdin_path && *stdio->stdin_path ? stdio->stdin_path : "-",
+                                         stdio->stdout_path && *stdio->stdout_path ? stdio->stdout_path : "-",
+                                         stdio->stderr_path && *stdio->stderr_path ? stdio->stderr_path : "-");
+  gsize len = 0;
+  const char *json = g_bytes_get_data (process_json, &len);
+  if (!g_file_set_contents (io_path, io, -1, error) || !g_file_set_contents (spec, json, len, error))
+    return FALSE;
+  g_autofree char *request = g_strdup_printf ("add %s", exec_id);
+  return simple_request (task, request, error);
+}
+
+
+static gboolean
+task_pause (BerthTask *t, GError **error)
+{
+  return simple_request (OCI_TASK (t), "pause", error);
+}
+
+static gboolean
+task_resume (BerthTask *t, GError **error)
+{
+  return simple_request (OCI_TASK (t), "resume", error);
+}
+
+static GArray *
+task_pids (BerthTask *t, GError **error)
+{
+  g_autofree char *reply = shim_request (OCI_TASK (t), "pids", NULL, error);
+  if (reply == NULL)
+    return NULL;
+  GArray *pids = g_array_new (FALSE, TRUE, sizeof (BerthProcessInfo));
+  /* "ok [12,34]" */
+  for (const char *p = reply + strlen ("ok"); *p;)
+    {
+      if (!g_ascii_isdigit (*p))
+        {
+          p++;
+          continue;
+        }
+      char *end = NULL;
+      BerthProcessInfo info = { (guint32) g_ascii_strtoull (p, &end, 10), NULL };
+      g_array_append_val (pids, info);
+      p = end;
+    }
+  return pids;
 }
 
 static gboolean
@@ -245,9 +336,22 @@ task_cleanup (OciTask *task)
 static gboolean
 task_delete (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCancellable *cancellable, GError **error)
 {
-  if (!no_exec (exec_id, error))
-    return FALSE;
   OciTask *task = OCI_TASK (t);
+  if (is_exec (exec_id))
+    {
+      g_autofree char *request = request_for ("delete", exec_id);
+      g_autofree char *reply = shim_request (task, request, cancellable, error);
+      if (reply == NULL)
+        return FALSE;
+      parse_exit (reply, exit_out);
+      for (const char *suffix = ".json"; suffix != NULL; suffix = g_str_equal (suffix, ".json") ? ".io" : NULL)
+        {
+          g_autofree char *name = g_strconcat ("exec-", exec_id, suffix, NULL);
+          g_autofree char *path = g_build_filename (task->dir, name, NULL);
+          unlink (path);
+        }
+      return TRUE;
+    }
   g_autoptr (GError) local_error = NULL;
   g_autofree char *reply = shim_request (task, "delete", cancellable, &local_error);
   if (reply == NULL)
@@ -295,6 +399,10 @@ oci_task_iface_init (BerthTaskInterface *iface)
   iface->kill = task_kill;
   iface->wait = task_wait;
   iface->delete = task_delete;
+  iface->exec = task_exec;
+  iface->pause = task_pause;
+  iface->resume = task_resume;
+  iface->pids = task_pids;
 }
 
 static OciTask *
