@@ -22,6 +22,8 @@
 #define LABEL_REF_SNAPSHOT "containerd.io/gc.ref.snapshot."
 #define NODE_CONTENT "content:"
 #define NODE_SNAPSHOT "snapshot:"
+/* containerd's limit for an ingest that no lease holds. */
+#define INGEST_MAX_IDLE_USEC (24 * G_TIME_SPAN_HOUR)
 
 static GRWLock sweep_lock;
 static gint running;
@@ -73,6 +75,7 @@ typedef struct {
   GPtrArray *worlds;           /* SnapWorld */
   GHashTable *visible;         /* digests some namespace keeps */
   GPtrArray *doomed_snapshots; /* DoomedSnapshot */
+  GHashTable *leased_ingests;  /* backend refs ("<ns>/<ref>") an unexpired lease holds */
   BerthGcStats *stats;
 } Collect;
 
@@ -84,6 +87,8 @@ typedef struct {
   GHashTable *marked; /* node ids */
   GQueue pending;     /* node ids still to follow (owned by marked) */
   GPtrArray *doomed;  /* metadata keys to delete */
+  GHashTable *live_leases; /* keys of the namespace's unexpired leases */
+  char *corrupt;           /* a root record that does not parse: nothing is collected */
 } Mark;
 
 static SnapWorld *
@@ -174,8 +179,8 @@ image_root (const char *key, const guint8 *value, gsize len, gpointer user_data)
     (gpointer) protobuf_c_message_unpack (&containerd__services__images__v1__image__descriptor, NULL, len, value);
   if (image == NULL)
     {
-      g_warning ("gc: image record %s does not parse; keeping everything it might hold is impossible", key);
-      return TRUE;
+      m->corrupt = g_strdup (key);
+      return FALSE;
     }
   if (image->target != NULL)
     mark_content (m, image->target->digest);
@@ -212,7 +217,8 @@ lease_resource_root (Mark *m, const char *resource)
           mark_snapshot (m, snapshotter, slash + 1);
         }
     }
-  /* "ingests/<ref>": ingests are never collected, nothing to mark. */
+  else if (g_str_has_prefix (resource, "ingests/"))
+    g_hash_table_add (m->c->leased_ingests, g_strdup_printf ("%s/%s", m->ns, resource + strlen ("ingests/")));
 }
 
 static gboolean
@@ -222,12 +228,13 @@ lease_walk (const char *key, const guint8 *value, gsize len, gpointer user_data)
   const char *r = strstr (key, "/r/");
   if (r != NULL)
     {
-      /* A resource; its lease sorts before it (a key is a prefix of its resources'). */
+      /* A resource; its lease sorts before it (a key is a prefix of its resources').
+       * One of an expired lease, or left without its lease, goes. */
       g_autofree char *lease_key = g_strndup (key, r - key);
-      if (g_ptr_array_find_with_equal_func (m->doomed, lease_key, g_str_equal, NULL))
-        g_ptr_array_add (m->doomed, g_strdup (key));
-      else
+      if (g_hash_table_contains (m->live_leases, lease_key))
         lease_resource_root (m, r + strlen ("/r/"));
+      else
+        g_ptr_array_add (m->doomed, g_strdup (key));
       return TRUE;
     }
   Containerd__Services__Leases__V1__Lease *lease =
@@ -238,6 +245,8 @@ lease_walk (const char *key, const guint8 *value, gsize len, gpointer user_data)
       g_ptr_array_add (m->doomed, g_strdup (key));
       m->c->stats->leases_expired++;
     }
+  else
+    g_hash_table_add (m->live_leases, g_strdup (key));
   if (lease != NULL)
     protobuf_c_message_free_unpacked (&lease->base, NULL);
   return TRUE;
@@ -255,8 +264,8 @@ container_root (const char *key, const guint8 *value, gsize len, gpointer user_d
     (gpointer) protobuf_c_message_unpack (&containerd__services__containers__v1__container__descriptor, NULL, len, value);
   if (container == NULL)
     {
-      g_warning ("gc: container record %s does not parse", key);
-      return TRUE;
+      m->corrupt = g_strdup (key);
+      return FALSE;
     }
   mark_snapshot (m, container->snapshotter, container->snapshot_key);
   mark_entries (m, (void *const *) container->labels, container->n_labels);
@@ -423,7 +432,7 @@ static gboolean
 collect_namespace (BerthMetadataTxn *txn, const char *ns, Collect *c, GError **error)
 {
   Mark m = { c, ns, g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL), G_QUEUE_INIT,
-             g_ptr_array_new_with_free_func (g_free) };
+             g_ptr_array_new_with_free_func (g_free), g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL) };
   g_autofree char *images = g_strdup_printf ("v1/%s/images/", ns);
   g_autofree char *leases = g_strdup_printf ("v1/%s/leases/", ns);
   g_autofree char *containers = g_strdup_printf ("v1/%s/containers/", ns);
@@ -432,6 +441,9 @@ collect_namespace (BerthMetadataTxn *txn, const char *ns, Collect *c, GError **e
                 && berth_metadata_txn_foreach (txn, leases, lease_walk, &m, error)
                 && berth_metadata_txn_foreach (txn, containers, container_root, &m, error)
                 && berth_metadata_txn_foreach (txn, content, labelled_content_root, &m, error);
+  if (ok && m.corrupt != NULL)
+    ok = berth_throw (error, BERTH_ERROR_DATA_LOSS,
+                      "gc: record %s does not parse; collecting nothing rather than what it may reference", m.corrupt);
   if (ok)
     {
       snapshot_roots (&m);
@@ -444,6 +456,8 @@ collect_namespace (BerthMetadataTxn *txn, const char *ns, Collect *c, GError **e
   g_hash_table_unref (m.marked);
   g_queue_clear (&m.pending);
   g_ptr_array_unref (m.doomed);
+  g_hash_table_unref (m.live_leases);
+  g_free (m.corrupt);
   return ok;
 }
 
@@ -572,6 +586,34 @@ blob_unseen (const BerthContentInfo *info, gpointer user_data)
   return TRUE;
 }
 
+/* Aborts ingests idle for a day that no lease holds, as containerd expires them. One
+ * that a writer has open is busy, not idle, and stays. */
+static void
+remove_stale_ingests (BerthContentStore *store, Collect *c)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) statuses = berth_content_store_list_statuses (store, &error);
+  if (statuses == NULL)
+    {
+      g_warning ("gc: listing ingests: %s", error->message);
+      return;
+    }
+  for (guint i = 0; i < statuses->len; i++)
+    {
+      const BerthContentStatus *status = statuses->pdata[i];
+      if (g_hash_table_contains (c->leased_ingests, status->ref) || status->updated_at > c->now - INGEST_MAX_IDLE_USEC)
+        continue;
+      g_autoptr (GError) local_error = NULL;
+      if (berth_content_store_abort (store, status->ref, &local_error))
+        {
+          g_debug ("gc: aborted ingest %s, idle since %" G_GINT64_FORMAT, status->ref, status->updated_at);
+          c->stats->ingests_removed++;
+        }
+      else
+        g_debug ("gc: keeping ingest %s: %s", status->ref, local_error->message);
+    }
+}
+
 static gboolean
 remove_blobs (BerthContentStore *store, GHashTable *visible, BerthGcStats *stats, GCancellable *cancellable,
               GError **error)
@@ -598,7 +640,8 @@ berth_gc_run (BerthDaemon *daemon, GCancellable *cancellable, BerthGcStats *stat
   g_autoptr (GHashTable) visible = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GPtrArray) worlds = g_ptr_array_new_with_free_func ((GDestroyNotify) snap_world_free);
   g_autoptr (GPtrArray) doomed = g_ptr_array_new_with_free_func ((GDestroyNotify) doomed_snapshot_free);
-  Collect c = { g_get_real_time (), worlds, visible, doomed, &stats };
+  g_autoptr (GHashTable) leased_ingests = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  Collect c = { g_get_real_time (), worlds, visible, doomed, leased_ingests, &stats };
   gint64 start = g_get_monotonic_time ();
 
   /* Exclusive from here to the last blob removal: no blob is between commit and record,
@@ -610,11 +653,15 @@ berth_gc_run (BerthDaemon *daemon, GCancellable *cancellable, BerthGcStats *stat
     remove_snapshots (daemon, &c, cancellable);
   BerthContentStore *store = ok ? berth_daemon_get_content_store (daemon, NULL) : NULL;
   if (store != NULL)
-    ok = remove_blobs (store, visible, &stats, cancellable, error);
+    {
+      remove_stale_ingests (store, &c);
+      ok = remove_blobs (store, visible, &stats, cancellable, error);
+    }
   g_rw_lock_writer_unlock (&sweep_lock);
 
-  g_debug ("gc: %u leases expired, %u content records, %u blobs and %u snapshots removed in %" G_GINT64_FORMAT " us",
-           stats.leases_expired, stats.content_records_removed, stats.blobs_removed, stats.snapshots_removed,
+  g_debug ("gc: %u leases expired, %u content records, %u blobs, %u snapshots and %u ingests removed in %" G_GINT64_FORMAT
+           " us", stats.leases_expired, stats.content_records_removed, stats.blobs_removed, stats.snapshots_removed,
+           stats.ingests_removed,
            g_get_monotonic_time () - start);
   if (stats_out != NULL)
     *stats_out = stats;

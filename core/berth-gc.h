@@ -9,7 +9,9 @@
  *
  * What no root reaches is removed: content records of the namespace, expired leases,
  * committed snapshots (children before parents, through the snapshotter); then every
- * blob that no namespace sees any more. Ingests in progress are never touched. Backend
+ * blob that no namespace sees any more. An ingest is aborted only when no unexpired
+ * lease holds it and it has been idle for a day (containerd's rule); one a writer has
+ * open is never touched. Backend
  * snapshots whose name is not "<known namespace>/<key>" are left alone.
  *
  * Hooking it into the daemon (core/berth-daemon.c): call berth_gc_schedule (daemon,
@@ -30,6 +32,7 @@ typedef struct {
   guint content_records_removed;
   guint blobs_removed;
   guint snapshots_removed;
+  guint ingests_removed;
 } BerthGcStats;
 
 /* One full collection; @stats (may be NULL) gets what was removed. Blocks: call it from

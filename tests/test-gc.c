@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <string.h>
+#include <time.h>
+#include <utime.h>
 
 #include <berth/berth.h>
 #include "api/berth-api-util.h"
@@ -360,11 +362,80 @@ test_snapshots (Fixture *f, gconstpointer data)
   g_assert_false (has_blob (f, spec));
 }
 
+/* An ingest with data written @age_hours ago (by its data file's time). */
+static BerthContentWriter *
+add_ingest (Fixture *f, const char *ref, int age_hours)
+{
+  g_autoptr (GError) error = NULL;
+  BerthContentWriter *writer = berth_content_store_open_writer (f->store, ref, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (berth_content_writer_write (writer, (const guint8 *) "partial", 7, NULL, &error));
+  g_autofree char *hash = berth_digest_bytes (ref, strlen (ref));
+  g_autofree char *data = g_build_filename (f->tmp, "root", BERTH_PLUGIN_TYPE_CONTENT ".content", "ingest",
+                                            hash + strlen ("sha256:"), "data", NULL);
+  struct utimbuf times = { time (NULL) - age_hours * 3600, time (NULL) - age_hours * 3600 };
+  g_assert_no_errno (utime (data, &times));
+  return writer;
+}
+
+static void
+test_ingests (Fixture *f, gconstpointer data)
+{
+  g_object_unref (add_ingest (f, NS "/fresh", 1));
+  g_object_unref (add_ingest (f, NS "/stale", 48));
+  g_object_unref (add_ingest (f, NS "/stale-leased", 48));
+  g_autoptr (BerthContentWriter) open = add_ingest (f, NS "/stale-open", 48);
+  add_lease (f, "upload", NULL, (const char *const[]) { "ingests/stale-leased", NULL });
+
+  BerthGcStats stats = run_gc (f);
+  g_assert_cmpuint (stats.ingests_removed, ==, 1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BerthContentStatus) gone = berth_content_store_status (f->store, NS "/stale", &error);
+  g_assert_error (error, BERTH_ERROR, BERTH_ERROR_NOT_FOUND);
+  const char *kept[] = { NS "/fresh", NS "/stale-leased", NS "/stale-open" };
+  for (guint i = 0; i < G_N_ELEMENTS (kept); i++)
+    {
+      g_autoptr (BerthContentStatus) status = berth_content_store_status (f->store, kept[i], NULL);
+      if (status == NULL)
+        g_error ("ingest %s was aborted", kept[i]);
+      g_assert_cmpint (status->offset, ==, 7);
+    }
+
+  /* Once the lease goes, the idle ingest it held goes too. */
+  g_assert_true (berth_api_metadata_delete (berth_daemon_get_metadata (f->daemon), "v1/" NS "/leases/upload", &error));
+  stats = run_gc (f);
+  g_assert_cmpuint (stats.ingests_removed, ==, 1);
+}
+
+static gboolean
+put_garbage_txn (BerthMetadataTxn *txn, gpointer key, GError **error)
+{
+  static const guint8 garbage[] = { 0x0a, 0xff, 0xff, 0xff };
+  return berth_metadata_txn_put (txn, key, garbage, sizeof garbage, error);
+}
+
+/* A root record that does not parse might reference anything: collect nothing. */
+static void
+test_corrupt_root (Fixture *f, gconstpointer data)
+{
+  g_autofree char *orphan = add_content (f, NS, "orphan", NULL);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (berth_metadata_write (berth_daemon_get_metadata (f->daemon), put_garbage_txn,
+                                       (gpointer) "v1/" NS "/images/broken", &error));
+  BerthGcStats stats = { 0 };
+  g_assert_false (berth_gc_run (f->daemon, NULL, &stats, &error));
+  g_assert_error (error, BERTH_ERROR, BERTH_ERROR_DATA_LOSS);
+  g_assert_nonnull (strstr (error->message, "v1/" NS "/images/broken"));
+  g_assert_true (visible (f, NS, orphan) && has_blob (f, orphan));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/gc/content", Fixture, NULL, fixture_setup, test_content, fixture_teardown);
   g_test_add ("/gc/snapshots", Fixture, NULL, fixture_setup, test_snapshots, fixture_teardown);
+  g_test_add ("/gc/corrupt-root", Fixture, NULL, fixture_setup, test_corrupt_root, fixture_teardown);
+  g_test_add ("/gc/ingests", Fixture, NULL, fixture_setup, test_ingests, fixture_teardown);
   return g_test_run ();
 }
