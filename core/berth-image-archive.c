@@ -260,6 +260,21 @@ ingest_ref (Import *im, const char *path)
   return g_strdup_printf ("%s/%s/%s", im->ns, im->lease, path);
 }
 
+/* A sparse entry's holes read as zeros. */
+static gboolean
+write_zeros (BerthContentWriter *writer, gint64 len, GCancellable *cancellable, GError **error)
+{
+  static const guint8 zeros[64 * 1024];
+  for (gint64 done = 0; done < len;)
+    {
+      gsize n = MIN ((gint64) sizeof zeros, len - done);
+      if (!berth_content_writer_write (writer, zeros, n, cancellable, error))
+        return FALSE;
+      done += n;
+    }
+  return TRUE;
+}
+
 /* Streams the current entry's data into the content store. */
 static Desc *
 store_entry (Import *im, struct archive *a, const char *path, gint64 size, GError **error)
@@ -284,14 +299,21 @@ store_entry (Import *im, struct archive *a, const char *path, gint64 size, GErro
   la_int64_t offset;
   int r;
   Desc *desc = NULL;
+  gint64 written = 0;
   while ((r = archive_read_data_block (a, &buf, &len, &offset)) == ARCHIVE_OK)
-    if (!berth_content_writer_write (writer, buf, len, im->cancellable, error))
-      goto out;
+    {
+      if (!write_zeros (writer, offset - written, im->cancellable, error)
+          || !berth_content_writer_write (writer, buf, len, im->cancellable, error))
+        goto out;
+      written = offset + len;
+    }
   if (r != ARCHIVE_EOF)
     {
       berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "reading %s from the archive: %s", path, archive_error_string (a));
       goto out;
     }
+  if (!write_zeros (writer, size - written, im->cancellable, error))
+    goto out;
   desc = commit_and_record (im, writer, size, expected, path, error);
 out:
   if (desc == NULL)
@@ -427,8 +449,12 @@ read_archive (Import *im, GInputStream *input, GError **error)
   if (ok && r != ARCHIVE_EOF)
     ok = berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "not a valid image archive: %s", archive_error_string (a));
 out:
-  if (reader->error != NULL && ok == FALSE && error != NULL && *error != NULL)
-    g_prefix_error (error, "%s: ", reader->error->message);
+  /* The stream's own error says more than libarchive's echo of it. */
+  if (!ok && reader->error != NULL)
+    {
+      g_clear_error (error);
+      g_propagate_error (error, g_steal_pointer (&reader->error));
+    }
   g_clear_error (&reader->error);
   archive_read_free (a);
   return ok;
@@ -1192,8 +1218,11 @@ berth_image_archive_export (BerthDaemon *daemon, const char *ns, const char *con
   if (archive_write_close (a) != ARCHIVE_OK && ok)
     ok = archive_fail (a, "the archive", error);
   archive_write_free (a);
-  if (!ok && writer->error != NULL && error != NULL && *error != NULL)
-    g_prefix_error (error, "%s: ", writer->error->message);
+  if (!ok && writer->error != NULL)
+    {
+      g_clear_error (error);
+      g_propagate_error (error, g_steal_pointer (&writer->error));
+    }
   g_clear_error (&writer->error);
   return ok;
 }
