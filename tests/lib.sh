@@ -34,7 +34,13 @@ tests_cleanup () {
   for pid in "${BERTHD_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null && { for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; kill -KILL "$pid" 2>/dev/null; }
   done
-  # Containers' mounts and shims started by this test's daemons live under TEST_TMP.
+  # Shims this test's daemons started (and their containers) outlive berthd by design:
+  # stop them here, by pid.
+  local shim
+  for shim in $(pgrep -f "berth-shim $TEST_TMP" 2>/dev/null); do
+    kill -KILL $(pgrep -P "$shim" 2>/dev/null) "$shim" 2>/dev/null
+  done
+  # Containers' mounts live under TEST_TMP too.
   grep " $TEST_TMP" /proc/self/mounts 2>/dev/null | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$TEST_TMP"
 }

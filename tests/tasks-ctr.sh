@@ -3,7 +3,7 @@
 # codes, detached tasks, kill and delete, bad input, and a berthd killed with -9 while
 # containers run (they keep running; exits that happen meanwhile are not lost).
 source "$(dirname "$0")/lib.sh"
-tap_plan 34
+tap_plan 36
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -53,6 +53,19 @@ expect_match "ctr tasks metrics shows the memory limit the container got" "memor
 expect_match "…its pids" "pids.current +1" "$metrics"
 expect_match "…and its CPU time" "cpuacct.usage +[1-9][0-9]*" "$metrics"
 bctr tasks kill -s KILL t-mem >/dev/null; sleep 0.5; bctr tasks rm t-mem >/dev/null; bctr containers rm t-mem >/dev/null
+
+# ctr run -t: an interactive shell on a terminal, driven through tmux.
+TMUX_SESSION=berth-$$
+tmux new-session -d -s "$TMUX_SESSION" -x 100 -y 30 "ctr --address $BERTH_SOCK run -t --rm $IMAGE t-tty sh"
+sleep 2
+tmux send-keys -t "$TMUX_SESSION" 'echo $((6*7)); stty size' Enter
+sleep 1
+screen=$(tmux capture-pane -p -t "$TMUX_SESSION")
+tmux send-keys -t "$TMUX_SESSION" exit Enter
+sleep 1
+tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
+expect_match "ctr run -t gives an interactive shell" "^42$" "$screen"
+expect_match "…on a terminal sized like the client's" "^30 100$" "$screen"
 
 check "ctr tasks pause" bctr tasks pause t-sleep
 expect_match "…the task shows PAUSED" "t-sleep +[0-9]+ +PAUSED" "$(bctr tasks ls)"

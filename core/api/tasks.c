@@ -81,8 +81,6 @@ tasks_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
     .options_type_url = options ? options->type_url : NULL,
     .options = option_bytes,
   };
-  if (req->terminal)
-    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "terminals (-t) are not supported by this runtime yet"), NULL;
   g_autoptr (BerthTask) task = berth_runtime_create (runtime, &create, berth_grpc_call_get_cancellable (call), error);
   if (task == NULL)
     return NULL;
@@ -295,6 +293,16 @@ tasks_resume (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
 }
 
 static ProtobufCMessage *
+tasks_resize_pty (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__ResizePtyRequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  if (task == NULL || !berth_task_resize_pty (task, req->exec_id, req->width, req->height, error))
+    return NULL;
+  return berth_grpc_message_new (&google__protobuf__empty__descriptor);
+}
+
+static ProtobufCMessage *
 tasks_list_pids (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Tasks__V1__ListPidsRequest *req = (gpointer) request;
@@ -387,6 +395,7 @@ berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
     { "Resume", BERTH_GRPC_UNARY, tasks_resume, NULL },
     { "ListPids", BERTH_GRPC_UNARY, tasks_list_pids, NULL },
     { "Metrics", BERTH_GRPC_UNARY, tasks_metrics, NULL },
+    { "ResizePty", BERTH_GRPC_UNARY, tasks_resize_pty, NULL },
     { NULL },
   };
   berth_grpc_server_add_service (server, &containerd__services__tasks__v1__tasks__descriptor, methods, daemon);

@@ -1,6 +1,9 @@
 /* berth-shim — supervises one container, outliving berthd.
  *
- *   berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR   ("-" for no stream)
+ *   berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR [--terminal]   ("-" for no stream)
+ *
+ * With --terminal the runtime hands the container's pty master over a console socket;
+ * the shim copies STDIN → pty and pty → STDOUT, and "resize W H" sets its window size.
  *
  * Started by the OCI runtime plugin with a readiness pipe on fd 3. It detaches (new
  * session, double fork), becomes the child subreaper, runs `RUNTIME create` with the
@@ -25,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -40,6 +44,7 @@
 static const char *state_dir, *runtime, *container_id, *bundle;
 static char runtime_root[4096], pid_file[4096], log_file[4096], exit_file[4096], sock_path[4096];
 static pid_t init_pid;
+static int pty_master = -1, term_in = -1, term_out = -1;
 static int started, paused, exited, exit_status;
 static long long exited_at_ns;
 /* A waiter: a connection waiting for the exit of init (exec = -1) or an exec. */
@@ -155,6 +160,48 @@ runtime_error (char *buf, size_t size)
   for (char *p = buf; *p; p++)
     if (*p == '\n')
       *p = ' ';
+}
+
+/* Receives the pty master the runtime sends over the console socket. */
+static int
+receive_pty (int listen_fd)
+{
+  int c = accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (c < 0)
+    return -1;
+  char data[256];
+  char control[CMSG_SPACE (sizeof (int))];
+  struct iovec iov = { data, sizeof data };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+  int fd = -1;
+  if (recvmsg (c, &msg, MSG_CMSG_CLOEXEC) >= 0)
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR (&msg); cm != NULL; cm = CMSG_NXTHDR (&msg, cm))
+      if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+        memcpy (&fd, CMSG_DATA (cm), sizeof fd);
+  close (c);
+  return fd;
+}
+
+/* Moves what is readable from @from to @to; FALSE at end of stream. */
+static int
+pump (int from, int to)
+{
+  char buf[32768];
+  ssize_t n = read (from, buf, sizeof buf);
+  if (n <= 0)
+    return n < 0 && errno == EAGAIN;
+  for (ssize_t done = 0; done < n;)
+    {
+      ssize_t w = write (to, buf + done, n - done);
+      if (w < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return 0;
+        }
+      done += w;
+    }
+  return 1;
 }
 
 static int
@@ -393,8 +440,11 @@ handle (int fd, char *line)
     int sig = 0, all = 0;
     if (sscanf (line, "kill %d %d %127s", &sig, &all, exec_id) == 3)
       return handle_exec (fd, "kill", exec_id, sig);
-    if (sscanf (line, "%15s %127s", verb, exec_id) == 2 && strcmp (verb, "kill") != 0)
-      return handle_exec (fd, verb, exec_id, 0);
+    static const char *const exec_verbs[] = { "add", "start", "wait", "state", "delete" };
+    if (sscanf (line, "%15s %127s", verb, exec_id) == 2)
+      for (size_t v = 0; v < sizeof exec_verbs / sizeof exec_verbs[0]; v++)
+        if (strcmp (verb, exec_verbs[v]) == 0)
+          return handle_exec (fd, verb, exec_id, 0);
   }
   if (strcmp (line, "start") == 0)
     {
@@ -442,6 +492,20 @@ handle (int fd, char *line)
           return reply (fd, "err %s", err), 0;
         }
       paused = strcmp (line, "pause") == 0;
+      return reply (fd, "ok"), 0;
+    }
+  if (strncmp (line, "resize ", 7) == 0)
+    {
+      struct winsize ws = { 0 };
+      unsigned w = 0, h = 0;
+      if (sscanf (line + 7, "%u %u", &w, &h) != 2)
+        return reply (fd, "err malformed resize"), 0;
+      if (pty_master < 0)
+        return reply (fd, "err task %s has no terminal", container_id), 0;
+      ws.ws_col = w;
+      ws.ws_row = h;
+      if (ioctl (pty_master, TIOCSWINSZ, &ws) < 0)
+        return reply (fd, "err resize: %s", strerror (errno)), 0;
       return reply (fd, "ok"), 0;
     }
   if (strcmp (line, "pids") == 0)
@@ -519,9 +583,10 @@ handle (int fd, char *line)
 int
 main (int argc, char **argv)
 {
-  if (argc != 8)
+  int terminal = argc == 9 && strcmp (argv[8], "--terminal") == 0;
+  if (argc != 8 && !terminal)
     {
-      fprintf (stderr, "usage: berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR\n");
+      fprintf (stderr, "usage: berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR [--terminal]\n");
       return 2;
     }
   state_dir = argv[1];
@@ -586,9 +651,41 @@ main (int argc, char **argv)
   if (lfd < 0 || bind (lfd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (lfd, 16) < 0)
     die (ready, "listening on %s: %s", sock_path, strerror (errno));
 
-  char *create[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
-                     (char *) container_id, NULL };
-  if (run_runtime (create, in, out, err_fd) != 0)
+  char console_path[4200];
+  int console_fd = -1;
+  if (terminal)
+    {
+      struct sockaddr_un caddr = { .sun_family = AF_UNIX };
+      snprintf (console_path, sizeof console_path, "%s/console.sock", state_dir);
+      if (strlen (console_path) >= sizeof caddr.sun_path)
+        die (ready, "console socket path %s is too long", console_path);
+      strcpy (caddr.sun_path, console_path);
+      unlink (console_path);
+      console_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (console_fd < 0 || bind (console_fd, (struct sockaddr *) &caddr, sizeof caddr) < 0 || listen (console_fd, 1) < 0)
+        die (ready, "console socket %s: %s", console_path, strerror (errno));
+    }
+  char *create_plain[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
+                           (char *) container_id, NULL };
+  char *create_tty[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
+                         (char *) "--console-socket", console_path, (char *) container_id, NULL };
+  int devnull_in = terminal ? open ("/dev/null", O_RDWR | O_CLOEXEC) : -1;
+  int create_rc = terminal ? run_runtime (create_tty, devnull_in, devnull_in, devnull_in)
+                           : run_runtime (create_plain, in, out, err_fd);
+  if (devnull_in >= 0)
+    close (devnull_in);
+  if (terminal && create_rc == 0)
+    {
+      pty_master = receive_pty (console_fd);
+      close (console_fd);
+      unlink (console_path);
+      if (pty_master < 0)
+        die (ready, "the runtime sent no terminal over %s", console_path);
+      /* O_RDWR: a client that has not opened its end yet must not read as end of input. */
+      term_in = strcmp (argv[5], "-") != 0 ? open (argv[5], O_RDWR | O_NONBLOCK | O_CLOEXEC) : -1;
+      term_out = dup (out);
+    }
+  if (create_rc != 0)
     {
       char msg[600];
       runtime_error (msg, sizeof msg);
@@ -622,12 +719,24 @@ main (int argc, char **argv)
 
   for (;;)
     {
-      struct pollfd fds[2] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
-      if (poll (fds, 2, -1) < 0)
+      struct pollfd fds[4] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 }, { pty_master, POLLIN, 0 }, { term_in, POLLIN, 0 } };
+      int nfds = pty_master >= 0 ? (term_in >= 0 ? 4 : 3) : 2;
+      if (poll (fds, nfds, -1) < 0)
         {
           if (errno == EINTR)
             continue;
           return 1;
+        }
+      if (nfds > 2 && (fds[2].revents & (POLLIN | POLLHUP)) && !pump (pty_master, term_out))
+        {
+          /* The container side of the terminal is closed: it has exited. */
+          close (pty_master);
+          pty_master = -1;
+        }
+      if (nfds > 3 && (fds[3].revents & (POLLIN | POLLHUP)) && !pump (term_in, pty_master))
+        {
+          close (term_in);
+          term_in = -1;
         }
       if (fds[1].revents & POLLIN)
         {

@@ -280,6 +280,15 @@ task_exec (BerthTask *t, const char *exec_id, GBytes *process_json, const BerthS
 
 
 static gboolean
+task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 height, GError **error)
+{
+  if (is_exec (exec_id))
+    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "exec processes have no terminal in this runtime yet");
+  g_autofree char *request = g_strdup_printf ("resize %u %u", width, height);
+  return simple_request (OCI_TASK (t), request, error);
+}
+
+static gboolean
 task_pause (BerthTask *t, GError **error)
 {
   return simple_request (OCI_TASK (t), "pause", error);
@@ -400,6 +409,7 @@ oci_task_iface_init (BerthTaskInterface *iface)
   iface->wait = task_wait;
   iface->delete = task_delete;
   iface->exec = task_exec;
+  iface->resize_pty = task_resize_pty;
   iface->pause = task_pause;
   iface->resume = task_resume;
   iface->pids = task_pids;
@@ -523,7 +533,8 @@ spawn_shim (OciRuntime *self, const char *dir, const char *binary, const BerthTa
   const char *argv[] = { self->shim, dir, binary, options->id, bundle,
                          io->stdin_path && *io->stdin_path ? io->stdin_path : "-",
                          io->stdout_path && *io->stdout_path ? io->stdout_path : "-",
-                         io->stderr_path && *io->stderr_path ? io->stderr_path : "-", NULL };
+                         io->stderr_path && *io->stderr_path ? io->stderr_path : "-",
+                         io->terminal ? "--terminal" : NULL, NULL };
   g_autoptr (GSubprocess) proc = g_subprocess_launcher_spawnv (launcher, argv, error);
   if (proc == NULL)
     return FALSE;
