@@ -1,12 +1,23 @@
 /* berth-gc.h — garbage collection, containerd's model (core-internal).
  *
- * Roots: images (their targets), unexpired leases (every resource they hold), content
- * labelled containerd.io/gc.root, containers (their snapshot). References:
- * containerd.io/gc.ref.content* labels on content point at more content,
- * containerd.io/gc.ref.snapshot.<snapshotter> labels at snapshots; a kept snapshot keeps
- * its parents. Active snapshots and views are never collected. What no root reaches is removed from its namespace;
- * a blob that no namespace sees any more is removed from the content store. Leases
- * whose containerd.io/gc.expire time has passed are released first.
+ * Per namespace, the roots are: images (their target and their labels' references),
+ * unexpired leases (everything they hold), containers (their snapshot and labels'
+ * references), content and snapshots labelled containerd.io/gc.root, and — to be
+ * conservative — every active snapshot and view. References are followed through
+ * containerd.io/gc.ref.content[./…] and containerd.io/gc.ref.snapshot.<snapshotter>[/…]
+ * labels on content and snapshots, and from a snapshot to its parent.
+ *
+ * What no root reaches is removed: content records of the namespace, expired leases,
+ * committed snapshots (children before parents, through the snapshotter); then every
+ * blob that no namespace sees any more. An ingest is aborted only when no unexpired
+ * lease holds it and it has been idle for a day (containerd's rule); one a writer has
+ * open is never touched. Backend
+ * snapshots whose name is not "<known namespace>/<key>" are left alone.
+ *
+ * Hooking it into the daemon (core/berth-daemon.c): call berth_gc_schedule (daemon,
+ * config->gc_interval_seconds) once the backends are loaded, keep the source id and
+ * g_source_remove it on stop. Services call berth_gc_run from their worker thread when
+ * a client asks for a synchronous delete.
  */
 #pragma once
 
@@ -21,11 +32,14 @@ typedef struct {
   guint content_records_removed;
   guint blobs_removed;
   guint snapshots_removed;
+  guint ingests_removed;
 } BerthGcStats;
 
-/* One full collection. Blocks: call it from a worker. */
+/* One full collection; @stats (may be NULL) gets what was removed. Blocks: call it from
+ * a worker. Collections never overlap: a second caller waits for the first. */
 gboolean berth_gc_run (BerthDaemon *daemon, GCancellable *cancellable, BerthGcStats *stats, GError **error);
-/* Runs a collection every @interval_seconds on a worker (0: never). */
+/* Runs a collection every @interval_seconds on a worker (0: never). Returns the
+ * GSource id (0 when disabled). */
 guint berth_gc_schedule (BerthDaemon *daemon, guint interval_seconds);
 
 /* Held shared by whoever makes a blob and then records it in a namespace (two steps):

@@ -417,7 +417,55 @@ content_abort (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer us
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
 
-/* ---- Write ---- */
+/* ---- Write ----
+ *
+ * containerd's server semantics (services/content/contentserver + metadata/content.go):
+ * a Write whose expected digest the namespace already sees answers ALREADY_EXISTS (and
+ * adds the blob to the call's lease); one whose blob the store holds for another
+ * namespace has nothing to upload — Status reports it complete and the commit only
+ * records it here (containerd's default "shared" content policy); a commit of a blob the
+ * namespace already had answers ALREADY_EXISTS. The stream ends after a commit. */
+
+typedef Containerd__Services__Content__V1__WriteContentRequest WriteRequest;
+
+/* One Write stream: the ingest it opened and what the client said so far. */
+typedef struct {
+  BerthGrpcCall *call;
+  BerthDaemon *daemon;
+  BerthContentStore *store;
+  BerthContentWriter *writer; /* NULL until opened, and while shared */
+  gboolean opened;
+  char *shared;               /* digest of a blob the store already holds, nothing to write */
+  gint64 shared_size;
+  gint64 started_at;
+  char *client_ref;
+  char *ref;
+  char *expected;
+  gint64 total;
+  const char *lease;
+} WriteSession;
+
+static void
+write_session_clear (WriteSession *ws)
+{
+  g_clear_object (&ws->writer);
+  g_free (ws->shared);
+  g_free (ws->client_ref);
+  g_free (ws->ref);
+  g_free (ws->expected);
+}
+
+static gboolean
+has_lease (WriteSession *ws)
+{
+  return ws->lease != NULL && *ws->lease != '\0';
+}
+
+static char *
+lease_resource_key (WriteSession *ws, const char *type, const char *id)
+{
+  return g_strdup_printf ("v1/%s/leases/%s/r/%s/%s", berth_grpc_call_get_namespace (ws->call), ws->lease, type, id);
+}
 
 typedef struct {
   const char *ns;
@@ -425,13 +473,23 @@ typedef struct {
   const char *digest;
   gint64 size;
   GHashTable *labels;
+  gboolean existed;
 } CommitData;
 
+/* Records the blob in the namespace, or, when the namespace had it already, only adds
+ * it to the lease (labels untouched, as containerd does). */
 static gboolean
 commit_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   CommitData *data = user_data;
-  return berth_api_content_record (txn, data->ns, data->lease, data->digest, data->size, data->labels, error);
+  g_autofree char *key = berth_api_content_key (data->ns, data->digest);
+  data->existed = berth_api_key_exists (txn, key);
+  if (!data->existed)
+    return berth_api_content_record (txn, data->ns, data->lease, data->digest, data->size, data->labels, error);
+  if (data->lease == NULL || *data->lease == '\0')
+    return TRUE;
+  g_autofree char *resource = g_strdup_printf ("v1/%s/leases/%s/r/content/%s", data->ns, data->lease, data->digest);
+  return berth_metadata_txn_put (txn, resource, "", 0, error);
 }
 
 static gboolean
@@ -445,39 +503,9 @@ visible_in_namespace (BerthGrpcCall *call, const char *digest)
   return TRUE;
 }
 
-/* One Write stream: the ingest it opened and what the client said so far. */
-typedef struct {
-  BerthGrpcCall *call;
-  BerthDaemon *daemon;
-  BerthContentStore *store;
-  BerthContentWriter *writer;
-  char *client_ref;
-  char *ref;
-  char *expected;
-  gint64 total;
-  const char *lease;
-} WriteSession;
-
-static void
-write_session_clear (WriteSession *ws)
-{
-  g_clear_object (&ws->writer);
-  g_free (ws->client_ref);
-  g_free (ws->ref);
-  g_free (ws->expected);
-}
-
-static char *
-lease_ingest_key (WriteSession *ws)
-{
-  return g_strdup_printf ("v1/%s/leases/%s/r/ingests/%s", berth_grpc_call_get_namespace (ws->call), ws->lease,
-                          ws->client_ref);
-}
-
 /* Takes the expected digest and total a request announces. */
 static gboolean
-write_take_expectations (WriteSession *ws, const Containerd__Services__Content__V1__WriteContentRequest *req,
-                         GError **error)
+write_take_expectations (WriteSession *ws, const WriteRequest *req, GError **error)
 {
   if (req->expected != NULL && *req->expected != '\0')
     {
@@ -487,6 +515,13 @@ write_take_expectations (WriteSession *ws, const Containerd__Services__Content__
       ws->expected = g_strdup (req->expected);
       if (visible_in_namespace (ws->call, ws->expected))
         {
+          if (has_lease (ws))
+            {
+              /* The lease must hold what its writer found in place, or GC may take it. */
+              g_autofree char *key = lease_resource_key (ws, "content", ws->expected);
+              if (!berth_api_metadata_put_empty (berth_daemon_get_metadata (ws->daemon), key, error))
+                return FALSE;
+            }
           if (ws->writer != NULL)
             {
               g_clear_object (&ws->writer);
@@ -501,35 +536,95 @@ write_take_expectations (WriteSession *ws, const Containerd__Services__Content__
 }
 
 static gboolean
-write_open (WriteSession *ws, const Containerd__Services__Content__V1__WriteContentRequest *req, GError **error)
+write_open_backend (WriteSession *ws, GError **error)
+{
+  g_clear_pointer (&ws->shared, g_free);
+  ws->writer = berth_content_store_open_writer (ws->store, ws->ref, ws->total, ws->expected,
+                                                berth_grpc_call_get_cancellable (ws->call), error);
+  return ws->writer != NULL;
+}
+
+static gboolean
+write_open (WriteSession *ws, const WriteRequest *req, GError **error)
 {
   if (req->ref == NULL || *req->ref == '\0')
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "first message must have a reference");
   ws->store = berth_daemon_get_content_store (ws->daemon, error);
   if (ws->store == NULL)
     return FALSE;
+  ws->opened = TRUE;
+  ws->started_at = g_get_real_time ();
+  ws->lease = berth_grpc_call_get_header (ws->call, "containerd-lease");
   ws->client_ref = g_strdup (req->ref);
   ws->ref = backend_ref (ws->call, req->ref);
   if (!write_take_expectations (ws, req, error))
     return FALSE;
-  ws->writer = berth_content_store_open_writer (ws->store, ws->ref, ws->total, ws->expected,
-                                                berth_grpc_call_get_cancellable (ws->call), error);
-  if (ws->writer == NULL)
-    return FALSE;
-  ws->lease = berth_grpc_call_get_header (ws->call, "containerd-lease");
-  if (ws->lease != NULL && *ws->lease != '\0')
+  if (has_lease (ws))
     {
-      /* GC must not take an ingest that a lease holds. */
-      g_autofree char *key = lease_ingest_key (ws);
+      g_autofree char *key = lease_resource_key (ws, "ingests", ws->client_ref);
       if (!berth_api_metadata_put_empty (berth_daemon_get_metadata (ws->daemon), key, error))
         return FALSE;
     }
-  return TRUE;
+  if (ws->expected != NULL)
+    {
+      g_autoptr (BerthContentInfo) info = berth_content_store_info (ws->store, ws->expected, NULL, NULL);
+      if (info != NULL && (ws->total == 0 || ws->total == info->size))
+        {
+          ws->shared = g_strdup (ws->expected);
+          ws->shared_size = ws->total = info->size;
+          return TRUE;
+        }
+    }
+  return write_open_backend (ws, error);
+}
+
+static BerthContentStatus *
+write_status (WriteSession *ws, GError **error)
+{
+  if (ws->writer != NULL)
+    return berth_content_writer_status (ws->writer, error);
+  BerthContentStatus *status = g_new0 (BerthContentStatus, 1);
+  status->ref = g_strdup (ws->ref);
+  status->offset = status->total = ws->shared_size;
+  status->expected = g_strdup (ws->shared);
+  status->started_at = status->updated_at = ws->started_at;
+  return status;
+}
+
+static char *
+write_digest (WriteSession *ws)
+{
+  return ws->writer != NULL ? berth_content_writer_digest (ws->writer) : g_strdup (ws->shared);
+}
+
+/* The commit of a shared blob checks what a real commit would, and that the blob is
+ * still there (another namespace may have let it go since the stream opened). */
+static char *
+commit_shared (WriteSession *ws, GError **error)
+{
+  if (ws->total != ws->shared_size)
+    {
+      berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "unexpected commit size %" G_GINT64_FORMAT ", expected %"
+                   G_GINT64_FORMAT, ws->shared_size, ws->total);
+      return NULL;
+    }
+  if (ws->expected != NULL && !g_str_equal (ws->expected, ws->shared))
+    {
+      berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "unexpected commit digest %s, expected %s", ws->shared,
+                   ws->expected);
+      return NULL;
+    }
+  g_autoptr (BerthContentInfo) info = berth_content_store_info (ws->store, ws->shared, NULL, NULL);
+  if (info == NULL)
+    {
+      berth_throw (error, BERTH_ERROR_ABORTED, "content %s was removed during the write; write it again", ws->shared);
+      return NULL;
+    }
+  return g_strdup (ws->shared);
 }
 
 static gboolean
-write_commit (WriteSession *ws, const Containerd__Services__Content__V1__WriteContentRequest *req, gint64 size,
-              GError **error)
+write_commit (WriteSession *ws, const WriteRequest *req, gint64 size, GError **error)
 {
   g_autoptr (GHashTable) labels = NULL;
   if (req->n_labels > 0)
@@ -539,37 +634,78 @@ write_commit (WriteSession *ws, const Containerd__Services__Content__V1__WriteCo
         return FALSE;
     }
   g_autoptr (GError) commit_error = NULL;
+  g_autofree char *digest = NULL;
   berth_gc_hold ();
-  g_autofree char *committed = berth_content_writer_commit (ws->writer, ws->total, ws->expected,
-                                                            berth_grpc_call_get_cancellable (ws->call), &commit_error);
-  if (committed == NULL && !g_error_matches (commit_error, BERTH_ERROR, BERTH_ERROR_ALREADY_EXISTS))
+  if (ws->writer == NULL)
+    digest = commit_shared (ws, &commit_error);
+  else
+    {
+      digest = berth_content_writer_commit (ws->writer, ws->total, ws->expected,
+                                            berth_grpc_call_get_cancellable (ws->call), &commit_error);
+      /* Stored already (for another namespace): from now on this one sees it too. */
+      if (digest == NULL && g_error_matches (commit_error, BERTH_ERROR, BERTH_ERROR_ALREADY_EXISTS))
+        {
+          g_clear_error (&commit_error);
+          digest = berth_content_writer_digest (ws->writer);
+        }
+    }
+  if (digest == NULL)
     {
       berth_gc_release ();
       g_propagate_error (error, g_steal_pointer (&commit_error));
       return FALSE;
     }
-  /* Stored already (for another namespace): from now on this one sees it too. */
-  g_autofree char *digest = committed ? g_steal_pointer (&committed) : berth_content_writer_digest (ws->writer);
-  CommitData data = { berth_grpc_call_get_namespace (ws->call), ws->lease, digest, size, labels };
+  CommitData data = { berth_grpc_call_get_namespace (ws->call), ws->lease, digest, size, labels, FALSE };
   gboolean recorded = berth_metadata_write (berth_daemon_get_metadata (ws->daemon), commit_txn, &data, error);
   berth_gc_release ();
   if (!recorded)
     return FALSE;
-  if (ws->lease != NULL && *ws->lease != '\0')
+  if (has_lease (ws))
     {
-      g_autofree char *key = lease_ingest_key (ws);
+      g_autofree char *key = lease_resource_key (ws, "ingests", ws->client_ref);
       berth_api_metadata_delete (berth_daemon_get_metadata (ws->daemon), key, NULL);
     }
+  if (data.existed)
+    return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "content %s: already exists", digest);
+  return TRUE;
+}
+
+/* WRITE and COMMIT: data goes at the current offset; offset 0 restarts the ingest. */
+static gboolean
+write_data (WriteSession *ws, const WriteRequest *req, gint64 *offset, GError **error)
+{
+  if (req->offset > 0 && req->offset != *offset)
+    return berth_throw (error, BERTH_ERROR_OUT_OF_RANGE,
+                        "write @%" G_GINT64_FORMAT " must occur at current offset %" G_GINT64_FORMAT, req->offset, *offset);
+  if (req->offset == 0 && *offset > 0)
+    {
+      /* A restart of a shared blob becomes a real upload. */
+      if (ws->writer == NULL && !write_open_backend (ws, error))
+        return FALSE;
+      if (!berth_content_writer_truncate (ws->writer, 0, error))
+        return FALSE;
+      *offset = 0;
+    }
+  if (req->data.len == 0)
+    return TRUE;
+  if (ws->writer == NULL)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
+                        "ingest %s: writing %zu bytes at offset %" G_GINT64_FORMAT " goes past the expected total of %"
+                        G_GINT64_FORMAT " bytes", ws->client_ref, req->data.len, *offset, ws->shared_size);
+  if (!berth_content_writer_write (ws->writer, req->data.data, req->data.len, berth_grpc_call_get_cancellable (ws->call),
+                                   error))
+    return FALSE;
+  *offset += req->data.len;
   return TRUE;
 }
 
 /* Handles one request of the stream and answers it. */
 static gboolean
-write_step (WriteSession *ws, const Containerd__Services__Content__V1__WriteContentRequest *req, GError **error)
+write_step (WriteSession *ws, const WriteRequest *req, GError **error)
 {
-  if (ws->writer == NULL ? !write_open (ws, req, error) : !write_take_expectations (ws, req, error))
+  if (!ws->opened ? !write_open (ws, req, error) : !write_take_expectations (ws, req, error))
     return FALSE;
-  g_autoptr (BerthContentStatus) status = berth_content_writer_status (ws->writer, error);
+  g_autoptr (BerthContentStatus) status = write_status (ws, error);
   if (status == NULL)
     return FALSE;
   Containerd__Services__Content__V1__WriteContentResponse msg = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
@@ -587,30 +723,15 @@ write_step (WriteSession *ws, const Containerd__Services__Content__V1__WriteCont
       break;
     case CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE:
     case CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__COMMIT:
-      if (req->offset > 0 && req->offset != status->offset)
-        return berth_throw (error, BERTH_ERROR_OUT_OF_RANGE,
-                            "write @%" G_GINT64_FORMAT " must occur at current offset %" G_GINT64_FORMAT, req->offset,
-                            status->offset);
-      if (req->offset == 0 && status->offset > 0)
-        {
-          if (!berth_content_writer_truncate (ws->writer, 0, error))
-            return FALSE;
-          msg.offset = 0;
-        }
-      if (req->data.len > 0)
-        {
-          if (!berth_content_writer_write (ws->writer, req->data.data, req->data.len,
-                                           berth_grpc_call_get_cancellable (ws->call), error))
-            return FALSE;
-          msg.offset += req->data.len;
-        }
+      if (!write_data (ws, req, &msg.offset, error))
+        return FALSE;
       if (req->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__COMMIT && !write_commit (ws, req, msg.offset, error))
         return FALSE;
       break;
     default:
       return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "unknown write action %d", req->action);
     }
-  g_autofree char *digest = berth_content_writer_digest (ws->writer);
+  g_autofree char *digest = write_digest (ws);
   msg.digest = digest;
   return berth_grpc_call_send (ws->call, &msg.base, error);
 }
@@ -623,7 +744,7 @@ content_write (BerthGrpcCall *call, const ProtobufCMessage *unused, gpointer use
   for (;;)
     {
       g_autoptr (GError) recv_error = NULL;
-      ProtobufCMessage *req = berth_grpc_call_recv (call, &recv_error);
+      WriteRequest *req = (WriteRequest *) berth_grpc_call_recv (call, &recv_error);
       if (req == NULL)
         {
           if (recv_error != NULL)
@@ -633,9 +754,10 @@ content_write (BerthGrpcCall *call, const ProtobufCMessage *unused, gpointer use
             }
           break;
         }
-      ok = write_step (&ws, (Containerd__Services__Content__V1__WriteContentRequest *) req, error);
-      protobuf_c_message_free_unpacked (req, NULL);
-      if (!ok)
+      gboolean committed = req->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__COMMIT;
+      ok = write_step (&ws, req, error);
+      protobuf_c_message_free_unpacked (&req->base, NULL);
+      if (!ok || committed)
         break;
     }
   write_session_clear (&ws);

@@ -1,0 +1,36 @@
+/* test-daemon-util.c — see test-daemon-util.h. */
+#include "config.h"
+
+#include "berth-config.h"
+#include "test-daemon-util.h"
+
+BerthDaemon *
+test_daemon_new (char **tmp_out)
+{
+  const char *top = g_getenv ("BERTH_TOP_BUILDDIR");
+  g_autoptr (GError) error = NULL;
+  char *tmp = g_dir_make_tmp ("berth-test-XXXXXX", &error);
+  g_assert_no_error (error);
+  BerthConfig *config = berth_config_new_default ();
+  g_free (config->root);
+  config->root = g_build_filename (tmp, "root", NULL);
+  g_free (config->state);
+  config->state = g_build_filename (tmp, "state", NULL);
+  g_strfreev (config->plugin_dirs);
+  config->plugin_dirs = g_strdupv ((char *[]) {
+    g_build_filename (top ? top : ".", "plugins", "content", "local", ".libs", NULL),
+    g_build_filename (top ? top : ".", "plugins", "snapshotters", "native", ".libs", NULL), NULL });
+  g_setenv ("BERTH_PLUGIN_SCANNER", "", TRUE); /* load in-process: no scanner binary needed */
+  BerthDaemon *daemon = berth_daemon_new (config, &error);
+  g_assert_no_error (error);
+  *tmp_out = tmp;
+  return daemon;
+}
+
+void
+test_remove_tree (const char *path)
+{
+  g_autofree char *quoted = g_shell_quote (path);
+  g_autofree char *cmd = g_strconcat ("rm -rf ", quoted, NULL);
+  g_assert_cmpint (system (cmd), ==, 0);
+}
