@@ -42,7 +42,16 @@ tests_cleanup () {
   done
   # Containers' mounts live under TEST_TMP too.
   grep " $TEST_TMP" /proc/self/mounts 2>/dev/null | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+  # A sanitizer report from any daemon this test ran fails the test (sanitizer builds).
+  local report status=$?
+  report=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$TEST_TMP"/*/berthd.log 2>/dev/null)
+  if [ -n "$report" ]; then
+    echo "Bail out! sanitizer report from berthd: $report"
+    grep -h -A30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" $report | sed 's/^/# /' | head -80
+    status=1
+  fi
   rm -rf "$TEST_TMP"
+  exit $status
 }
 trap tests_cleanup EXIT
 

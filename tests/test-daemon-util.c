@@ -17,9 +17,10 @@ test_daemon_new (char **tmp_out)
   g_free (config->state);
   config->state = g_build_filename (tmp, "state", NULL);
   g_strfreev (config->plugin_dirs);
-  config->plugin_dirs = g_strdupv ((char *[]) {
-    g_build_filename (top ? top : ".", "plugins", "content", "local", ".libs", NULL),
-    g_build_filename (top ? top : ".", "plugins", "snapshotters", "native", ".libs", NULL), NULL });
+  /* The built paths become the list itself: no copy, nothing to free twice or leak. */
+  config->plugin_dirs = g_new0 (char *, 3);
+  config->plugin_dirs[0] = g_build_filename (top ? top : ".", "plugins", "content", "local", ".libs", NULL);
+  config->plugin_dirs[1] = g_build_filename (top ? top : ".", "plugins", "snapshotters", "native", ".libs", NULL);
   g_setenv ("BERTH_PLUGIN_SCANNER", "", TRUE); /* load in-process: no scanner binary needed */
   BerthDaemon *daemon = berth_daemon_new (config, &error);
   g_assert_no_error (error);

@@ -76,7 +76,8 @@ record_unpack (const char *key, const void *data, gsize len)
   guint32 kind;
   const char *parent;
   g_autoptr (GVariantIter) labels = NULL;
-  g_variant_get (value, RECORD_FORMAT, &record->id, &kind, &parent, &labels, &record->created_at, &record->updated_at,
+  /* "&s": borrow the parent from the variant (it is copied below). */
+  g_variant_get (value, "(tu&sa{ss}xxxx)", &record->id, &kind, &parent, &labels, &record->created_at, &record->updated_at,
                  &record->size, &record->inodes);
   record->kind = kind;
   record->key = g_strdup (key);
