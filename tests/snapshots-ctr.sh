@@ -3,7 +3,7 @@
 # native, whiteouts and opaque dirs, snapshot commands, and hostile layers that must
 # fail without writing anything outside the snapshot.
 source "$(dirname "$0")/lib.sh"
-tap_plan 24
+tap_plan 27
 
 berthd_start snap || true
 IMG=$SRCDIR/tests/make-image.py
@@ -35,6 +35,25 @@ out=$(bctr snapshots rm "$base" 2>&1) && not_ok "removing a snapshot with childr
   || expect_match "removing a snapshot with children fails with a clear error" "child" "$out"
 check "ctr snapshots prepare + usage" sh -c "ctr -a '$BERTH_SOCK' snapshots prepare work1 && ctr -a '$BERTH_SOCK' snapshots usage work1"
 check "ctr snapshots rm of the active snapshot" bctr snapshots rm work1
+
+# 120 layers: the overlay options run past a page; the mount must still work.
+mkdir -p "$TEST_TMP/many"
+layer_args=()
+for i in $(seq 1 120); do
+  mkdir -p "$TEST_TMP/many/$i/layers"
+  echo "$i" >"$TEST_TMP/many/$i/layers/$i"
+  layer_args+=(--layer "$TEST_TMP/many/$i")
+done
+python3 "$IMG" "$TEST_TMP/many.tar" --busybox "${layer_args[@]}" --name docker.io/library/many:1 >/dev/null
+check "an image of 121 layers imports and unpacks" bctr images import "$TEST_TMP/many.tar"
+top=$(bctr snapshots tree | grep -o 'sha256:[0-9a-f]*' | tail -1)
+bctr snapshots prepare many-top "$top" >/dev/null
+opts=$(bctr snapshots mounts /x many-top | grep -o '\-o .*' | wc -c)
+expect_match "the overlay options are longer than a page ($opts bytes)" "^(4[1-9][0-9][0-9]|[5-9][0-9]{3}|[0-9]{5,})$" "$opts"
+bctr run --rm --snapshotter overlayfs docker.io/library/many:1 many-run sh -c 'cat /layers/1 /layers/120' >"$TEST_TMP/many.out" 2>&1
+expect_eq "a container on the 121-layer image sees the first and the last layer" "$(printf '1\n120')" "$(cat "$TEST_TMP/many.out")"
+bctr snapshots rm many-top >/dev/null
+bctr images rm --sync docker.io/library/many:1 >/dev/null
 
 # Diff: changes in an active snapshot become a layer (ctr snapshots diff writes it out).
 bctr images import "$TEST_TMP/layers.tar" >/dev/null
