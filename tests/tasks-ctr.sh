@@ -3,7 +3,7 @@
 # codes, detached tasks, kill and delete, bad input, and a berthd killed with -9 while
 # containers run (they keep running; exits that happen meanwhile are not lost).
 source "$(dirname "$0")/lib.sh"
-tap_plan 38
+tap_plan 40
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -59,6 +59,10 @@ metrics=$(bctr tasks metrics t-mem)
 expect_match "ctr tasks metrics shows the memory limit the container got" "memory.limit_in_bytes +33554432" "$metrics"
 expect_match "…its pids" "pids.current +1" "$metrics"
 expect_match "…and its CPU time" "cpuacct.usage +[1-9][0-9]*" "$metrics"
+# ctr 1.6 has no "tasks update": Tasks.Update with the OCI LinuxResources as JSON.
+check "Tasks.Update raises the memory limit" "$SRCDIR/tests/grpc-call.py" "$BERTH_SOCK" /containerd.services.tasks.v1.Tasks/Update \
+  1=t-mem "2={" 1=types.containerd.io/opencontainers/runtime-spec/1/LinuxResources '2={"memory":{"limit":67108864}}' "}"
+expect_match "…and the container's cgroup has the new limit" "memory.limit_in_bytes +67108864" "$(bctr tasks metrics t-mem)"
 bctr tasks kill -s KILL t-mem >/dev/null; sleep 0.5; bctr tasks rm t-mem >/dev/null; bctr containers rm t-mem >/dev/null
 
 # ctr run -t: an interactive shell on a terminal, driven through tmux.

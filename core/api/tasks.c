@@ -305,6 +305,20 @@ tasks_resize_pty (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
 }
 
 static ProtobufCMessage *
+tasks_update (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__UpdateTaskRequest *req = (gpointer) request;
+  if (req->resources == NULL)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no resources given"), NULL;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  /* ctr sends the OCI LinuxResources as JSON inside the Any. */
+  g_autoptr (GBytes) resources = g_bytes_new (req->resources->value.data, req->resources->value.len);
+  if (task == NULL || !berth_task_update (task, resources, error))
+    return NULL;
+  return berth_grpc_message_new (&google__protobuf__empty__descriptor);
+}
+
+static ProtobufCMessage *
 tasks_list_pids (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Tasks__V1__ListPidsRequest *req = (gpointer) request;
@@ -398,6 +412,7 @@ berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
     { "ListPids", BERTH_GRPC_UNARY, tasks_list_pids, NULL },
     { "Metrics", BERTH_GRPC_UNARY, tasks_metrics, NULL },
     { "ResizePty", BERTH_GRPC_UNARY, tasks_resize_pty, NULL },
+    { "Update", BERTH_GRPC_UNARY, tasks_update, NULL },
     { NULL },
   };
   berth_grpc_server_add_service (server, &containerd__services__tasks__v1__tasks__descriptor, methods, daemon);

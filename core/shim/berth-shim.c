@@ -9,7 +9,7 @@
  * session, double fork), becomes the child subreaper, runs `RUNTIME create` with the
  * given FIFOs as the container's stdio, answers "ok PID" or "err MESSAGE" on fd 3, and
  * then serves STATE_DIR/shim.sock: one request line per connection —
- *   start | kill SIGNAL ALL | wait | state | pause | resume | pids | delete
+ *   start | kill SIGNAL ALL | wait | state | pause | resume | pids | update | resize W H | delete
  * answered with one line: "ok [PID]", "exit STATUS NSEC", "created|running|paused PID",
  * "stopped STATUS NSEC" or "err MESSAGE". The exit status is also written atomically to
  * STATE_DIR/exit, so it survives this process too. start, kill, wait, state and delete
@@ -492,6 +492,21 @@ handle (int fd, char *line)
           return reply (fd, "err %s", err), 0;
         }
       paused = strcmp (line, "pause") == 0;
+      return reply (fd, "ok"), 0;
+    }
+  if (strcmp (line, "update") == 0)
+    {
+      /* The plugin left the new LinuxResources in STATE_DIR/resources.json. */
+      char resources[4200];
+      snprintf (resources, sizeof resources, "%s/resources.json", state_dir);
+      if (exited)
+        return reply (fd, "err process already finished"), 0;
+      char *argv[] = { (char *) "update", (char *) "--resources", resources, (char *) container_id, NULL };
+      if (run_runtime (argv, -1, -1, -1) != 0)
+        {
+          runtime_error (err, sizeof err);
+          return reply (fd, "err %s", err), 0;
+        }
       return reply (fd, "ok"), 0;
     }
   if (strncmp (line, "resize ", 7) == 0)

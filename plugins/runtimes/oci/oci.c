@@ -289,6 +289,18 @@ task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 heigh
 }
 
 static gboolean
+task_update (BerthTask *t, GBytes *resources_json, GError **error)
+{
+  OciTask *task = OCI_TASK (t);
+  g_autofree char *path = g_build_filename (task->dir, "resources.json", NULL);
+  gsize len = 0;
+  const char *json = g_bytes_get_data (resources_json, &len);
+  if (!g_file_set_contents (path, json, len, error))
+    return FALSE;
+  return simple_request (task, "update", error);
+}
+
+static gboolean
 task_pause (BerthTask *t, GError **error)
 {
   return simple_request (OCI_TASK (t), "pause", error);
@@ -410,6 +422,7 @@ oci_task_iface_init (BerthTaskInterface *iface)
   iface->delete = task_delete;
   iface->exec = task_exec;
   iface->resize_pty = task_resize_pty;
+  iface->update = task_update;
   iface->pause = task_pause;
   iface->resume = task_resume;
   iface->pids = task_pids;
