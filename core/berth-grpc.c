@@ -25,11 +25,11 @@
 
 #include <berth/berth-error.h>
 #include "berth-grpc.h"
+#include "berth-grpc-wire.h"
 
 #undef G_LOG_DOMAIN
 #define G_LOG_DOMAIN "berth-api"
 
-#define GRPC_PREFIX 5
 /* What one stream may hold in each direction before the other side must wait. */
 #define QUEUE_BUDGET (4 * 1024 * 1024)
 #define STREAM_WINDOW (1 * 1024 * 1024)
@@ -209,27 +209,6 @@ berth_grpc_message_new (const ProtobufCMessageDescriptor *descriptor)
   return message;
 }
 
-/* A message as one gRPC frame: flag byte, big-endian length, payload. */
-static GBytes *
-frame_message (const ProtobufCMessage *message, gsize max, GError **error)
-{
-  gsize size = protobuf_c_message_get_packed_size (message);
-  if (size > max)
-    {
-      berth_throw (error, BERTH_ERROR_RESOURCE_EXHAUSTED,
-                   "response of %zu bytes is larger than the maximum message size (%zu bytes)", size, max);
-      return NULL;
-    }
-  guint8 *buf = g_malloc (GRPC_PREFIX + size);
-  buf[0] = 0;
-  buf[1] = (size >> 24) & 0xff;
-  buf[2] = (size >> 16) & 0xff;
-  buf[3] = (size >> 8) & 0xff;
-  buf[4] = size & 0xff;
-  protobuf_c_message_pack (message, buf + GRPC_PREFIX);
-  return g_bytes_new_take (buf, GRPC_PREFIX + size);
-}
-
 /* ---------------- worker → main ---------------- */
 
 typedef struct {
@@ -335,7 +314,7 @@ queue_frame (BerthGrpcCall *call, GBytes *frame, GError **error)
 gboolean
 berth_grpc_call_send (BerthGrpcCall *call, const ProtobufCMessage *message, GError **error)
 {
-  g_autoptr (GBytes) frame = frame_message (message, call->server->max_message_size, error);
+  g_autoptr (GBytes) frame = berth_grpc_frame_message (message, call->server->max_message_size, error);
   if (frame == NULL)
     return FALSE;
   return queue_frame (call, frame, error);
@@ -385,7 +364,7 @@ run_unary (gpointer data, gpointer pool_data)
       ProtobufCMessage *response = call->entry->method.unary (call, request, call->entry->user_data, &error);
       if (response != NULL)
         {
-          g_autoptr (GBytes) frame = frame_message (response, call->server->max_message_size, &error);
+          g_autoptr (GBytes) frame = berth_grpc_frame_message (response, call->server->max_message_size, &error);
           berth_grpc_message_free (response);
           if (frame != NULL)
             queue_frame (call, frame, &error);
@@ -459,7 +438,7 @@ data_source_read (nghttp2_session *session, int32_t stream_id, uint8_t *buf, siz
     {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
       g_autofree char *status_text = g_strdup_printf ("%d", status);
-      g_autofree char *escaped = message ? g_uri_escape_string (message, " ", FALSE) : NULL;
+      g_autofree char *escaped = message ? berth_grpc_status_message_encode (message) : NULL;
       nghttp2_nv trailers[] = {
         { (uint8_t *) "grpc-status", (uint8_t *) status_text, 11, strlen (status_text), NGHTTP2_NV_FLAG_NONE },
         { (uint8_t *) "grpc-message", (uint8_t *) (escaped ? escaped : ""), 12, escaped ? strlen (escaped) : 0,
@@ -493,7 +472,7 @@ call_respond_error_main (BerthGrpcCall *call, BerthErrorCode code, const char *m
       g_mutex_unlock (&call->lock);
       g_cancellable_cancel (call->cancellable);
       g_autofree char *status_text = g_strdup_printf ("%d", code);
-      g_autofree char *escaped = g_uri_escape_string (message ? message : "", " ", FALSE);
+      g_autofree char *escaped = berth_grpc_status_message_encode (message);
       nghttp2_nv headers[] = { NV (":status", "200"), NV ("content-type", "application/grpc"),
                                NV ("grpc-status", status_text), NV ("grpc-message", escaped) };
       nghttp2_submit_response (conn->session, call->stream_id, headers, G_N_ELEMENTS (headers), NULL);
@@ -658,25 +637,21 @@ on_request_message (BerthGrpcCall *call, GBytes *message)
 static void
 parse_inbuf (BerthGrpcCall *call)
 {
-  while (!call->rejected && call->inbuf->len >= GRPC_PREFIX)
+  while (!call->rejected)
     {
-      const guint8 *p = call->inbuf->data;
-      guint32 size = ((guint32) p[1] << 24) | ((guint32) p[2] << 16) | ((guint32) p[3] << 8) | p[4];
-      if (p[0] != 0)
+      GBytes *message = NULL;
+      g_autoptr (GError) error = NULL;
+      switch (berth_grpc_frame_next (call->inbuf, call->server->max_message_size, &message, &error))
         {
-          call_reject (call, BERTH_ERROR_UNIMPLEMENTED, "compressed messages are not supported");
+        case BERTH_GRPC_FRAME_NEED_MORE:
           return;
-        }
-      if (size > call->server->max_message_size)
-        {
-          call_reject (call, BERTH_ERROR_RESOURCE_EXHAUSTED,
-                       "received message larger than max (%u vs. %zu)", size, call->server->max_message_size);
+        case BERTH_GRPC_FRAME_ERROR:
+          call_reject (call, error->code, "%s", error->message);
           return;
+        case BERTH_GRPC_FRAME_MESSAGE:
+          break;
         }
-      if (call->inbuf->len < GRPC_PREFIX + size)
-        return;
-      on_request_message (call, g_bytes_new (p + GRPC_PREFIX, size));
-      g_byte_array_remove_range (call->inbuf, 0, GRPC_PREFIX + size);
+      on_request_message (call, message);
       if ((call->entry->method.kind == BERTH_GRPC_UNARY || call->entry->method.kind == BERTH_GRPC_SERVER_STREAMING)
           && call->in_queue.length > 1)
         {

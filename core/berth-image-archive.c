@@ -206,6 +206,8 @@ typedef struct {
   GHashTable *labels;     /* digest → labels table to add */
   GPtrArray *names;       /* image names */
   GPtrArray *targets;     /* Desc per name */
+  BerthImageArchiveProgress progress;
+  gpointer progress_data;
 } Import;
 
 typedef struct {
@@ -251,6 +253,8 @@ commit_and_record (Import *im, BerthContentWriter *writer, gint64 size, const ch
       g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "%s: ", path);
       return NULL;
     }
+  if (im->progress != NULL)
+    im->progress (digest, size, im->progress_data);
   return desc_new ("", digest, size);
 }
 
@@ -834,6 +838,14 @@ GPtrArray *
 berth_image_archive_import (BerthDaemon *daemon, const char *ns, GInputStream *input, const char *base_name,
                             GCancellable *cancellable, GError **error)
 {
+  return berth_image_archive_import_full (daemon, ns, input, base_name, NULL, NULL, cancellable, error);
+}
+
+GPtrArray *
+berth_image_archive_import_full (BerthDaemon *daemon, const char *ns, GInputStream *input, const char *base_name,
+                                 BerthImageArchiveProgress progress, gpointer progress_data,
+                                 GCancellable *cancellable, GError **error)
+{
   BerthContentStore *store = berth_daemon_get_content_store (daemon, error);
   if (store == NULL)
     return NULL;
@@ -843,6 +855,8 @@ berth_image_archive_import (BerthDaemon *daemon, const char *ns, GInputStream *i
                 g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_bytes_unref),
                 g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_unref),
                 g_ptr_array_new_with_free_func (g_free), g_ptr_array_new_with_free_func ((GDestroyNotify) desc_free) };
+  im.progress = progress;
+  im.progress_data = progress_data;
   g_autoptr (GPtrArray) created = g_ptr_array_new ();
   GPtrArray *result = NULL;
   if (!berth_metadata_write (md, lease_create_txn, &im, error))

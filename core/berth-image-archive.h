@@ -28,6 +28,12 @@ G_BEGIN_DECLS
 GPtrArray *berth_image_archive_import (BerthDaemon *daemon, const char *ns, GInputStream *input, const char *base_name,
                                        GCancellable *cancellable, GError **error);
 
+/* Called, in the importing thread, as each blob is stored (or found already stored). */
+typedef void (*BerthImageArchiveProgress) (const char *digest, gint64 size, gpointer user_data);
+GPtrArray *berth_image_archive_import_full (BerthDaemon *daemon, const char *ns, GInputStream *input,
+                                            const char *base_name, BerthImageArchiveProgress progress,
+                                            gpointer progress_data, GCancellable *cancellable, GError **error);
+
 gboolean berth_image_archive_export (BerthDaemon *daemon, const char *ns, const char *const *names,
                                      GOutputStream *output, GCancellable *cancellable, GError **error);
 

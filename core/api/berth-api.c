@@ -19,4 +19,6 @@ berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon)
   berth_api_register_diff (server, daemon);
   berth_api_register_containers (server, daemon);
   berth_api_register_tasks (server, daemon);
+  berth_api_register_archive (server, daemon);
+  berth_api_register_gc (server, daemon);
 }

@@ -209,6 +209,10 @@ open_stream (const char *path, int flags)
 {
   if (strcmp (path, "-") == 0)
     return open ("/dev/null", O_RDWR | O_CLOEXEC);
+  /* containerd's file:// stdio: output appended to a log file (detached containers). */
+  if (strncmp (path, "file://", 7) == 0)
+    return (flags & O_ACCMODE) == O_RDONLY ? open ("/dev/null", O_RDONLY | O_CLOEXEC)
+                                          : open (path + 7, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   /* O_RDWR on a FIFO never blocks waiting for the other side. */
   return open (path, flags | O_CLOEXEC);
 }

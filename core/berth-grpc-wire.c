@@ -1,0 +1,66 @@
+/* berth-grpc-wire.c — gRPC message framing shared by server and client. */
+#include "config.h"
+
+#include <string.h>
+
+#include <berth/berth-error.h>
+#include "berth-grpc-wire.h"
+
+GBytes *
+berth_grpc_frame_message (const ProtobufCMessage *message, gsize max, GError **error)
+{
+  gsize size = protobuf_c_message_get_packed_size (message);
+  if (size > max)
+    {
+      berth_throw (error, BERTH_ERROR_RESOURCE_EXHAUSTED,
+                   "message of %zu bytes is larger than the maximum message size (%zu bytes)", size, max);
+      return NULL;
+    }
+  guint8 *buf = g_malloc (BERTH_GRPC_PREFIX + size);
+  buf[0] = 0;
+  buf[1] = (size >> 24) & 0xff;
+  buf[2] = (size >> 16) & 0xff;
+  buf[3] = (size >> 8) & 0xff;
+  buf[4] = size & 0xff;
+  protobuf_c_message_pack (message, buf + BERTH_GRPC_PREFIX);
+  return g_bytes_new_take (buf, BERTH_GRPC_PREFIX + size);
+}
+
+BerthGrpcFrameResult
+berth_grpc_frame_next (GByteArray *buffer, gsize max, GBytes **message_out, GError **error)
+{
+  if (buffer->len < BERTH_GRPC_PREFIX)
+    return BERTH_GRPC_FRAME_NEED_MORE;
+  const guint8 *p = buffer->data;
+  guint32 size = ((guint32) p[1] << 24) | ((guint32) p[2] << 16) | ((guint32) p[3] << 8) | p[4];
+  if (p[0] != 0)
+    {
+      berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "compressed messages are not supported");
+      return BERTH_GRPC_FRAME_ERROR;
+    }
+  if (size > max)
+    {
+      berth_throw (error, BERTH_ERROR_RESOURCE_EXHAUSTED, "received message larger than max (%u vs. %zu)", size, max);
+      return BERTH_GRPC_FRAME_ERROR;
+    }
+  if (buffer->len < BERTH_GRPC_PREFIX + size)
+    return BERTH_GRPC_FRAME_NEED_MORE;
+  *message_out = g_bytes_new (p + BERTH_GRPC_PREFIX, size);
+  g_byte_array_remove_range (buffer, 0, BERTH_GRPC_PREFIX + size);
+  return BERTH_GRPC_FRAME_MESSAGE;
+}
+
+char *
+berth_grpc_status_message_encode (const char *message)
+{
+  return g_uri_escape_string (message ? message : "", " ", FALSE);
+}
+
+char *
+berth_grpc_status_message_decode (const char *value)
+{
+  if (value == NULL)
+    return NULL;
+  char *decoded = g_uri_unescape_string (value, NULL);
+  return decoded ? decoded : g_strdup (value);
+}
