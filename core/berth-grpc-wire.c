@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
+#include <berth/berth-types.h>
 #include "berth-grpc-wire.h"
+#include "github.com/containerd/containerd/api/types/mount.pb-c.h"
 
 GBytes *
 berth_grpc_frame_message (const ProtobufCMessage *message, gsize max, GError **error)
@@ -63,4 +65,20 @@ berth_grpc_status_message_decode (const char *value)
     return NULL;
   char *decoded = g_uri_unescape_string (value, NULL);
   return decoded ? decoded : g_strdup (value);
+}
+
+GPtrArray *
+berth_proto_mounts_to_list (Containerd__Types__Mount **mounts, size_t n)
+{
+  GPtrArray *out = berth_mount_list_new ();
+  for (size_t i = 0; i < n; i++)
+    {
+      g_autofree const char **options = g_new0 (const char *, mounts[i]->n_options + 1);
+      for (size_t j = 0; j < mounts[i]->n_options; j++)
+        options[j] = mounts[i]->options[j];
+      BerthMount *m = berth_mount_new (mounts[i]->type, mounts[i]->source, options);
+      m->target = mounts[i]->target && *mounts[i]->target ? g_strdup (mounts[i]->target) : NULL;
+      g_ptr_array_add (out, m);
+    }
+  return out;
 }

@@ -27,4 +27,9 @@ BerthGrpcFrameResult berth_grpc_frame_next (GByteArray *buffer, gsize max, GByte
 char *berth_grpc_status_message_encode (const char *message);
 char *berth_grpc_status_message_decode (const char *value);
 
+/* containerd.types.Mount messages (protobuf-c's counted string arrays) as a BerthMount
+ * list (berth_mount_list_new), for the daemon's handlers and for clients alike. */
+struct Containerd__Types__Mount;
+GPtrArray *berth_proto_mounts_to_list (struct Containerd__Types__Mount **mounts, size_t n);
+
 G_END_DECLS

@@ -208,21 +208,6 @@ berth_api_strings_contain (char **strings, size_t n, const char *value)
   return FALSE;
 }
 
-GPtrArray *
-berth_api_mounts_from (Containerd__Types__Mount **mounts, size_t n)
-{
-  GPtrArray *out = berth_mount_list_new ();
-  for (size_t i = 0; i < n; i++)
-    {
-      g_autofree const char **options = g_new0 (const char *, mounts[i]->n_options + 1);
-      for (size_t j = 0; j < mounts[i]->n_options; j++)
-        options[j] = mounts[i]->options[j];
-      BerthMount *m = berth_mount_new (mounts[i]->type, mounts[i]->source, options);
-      m->target = mounts[i]->target && *mounts[i]->target ? g_strdup (mounts[i]->target) : NULL;
-      g_ptr_array_add (out, m);
-    }
-  return out;
-}
 
 Containerd__Types__Mount **
 berth_api_mounts_to (GPtrArray *mounts, size_t *n_out)

@@ -1,6 +1,8 @@
 /* berth-api-util.h — conversions every service needs (core-internal). */
 #pragma once
 
+#include "berth-grpc-wire.h"
+
 #include "berth-grpc.h"
 #include "berth-metadata.h"
 #include "google/protobuf/timestamp.pb-c.h"
@@ -56,8 +58,7 @@ BerthFilter *berth_api_filter_parse (char **filters, size_t n_filters, GError **
 /* Whether a counted string array (a field mask's paths) holds @value. */
 gboolean berth_api_strings_contain (char **strings, size_t n, const char *value);
 
-/* API mounts ↔ BerthMount lists. */
-GPtrArray *berth_api_mounts_from (Containerd__Types__Mount **mounts, size_t n);
+/* BerthMount lists → API mounts (the other way: berth_proto_mounts_to_list). */
 Containerd__Types__Mount **berth_api_mounts_to (GPtrArray *mounts, size_t *n_out);
 
 /* The value of "labels.<key>" for a filter lookup over a message's map entries. */

@@ -21,7 +21,7 @@ diff_apply (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
   if (differ == NULL)
     return NULL;
   g_autoptr (BerthDescriptor) layer = berth_descriptor_new (req->diff->media_type, req->diff->digest, req->diff->size);
-  g_autoptr (GPtrArray) mounts = berth_api_mounts_from (req->mounts, req->n_mounts);
+  g_autoptr (GPtrArray) mounts = berth_proto_mounts_to_list (req->mounts, req->n_mounts);
   g_autoptr (BerthDescriptor) applied = berth_differ_apply (differ, layer, mounts, NULL,
                                                             berth_grpc_call_get_cancellable (call), error);
   if (applied == NULL)
@@ -62,8 +62,8 @@ diff_diff (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_d
   g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) req->labels, req->n_labels, error);
   if (labels == NULL)
     return NULL;
-  g_autoptr (GPtrArray) lower = berth_api_mounts_from (req->left, req->n_left);
-  g_autoptr (GPtrArray) upper = berth_api_mounts_from (req->right, req->n_right);
+  g_autoptr (GPtrArray) lower = berth_proto_mounts_to_list (req->left, req->n_left);
+  g_autoptr (GPtrArray) upper = berth_proto_mounts_to_list (req->right, req->n_right);
   /* Namespaced like every ingest ref. */
   g_autofree char *ref = req->ref && *req->ref ? g_strdup_printf ("%s/%s", berth_grpc_call_get_namespace (call), req->ref)
                                                : NULL;

@@ -70,7 +70,7 @@ tasks_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
                                          : g.found->runtime ? g.found->runtime->options : NULL;
   g_autoptr (GBytes) spec = g.found->spec ? g_bytes_new (g.found->spec->value.data, g.found->spec->value.len) : NULL;
   g_autoptr (GBytes) option_bytes = options ? g_bytes_new (options->value.data, options->value.len) : NULL;
-  g_autoptr (GPtrArray) rootfs = berth_api_mounts_from (req->rootfs, req->n_rootfs);
+  g_autoptr (GPtrArray) rootfs = berth_proto_mounts_to_list (req->rootfs, req->n_rootfs);
   BerthTaskCreateOptions create = {
     .namespace_ = berth_grpc_call_get_namespace (call),
     .id = req->container_id,
