@@ -89,8 +89,10 @@ berthd_start () {
     "${args[@]}" "$@" >>"$BERTHD_LOG" 2>&1 &
   BERTHD_PID=$!
   BERTHD_PIDS+=("$BERTHD_PID")
+  # Up to a minute while the daemon lives: sanitizer builds probing crashing test
+  # plugins on a busy CI machine take many seconds.
   local i
-  for i in $(seq 100); do
+  for i in $(seq 600); do
     [ -S "$BERTH_SOCK" ] && return 0
     kill -0 "$BERTHD_PID" 2>/dev/null || break
     sleep 0.1
