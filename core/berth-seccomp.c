@@ -129,6 +129,8 @@ throw_invalid (GError **error, const char *source, const char *format, ...)
   return FALSE;
 }
 
+#define null_throw_invalid(...) (throw_invalid (__VA_ARGS__), NULL)
+
 /* ---- reading a profile: everything is checked before anything is used ---- */
 
 typedef struct {
@@ -363,13 +365,13 @@ profile_read (JsonNode *root, const char *source, GError **error)
   g_array_set_clear_func (profile->rules, rule_clear);
 
   if (!JSON_NODE_HOLDS_OBJECT (root))
-    return throw_invalid (error, source, "not a JSON object"), NULL;
+    return null_throw_invalid (error, source, "not a JSON object");
   JsonObject *object = json_node_get_object (root);
 
   if (!get_string (object, "defaultAction", source, "top level", &profile->default_action, error))
     return NULL;
   if (profile->default_action == NULL || !g_strv_contains (actions, profile->default_action))
-    return throw_invalid (error, source, "\"defaultAction\" must be one of SCMP_ACT_{ALLOW,ERRNO,KILL,…}"), NULL;
+    return null_throw_invalid (error, source, "\"defaultAction\" must be one of SCMP_ACT_{ALLOW,ERRNO,KILL,…}");
   if (!get_uint (object, "defaultErrnoRet", source, "top level", &profile->has_default_errno_ret,
                  &profile->default_errno_ret, error))
     return NULL;
@@ -378,7 +380,7 @@ profile_read (JsonNode *root, const char *source, GError **error)
   if (arch_map != NULL && !JSON_NODE_HOLDS_NULL (arch_map))
     {
       if (!JSON_NODE_HOLDS_ARRAY (arch_map))
-        return throw_invalid (error, source, "\"archMap\" must be an array"), NULL;
+        return null_throw_invalid (error, source, "\"archMap\" must be an array");
       profile->arch_map = json_node_get_array (arch_map);
       for (guint i = 0; i < json_array_get_length (profile->arch_map); i++)
         {
@@ -387,13 +389,13 @@ profile_read (JsonNode *root, const char *source, GError **error)
           const char *arch;
           g_autoptr (GPtrArray) subs = NULL;
           if (!JSON_NODE_HOLDS_OBJECT (entry))
-            return throw_invalid (error, source, "%s: must be an object", where), NULL;
+            return null_throw_invalid (error, source, "%s: must be an object", where);
           if (!get_string (json_node_get_object (entry), "architecture", source, where, &arch, error)
               || !get_strings (json_node_get_object (entry), "subArchitectures", source, where, &subs, error))
             return NULL;
           if (arch == NULL || arch_lookup (arch) == NULL)
-            return throw_invalid (error, source, "%s: unknown \"architecture\" %s", where, arch ? arch : "(missing)"),
-                   NULL;
+            return null_throw_invalid (error, source, "%s: unknown \"architecture\" %s", where,
+                                       arch ? arch : "(missing)");
           if (!check_arches (subs, source, where, error))
             return NULL;
         }
@@ -406,7 +408,7 @@ profile_read (JsonNode *root, const char *source, GError **error)
   if (syscalls != NULL && !JSON_NODE_HOLDS_NULL (syscalls))
     {
       if (!JSON_NODE_HOLDS_ARRAY (syscalls))
-        return throw_invalid (error, source, "\"syscalls\" must be an array"), NULL;
+        return null_throw_invalid (error, source, "\"syscalls\" must be an array");
       JsonArray *array = json_node_get_array (syscalls);
       g_array_set_size (profile->rules, json_array_get_length (array));
       for (guint i = 0; i < json_array_get_length (array); i++)
@@ -428,14 +430,14 @@ profile_load (const char *path, GError **error)
        * GFileError keeps its own code so callers can tell "missing" from "broken". */
       if (local_error->domain == G_FILE_ERROR)
         g_set_error (error, G_IO_ERROR, g_io_error_from_file_error (local_error->code),
-                     "seccomp profile %s: %s", path, local_error->message);
+                     "reading seccomp profile: %s", local_error->message);
       else
         g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "invalid seccomp profile: %s",
                      local_error->message);
       return NULL;
     }
   if (json_parser_get_root (parser) == NULL)
-    return throw_invalid (error, path, "empty file"), NULL;
+    return null_throw_invalid (error, path, "empty file");
   return profile_read (json_node_ref (json_parser_get_root (parser)), path, error);
 }
 
@@ -482,7 +484,8 @@ add_architectures (JsonBuilder *builder, const Profile *profile, const ArchName 
             continue;
           json_builder_add_string_value (builder, arch->scmp);
           JsonNode *subs_node = json_object_get_member (entry, "subArchitectures");
-          JsonArray *subs = subs_node != NULL && JSON_NODE_HOLDS_ARRAY (subs_node) ? json_node_get_array (subs_node) : NULL;
+          JsonArray *subs = subs_node != NULL && JSON_NODE_HOLDS_ARRAY (subs_node) ? json_node_get_array (subs_node)
+                                                                                    : NULL;
           for (guint j = 0; subs != NULL && j < json_array_get_length (subs); j++)
             json_builder_add_string_value (builder, arch_lookup (json_array_get_string_element (subs, j))->scmp);
           goto done;

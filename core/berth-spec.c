@@ -83,6 +83,10 @@ throw_io (GError **error, GIOErrorEnum code, const char *format, ...)
   return FALSE;
 }
 
+/* For functions returning a pointer: `return null_throw_io (error, …);` (libglnx's idiom). */
+#define null_throw_io(...) (throw_io (__VA_ARGS__), NULL)
+#define null_throw_errno(...) (berth_throw_errno (__VA_ARGS__), NULL)
+
 /* ---- the image's config ---- */
 
 typedef struct {
@@ -208,9 +212,8 @@ build_env (const BerthSpecOptions *opts, const ImageConfig *config, GError **err
   for (guint i = 0; opts->env != NULL && opts->env[i] != NULL; i++)
     {
       if (opts->env[i][0] == '\0' || opts->env[i][0] == '=')
-        return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "invalid environment entry “%s”: expected KEY=VALUE",
-                         opts->env[i]),
-               NULL;
+        return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT,
+                              "invalid environment entry “%s”: expected KEY=VALUE", opts->env[i]);
       env_apply (env, opts->env[i]);
     }
   return g_steal_pointer (&env);
@@ -219,20 +222,27 @@ build_env (const BerthSpecOptions *opts, const ImageConfig *config, GError **err
 /* ---- users and groups from the image's /etc ---- */
 
 /* Reads @relpath inside @rootfs with every symlink resolved as if @rootfs were "/": an
- * image's /etc/passwd may well be a symlink, and must never lead to the host's. */
+ * image's /etc/passwd may well be a symlink, and must never lead to the host's. A file
+ * that is not there is no error: NULL with *@missing set. */
 static char *
-read_rootfs_file (const char *rootfs, const char *relpath, GError **error)
+read_rootfs_file (const char *rootfs, const char *relpath, gboolean *missing, GError **error)
 {
+  *missing = FALSE;
   berth_autofd int root_fd = open (rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0)
-    return berth_throw_errno (error, "opening root filesystem %s", rootfs), NULL;
+    return null_throw_errno (error, "opening root filesystem %s", rootfs);
   struct open_how how = {
     .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
     .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
   };
   berth_autofd int fd = syscall (SYS_openat2, root_fd, relpath, &how, sizeof how);
+  if (fd < 0 && errno == ENOENT)
+    {
+      *missing = TRUE;
+      return NULL;
+    }
   if (fd < 0)
-    return berth_throw_errno (error, "opening /%s in %s", relpath, rootfs), NULL;
+    return null_throw_errno (error, "opening /%s in %s", relpath, rootfs);
 
   g_autoptr (GString) text = g_string_new (NULL);
   char buf[8192];
@@ -242,13 +252,12 @@ read_rootfs_file (const char *rootfs, const char *relpath, GError **error)
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
-        return berth_throw_errno (error, "reading /%s in %s", relpath, rootfs), NULL;
+        return null_throw_errno (error, "reading /%s in %s", relpath, rootfs);
       if (n == 0)
         break;
       if (text->len + (gsize) n > MAX_ETC_FILE)
-        return throw_io (error, G_IO_ERROR_INVALID_DATA, "/%s in %s is larger than %d bytes", relpath, rootfs,
-                         MAX_ETC_FILE),
-               NULL;
+        return null_throw_io (error, G_IO_ERROR_INVALID_DATA, "/%s in %s is larger than %d bytes", relpath, rootfs,
+                              MAX_ETC_FILE);
       g_string_append_len (text, buf, n);
     }
   return g_string_free (g_steal_pointer (&text), FALSE);
@@ -355,14 +364,11 @@ etc_files_get (EtcFiles *etc, const char *name, const char **out, GError **error
   gboolean *read = is_passwd ? &etc->passwd_read : &etc->group_read;
   if (!*read && etc->rootfs != NULL)
     {
-      g_autoptr (GError) local_error = NULL;
       g_autofree char *relpath = g_strconcat ("etc/", name, NULL);
-      *text = read_rootfs_file (etc->rootfs, relpath, &local_error);
-      if (*text == NULL && !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-        {
-          g_propagate_error (error, g_steal_pointer (&local_error));
-          return FALSE;
-        }
+      gboolean missing;
+      *text = read_rootfs_file (etc->rootfs, relpath, &missing, error);
+      if (*text == NULL && !missing)
+        return FALSE;
     }
   *read = TRUE;
   *out = *text;
@@ -478,7 +484,8 @@ static const char *
 cap_lookup (const char *name)
 {
   g_autofree char *upper = g_ascii_strup (name, -1);
-  g_autofree char *full = g_str_has_prefix (upper, "CAP_") ? g_steal_pointer (&upper) : g_strconcat ("CAP_", upper, NULL);
+  g_autofree char *full = g_str_has_prefix (upper, "CAP_") ? g_steal_pointer (&upper)
+                                                            : g_strconcat ("CAP_", upper, NULL);
   for (guint i = 0; all_caps[i] != NULL; i++)
     if (strcmp (all_caps[i], full) == 0)
       return all_caps[i];
@@ -518,7 +525,7 @@ build_caps (const BerthSpecOptions *opts, GError **error)
       if (g_ascii_strcasecmp (opts->cap_add[i], "ALL") == 0)
         caps_add_all (caps);
       else if (cap == NULL)
-        return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "unknown capability “%s”", opts->cap_add[i]), NULL;
+        return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "unknown capability “%s”", opts->cap_add[i]);
       else
         caps_add (caps, cap);
     }
@@ -528,7 +535,7 @@ build_caps (const BerthSpecOptions *opts, GError **error)
       if (g_ascii_strcasecmp (opts->cap_drop[i], "ALL") == 0)
         g_ptr_array_set_size (caps, 0);
       else if (cap == NULL)
-        return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "unknown capability “%s”", opts->cap_drop[i]), NULL;
+        return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "unknown capability “%s”", opts->cap_drop[i]);
       else
         g_ptr_array_remove (caps, (gpointer) cap);
     }
@@ -598,14 +605,16 @@ build_mounts (const BerthSpecOptions *opts, GError **error)
 
   /* containerd's defaultMounts(), then the cgroup mount its CRI plugin and docker add */
   g_ptr_array_add (mounts, mount_new ("/proc", "proc", "proc", "nosuid", "noexec", "nodev", NULL));
-  g_ptr_array_add (mounts, mount_new ("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k", NULL));
+  g_ptr_array_add (mounts, mount_new ("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k",
+                                      NULL));
   g_ptr_array_add (mounts, mount_new ("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance",
                                       "ptmxmode=0666", "mode=0620", "gid=5", NULL));
   g_ptr_array_add (mounts, mount_new ("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777",
                                       "size=65536k", NULL));
   g_ptr_array_add (mounts, mount_new ("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev", NULL));
   g_ptr_array_add (mounts, mount_new ("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", sys_mode, NULL));
-  g_ptr_array_add (mounts, mount_new ("/run", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k", NULL));
+  g_ptr_array_add (mounts, mount_new ("/run", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k",
+                                      NULL));
   g_ptr_array_add (mounts, mount_new ("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime",
                                       sys_mode, NULL));
 
@@ -625,15 +634,15 @@ build_mounts (const BerthSpecOptions *opts, GError **error)
       g_auto (GStrv) parts = g_strsplit (spec, ":", -1);
       guint n = g_strv_length (parts);
       if (n < 2 || n > 3 || (n == 3 && strcmp (parts[2], "ro") != 0 && strcmp (parts[2], "rw") != 0))
-        return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "invalid mount “%s”: expected SRC:DST[:ro|:rw]", spec),
-               NULL;
+        return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "invalid mount “%s”: expected SRC:DST[:ro|:rw]",
+                              spec);
       if (!path_is_clean_absolute (parts[0]) || !path_is_clean_absolute (parts[1]))
-        return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT,
-                         "invalid mount “%s”: source and destination must be absolute paths without “..”", spec),
-               NULL;
+        return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT,
+                              "invalid mount “%s”: source and destination must be absolute paths without “..”",
+                              spec);
       /* runc would fail at start with a less direct message */
       if (!g_file_test (parts[0], G_FILE_TEST_EXISTS))
-        return throw_io (error, G_IO_ERROR_NOT_FOUND, "mount “%s”: source %s does not exist", spec, parts[0]), NULL;
+        return null_throw_io (error, G_IO_ERROR_NOT_FOUND, "mount “%s”: source %s does not exist", spec, parts[0]);
       gboolean read_only = n == 3 && strcmp (parts[2], "ro") == 0;
       mounts_put (mounts, mount_new (parts[1], "bind", parts[0], "rbind", read_only ? "ro" : "rw", NULL));
     }
@@ -737,19 +746,17 @@ berth_spec_generate (const BerthSpecOptions *opts, JsonNode *image_config, const
 
   /* Numbers first: nothing is read from disk for a spec that is refused anyway. */
   if (opts->memory_limit < 0 || opts->pids_limit < 0)
-    return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "negative %s limit",
-                     opts->memory_limit < 0 ? "memory" : "pids"),
-           NULL;
+    return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "negative %s limit",
+                          opts->memory_limit < 0 ? "memory" : "pids");
   gint64 cpu_quota = 0;
   if (opts->cpus != 0)
     {
       if (!isfinite (opts->cpus) || opts->cpus < 0 || opts->cpus > 1e6)
-        return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "invalid number of CPUs %g", opts->cpus), NULL;
+        return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "invalid number of CPUs %g", opts->cpus);
       cpu_quota = (gint64) (opts->cpus * CPU_PERIOD + 0.5);
       if (cpu_quota < CPU_QUOTA_MIN)
-        return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "%g CPUs is below the kernel's minimum of %g", opts->cpus,
-                         (double) CPU_QUOTA_MIN / CPU_PERIOD),
-               NULL;
+        return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "%g CPUs is below the kernel's minimum of %g",
+                              opts->cpus, (double) CPU_QUOTA_MIN / CPU_PERIOD);
     }
 
   g_auto (ImageConfig) config = { 0 };
@@ -764,13 +771,13 @@ berth_spec_generate (const BerthSpecOptions *opts, JsonNode *image_config, const
   else
     g_ptr_array_extend (args, config.cmd, NULL, NULL);
   if (args->len == 0)
-    return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "no command given, and image %s has no Entrypoint or Cmd",
-                     image),
-           NULL;
+    return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "no command given, and image %s has no Entrypoint or Cmd",
+                          image);
 
   const char *cwd = opts->workdir != NULL ? opts->workdir : config.working_dir != NULL ? config.working_dir : "/";
   if (cwd[0] != '/')
-    return throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "working directory “%s” is not an absolute path", cwd), NULL;
+    return null_throw_io (error, G_IO_ERROR_INVALID_ARGUMENT, "working directory “%s” is not an absolute path",
+                          cwd);
 
   g_autoptr (GPtrArray) env = build_env (opts, &config, error);
   if (env == NULL)

@@ -3,7 +3,7 @@
 # run with its flags observable inside the container, detached containers with logs,
 # exec, stop and rm, seccomp enforcement, terminals, exit codes and error messages.
 source "$(dirname "$0")/lib.sh"
-tap_plan 57
+tap_plan 60
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 export BERTH_DATADIR=$SRCDIR/data BERTH_LOG_DIR=$TEST_TMP/logs
@@ -104,6 +104,17 @@ sleep 1
 tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
 expect_match "berth run -it gives an interactive shell" "^42$" "$screen"
 expect_match "…on a terminal sized like the client's" "^25 90$" "$screen"
+b run -d --name tty-host busybox sleep 100 >/dev/null
+tmux new-session -d -s "$TMUX_SESSION" -x 70 -y 22 "$BERTH exec -it tty-host sh; echo rc=\$?; sleep 5"
+sleep 2
+tmux send-keys -t "$TMUX_SESSION" 'echo $((6*8)); stty size; exit 3' Enter
+sleep 1.5
+screen=$(tmux capture-pane -p -t "$TMUX_SESSION")
+tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
+expect_match "berth exec -it gives a shell on its own terminal" "^48$" "$screen"
+expect_match "…sized like the client's" "^22 70$" "$screen"
+expect_match "…and its exit code is berth's" "^rc=3$" "$screen"
+b rm -f tty-host >/dev/null
 
 # ---- errors ----
 out=$(b run nosuchimage true 2>&1); rc=$?

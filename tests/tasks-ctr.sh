@@ -3,7 +3,7 @@
 # codes, detached tasks, kill and delete, bad input, and a berthd killed with -9 while
 # containers run (they keep running; exits that happen meanwhile are not lost).
 source "$(dirname "$0")/lib.sh"
-tap_plan 40
+tap_plan 42
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -77,6 +77,18 @@ sleep 1
 tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
 expect_match "ctr run -t gives an interactive shell" "^42$" "$screen"
 expect_match "…on a terminal sized like the client's" "^30 100$" "$screen"
+
+# ctr tasks exec -t: a shell on its own terminal inside the running container.
+tmux new-session -d -s "$TMUX_SESSION" -x 80 -y 20 "ctr --address $BERTH_SOCK tasks exec -t --exec-id e-tty t-sleep sh"
+sleep 2
+tmux send-keys -t "$TMUX_SESSION" 'echo $((6*7)); stty size' Enter
+sleep 1
+screen=$(tmux capture-pane -p -t "$TMUX_SESSION")
+tmux send-keys -t "$TMUX_SESSION" exit Enter
+sleep 1
+tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
+expect_match "ctr tasks exec -t gives an interactive shell" "^42$" "$screen"
+expect_match "…on a terminal sized like the client's" "^20 80$" "$screen"
 
 check "ctr tasks pause" bctr tasks pause t-sleep
 expect_match "…the task shows PAUSED" "t-sleep +[0-9]+ +PAUSED" "$(bctr tasks ls)"

@@ -337,8 +337,6 @@ signal_loop (gpointer data)
   g_autoptr (BerthGrpcClient) client = cli_client_new (attach->cli, NULL);
   if (client == NULL)
     return NULL;
-  if (attach->tty)
-    resize (attach, client);
   for (;;)
     {
       int signo = 0;
@@ -476,14 +474,18 @@ random_id (void)
   return g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
 }
 
-/* Does resolving @user need the image's /etc/passwd or /etc/group? */
+/* Does resolving @user need the image's /etc/passwd or /etc/group? Only "UID:GID"
+ * does not: a bare uid takes its group and supplementary groups from the image too. */
 static gboolean
 user_needs_lookup (const char *user)
 {
   if (user == NULL || *user == 0)
     return FALSE;
+  const char *colon = strchr (user, ':');
+  if (colon == NULL)
+    return TRUE;
   for (const char *p = user; *p; p++)
-    if (!g_ascii_isdigit (*p) && *p != ':')
+    if (!g_ascii_isdigit (*p) && p != colon)
       return TRUE;
   return FALSE;
 }
@@ -757,6 +759,9 @@ cli_cmd_run (BerthCli *cli, int argc, char **argv)
       goto cleanup;
     }
   protobuf_c_message_free_unpacked (started, NULL);
+  /* The terminal exists once the process has started (an exec's only then). */
+  if (tty && !detach && cli_client (cli, NULL) != NULL)
+    resize (&attach, cli->client);
   if (detach)
     {
       g_print ("%s\n", id);
@@ -888,6 +893,8 @@ cli_cmd_exec (BerthCli *cli, int argc, char **argv)
   start.container_id = (char *) id;
   start.exec_id = exec_id;
   ProtobufCMessage *started = cli_unary (cli, TASKS "Start", &start.base, &containerd__services__tasks__v1__start_response__descriptor, &error);
+  if (started != NULL && tty && !detach && cli_client (cli, NULL) != NULL)
+    resize (&attach, cli->client);
   guint32 status = 0;
   gboolean waited = started != NULL && (detach || wait_exit (cli, id, exec_id, &status, &error));
   if (started)

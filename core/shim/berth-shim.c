@@ -44,7 +44,12 @@
 static const char *state_dir, *runtime, *container_id, *bundle;
 static char runtime_root[4096], pid_file[4096], log_file[4096], exit_file[4096], sock_path[4096];
 static pid_t init_pid;
-static int pty_master = -1, term_in = -1, term_out = -1;
+/* A process's terminal: the pty master and the client's FIFOs it is copied to/from. */
+typedef struct {
+  int master, in, out;
+} Console;
+#define NO_CONSOLE { -1, -1, -1 }
+static Console init_console = NO_CONSOLE;
 static int started, paused, exited, exit_status;
 static long long exited_at_ns;
 /* A waiter: a connection waiting for the exit of init (exec = -1) or an exec. */
@@ -61,6 +66,7 @@ typedef struct {
   pid_t pid; /* 0 until started */
   int used, exited, status;
   long long exited_at;
+  Console console;
 } Exec;
 static Exec execs[MAX_EXECS];
 
@@ -303,6 +309,86 @@ find_exec (const char *id)
   return -1;
 }
 
+/* Reads the three stdio paths the plugin left for exec @id (paths[] point into @buf),
+ * and whether it asked for a terminal (a fourth line "terminal"). */
+static int
+exec_stdio_paths (const char *id, char *buf, size_t size, char *paths[3], int *terminal)
+{
+  char path[4200];
+  snprintf (path, sizeof path, "%s/exec-%s.io", state_dir, id);
+  int f = open (path, O_RDONLY | O_CLOEXEC);
+  if (f < 0)
+    return -1;
+  ssize_t n = read (f, buf, size - 1);
+  close (f);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+  char *save = NULL, *p = strtok_r (buf, "\n", &save);
+  for (int i = 0; i < 3; i++, p = strtok_r (NULL, "\n", &save))
+    {
+      if (p == NULL)
+        return -1;
+      paths[i] = p;
+    }
+  *terminal = p != NULL && strcmp (p, "terminal") == 0;
+  return 0;
+}
+
+/* A fresh short path for a console socket: the state dir's can pass sun_path's 108
+ * bytes, and a relative one breaks with runtimes that chdir into the bundle. */
+static int
+console_socket_path (char *path, size_t size)
+{
+  char dir[] = "/tmp/berth-tty.XXXXXX";
+  if (mkdtemp (dir) == NULL)
+    return -1;
+  snprintf (path, size, "%s/sock", dir);
+  return 0;
+}
+
+static void
+console_socket_remove (const char *path)
+{
+  unlink (path);
+  char dir[64];
+  snprintf (dir, sizeof dir, "%.*s", (int) (strrchr (path, '/') - path), path);
+  rmdir (dir);
+}
+
+/* A console socket at @path, listening. */
+static int
+console_listen (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if (strlen (path) >= sizeof addr.sun_path)
+    return errno = ENAMETOOLONG, -1;
+  strcpy (addr.sun_path, path);
+  unlink (path);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (fd, 1) < 0)
+    {
+      int saved = errno;
+      if (fd >= 0)
+        close (fd);
+      errno = saved;
+      return -1;
+    }
+  return fd;
+}
+
+static void
+console_close (Console *console)
+{
+  int *fds[] = { &console->master, &console->in, &console->out };
+  for (int i = 0; i < 3; i++)
+    if (*fds[i] >= 0)
+      {
+        close (*fds[i]);
+        *fds[i] = -1;
+      }
+}
+
 /* Reads the three stdio paths the plugin left for exec @id. */
 static int
 exec_stdio (const char *id, int fds[3])
@@ -340,7 +426,7 @@ add_exec (int fd, const char *id)
   for (int e = 0; e < MAX_EXECS; e++)
     if (!execs[e].used)
       {
-        execs[e] = (Exec) { .used = 1 };
+        execs[e] = (Exec) { .used = 1, .console = NO_CONSOLE };
         snprintf (execs[e].id, sizeof execs[e].id, "%s", id);
         return reply (fd, "ok"), 0;
       }
@@ -359,19 +445,58 @@ start_exec (int fd, const char *id)
   char process[4200], pidpath[4200];
   snprintf (process, sizeof process, "%s/exec-%s.json", state_dir, id);
   snprintf (pidpath, sizeof pidpath, "%s/exec-%s.pid", state_dir, id);
-  int io[3] = { -1, -1, -1 };
-  if (exec_stdio (id, io) < 0)
+  char pathbuf[3 * 1100 + 16], *paths[3];
+  int terminal = 0;
+  if (exec_stdio_paths (id, pathbuf, sizeof pathbuf, paths, &terminal) < 0)
     return reply (fd, "err exec %s: no stdio recorded", id), 0;
-  char *argv[] = { (char *) "exec", (char *) "--detach", (char *) "--pid-file", pidpath, (char *) "--process", process,
-                   (char *) container_id, NULL };
-  int rc = run_runtime (argv, io[0], io[1], io[2]);
-  for (int i = 0; i < 3; i++)
-    close (io[i]);
+  int rc;
+  Console console = NO_CONSOLE;
+  if (terminal)
+    {
+      char console_path[64];
+      if (console_socket_path (console_path, sizeof console_path) < 0)
+        return reply (fd, "err console socket: %s", strerror (errno)), 0;
+      int listener = console_listen (console_path);
+      if (listener < 0)
+        return reply (fd, "err console socket %s: %s", console_path, strerror (errno)), 0;
+      char *argv[] = { (char *) "exec", (char *) "--detach", (char *) "--tty", (char *) "--console-socket", console_path,
+                       (char *) "--pid-file", pidpath, (char *) "--process", process, (char *) container_id, NULL };
+      int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
+      rc = run_runtime (argv, devnull, devnull, devnull);
+      if (devnull >= 0)
+        close (devnull);
+      if (rc == 0)
+        {
+          console.master = receive_pty (listener);
+          /* O_RDWR: a client that has not opened its end yet must not read as end of input. */
+          console.in = strcmp (paths[0], "-") != 0 ? open (paths[0], O_RDWR | O_NONBLOCK | O_CLOEXEC) : -1;
+          console.out = open_stream (paths[1], O_RDWR);
+        }
+      close (listener);
+      console_socket_remove (console_path);
+      if (rc == 0 && console.master < 0)
+        {
+          console_close (&console);
+          return reply (fd, "err exec %s: the runtime sent no terminal", id), 0;
+        }
+    }
+  else
+    {
+      int io[3] = { -1, -1, -1 };
+      if (exec_stdio (id, io) < 0)
+        return reply (fd, "err exec %s: no stdio recorded", id), 0;
+      char *argv[] = { (char *) "exec", (char *) "--detach", (char *) "--pid-file", pidpath, (char *) "--process", process,
+                       (char *) container_id, NULL };
+      rc = run_runtime (argv, io[0], io[1], io[2]);
+      for (int i = 0; i < 3; i++)
+        close (io[i]);
+    }
   if (rc != 0)
     {
       runtime_error (err, sizeof err);
       return reply (fd, "err %s", err), 0;
     }
+  execs[slot].console = console;
   char buf[32] = "";
   int pfd = open (pidpath, O_RDONLY | O_CLOEXEC);
   ssize_t n = pfd >= 0 ? read (pfd, buf, sizeof buf - 1) : -1;
@@ -425,6 +550,7 @@ handle_exec (int fd, const char *verb, const char *id, int sig)
       if (!execs[e].exited && execs[e].pid != 0)
         return reply (fd, "err exec %s is still running", id), 0;
       reply (fd, "exit %d %lld", execs[e].status, execs[e].exited_at);
+      console_close (&execs[e].console);
       execs[e].used = 0;
       return 0;
     }
@@ -517,13 +643,19 @@ handle (int fd, char *line)
     {
       struct winsize ws = { 0 };
       unsigned w = 0, h = 0;
-      if (sscanf (line + 7, "%u %u", &w, &h) != 2)
+      char exec_id[128] = "";
+      int fields = sscanf (line + 7, "%u %u %127s", &w, &h, exec_id);
+      if (fields < 2)
         return reply (fd, "err malformed resize"), 0;
-      if (pty_master < 0)
-        return reply (fd, "err task %s has no terminal", container_id), 0;
+      int e = fields == 3 ? find_exec (exec_id) : -1;
+      if (fields == 3 && e < 0)
+        return reply (fd, "err exec %s: not found", exec_id), 0;
+      int master = e >= 0 ? execs[e].console.master : init_console.master;
+      if (master < 0)
+        return reply (fd, "err %s has no terminal", e >= 0 ? exec_id : container_id), 0;
       ws.ws_col = w;
       ws.ws_row = h;
-      if (ioctl (pty_master, TIOCSWINSZ, &ws) < 0)
+      if (ioctl (master, TIOCSWINSZ, &ws) < 0)
         return reply (fd, "err resize: %s", strerror (errno)), 0;
       return reply (fd, "ok"), 0;
     }
@@ -675,7 +807,8 @@ main (int argc, char **argv)
   if (terminal)
     {
       struct sockaddr_un caddr = { .sun_family = AF_UNIX };
-      snprintf (console_path, sizeof console_path, "%s/console.sock", state_dir);
+      if (console_socket_path (console_path, sizeof console_path) < 0)
+        die (ready, "console socket: %s", strerror (errno));
       if (strlen (console_path) >= sizeof caddr.sun_path)
         die (ready, "console socket path %s is too long", console_path);
       strcpy (caddr.sun_path, console_path);
@@ -695,20 +828,22 @@ main (int argc, char **argv)
     close (devnull_in);
   if (terminal && create_rc == 0)
     {
-      pty_master = receive_pty (console_fd);
+      init_console.master = receive_pty (console_fd);
       close (console_fd);
-      unlink (console_path);
-      if (pty_master < 0)
+      console_socket_remove (console_path);
+      if (init_console.master < 0)
         die (ready, "the runtime sent no terminal over %s", console_path);
       /* O_RDWR: a client that has not opened its end yet must not read as end of input. */
-      term_in = strcmp (argv[5], "-") != 0 ? open (argv[5], O_RDWR | O_NONBLOCK | O_CLOEXEC) : -1;
-      term_out = dup (out);
+      init_console.in = strcmp (argv[5], "-") != 0 ? open (argv[5], O_RDWR | O_NONBLOCK | O_CLOEXEC) : -1;
+      init_console.out = dup (out);
     }
   if (create_rc != 0)
     {
       char msg[600];
       runtime_error (msg, sizeof msg);
       unlink (sock_path);
+      if (terminal)
+        console_socket_remove (console_path);
       die (ready, "%s", msg);
     }
   close (in);
@@ -738,24 +873,42 @@ main (int argc, char **argv)
 
   for (;;)
     {
-      struct pollfd fds[4] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 }, { pty_master, POLLIN, 0 }, { term_in, POLLIN, 0 } };
-      int nfds = pty_master >= 0 ? (term_in >= 0 ? 4 : 3) : 2;
+      /* The sockets, then each live terminal's master and input. */
+      struct pollfd fds[2 + 2 * (MAX_EXECS + 1)] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+      Console *owners[2 + 2 * (MAX_EXECS + 1)] = { NULL, NULL };
+      int nfds = 2;
+      for (int c = -1; c < MAX_EXECS; c++)
+        {
+          Console *console = c < 0 ? &init_console : execs[c].used ? &execs[c].console : NULL;
+          if (console == NULL || console->master < 0)
+            continue;
+          owners[nfds] = console;
+          fds[nfds++] = (struct pollfd) { console->master, POLLIN, 0 };
+          if (console->in >= 0)
+            {
+              owners[nfds] = console;
+              fds[nfds++] = (struct pollfd) { console->in, POLLIN, 0 };
+            }
+        }
       if (poll (fds, nfds, -1) < 0)
         {
           if (errno == EINTR)
             continue;
           return 1;
         }
-      if (nfds > 2 && (fds[2].revents & (POLLIN | POLLHUP)) && !pump (pty_master, term_out))
+      for (int i = 2; i < nfds; i++)
         {
-          /* The container side of the terminal is closed: it has exited. */
-          close (pty_master);
-          pty_master = -1;
-        }
-      if (nfds > 3 && (fds[3].revents & (POLLIN | POLLHUP)) && !pump (term_in, pty_master))
-        {
-          close (term_in);
-          term_in = -1;
+          Console *console = owners[i];
+          if (!(fds[i].revents & (POLLIN | POLLHUP)))
+            continue;
+          if (fds[i].fd == console->master && !pump (console->master, console->out))
+            /* The process's side of the terminal is closed: it has exited. */
+            console_close (console);
+          else if (fds[i].fd == console->in && console->in >= 0 && !pump (console->in, console->master))
+            {
+              close (console->in);
+              console->in = -1;
+            }
         }
       if (fds[1].revents & POLLIN)
         {

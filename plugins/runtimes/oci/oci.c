@@ -259,17 +259,16 @@ task_exec (BerthTask *t, const char *exec_id, GBytes *process_json, const BerthS
   OciTask *task = OCI_TASK (t);
   if (!validate_exec_id (exec_id, error))
     return FALSE;
-  if (stdio->terminal)
-    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "terminals (-t) are not supported by this runtime yet");
   g_autofree char *name = g_strconcat ("exec-", exec_id, ".json", NULL);
   g_autofree char *spec = g_build_filename (task->dir, name, NULL);
   if (g_file_test (spec, G_FILE_TEST_EXISTS))
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "exec %s: already exists in task %s", exec_id, task->id);
   g_autofree char *io_name = g_strconcat ("exec-", exec_id, ".io", NULL);
   g_autofree char *io_path = g_build_filename (task->dir, io_name, NULL);
-  g_autofree char *io = g_strdup_printf ("%s\n%s\n%s\n", stdio->stdin_path && *stdio->stdin_path ? stdio->stdin_path : "-",
+  g_autofree char *io = g_strdup_printf ("%s\n%s\n%s\n%s", stdio->stdin_path && *stdio->stdin_path ? stdio->stdin_path : "-",
                                          stdio->stdout_path && *stdio->stdout_path ? stdio->stdout_path : "-",
-                                         stdio->stderr_path && *stdio->stderr_path ? stdio->stderr_path : "-");
+                                         stdio->stderr_path && *stdio->stderr_path ? stdio->stderr_path : "-",
+                                         stdio->terminal ? "terminal\n" : "");
   gsize len = 0;
   const char *json = g_bytes_get_data (process_json, &len);
   if (!g_file_set_contents (io_path, io, -1, error) || !g_file_set_contents (spec, json, len, error))
@@ -282,9 +281,8 @@ task_exec (BerthTask *t, const char *exec_id, GBytes *process_json, const BerthS
 static gboolean
 task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 height, GError **error)
 {
-  if (is_exec (exec_id))
-    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "exec processes have no terminal in this runtime yet");
-  g_autofree char *request = g_strdup_printf ("resize %u %u", width, height);
+  g_autofree char *request = is_exec (exec_id) ? g_strdup_printf ("resize %u %u %s", width, height, exec_id)
+                                               : g_strdup_printf ("resize %u %u", width, height);
   return simple_request (OCI_TASK (t), request, error);
 }
 
