@@ -3,7 +3,7 @@
 # codes, detached tasks, kill and delete, bad input, and a berthd killed with -9 while
 # containers run (they keep running; exits that happen meanwhile are not lost).
 source "$(dirname "$0")/lib.sh"
-tap_plan 42
+tap_plan 47
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -98,7 +98,11 @@ expect_match "ctr tasks ps lists the container's init pid" "^$pid " "$(bctr task
 # Restart recovery: two running, one that exits while berthd is down.
 bctr run -d $IMAGE t-alive sleep 300 >/dev/null
 bctr run -d $IMAGE t-dies sh -c 'sleep 2; exit 42' >/dev/null
+bctr run -d $IMAGE t-orphan sleep 300 >/dev/null
+orphan_pid=$(bctr tasks ls | awk '$1 == "t-orphan" {print $2}')
 berthd_stop KILL
+# A shim that dies with berthd down leaves its container running unsupervised.
+kill -KILL $(pgrep -f "berth-shim .*/default/t-orphan ") 2>/dev/null
 sleep 3
 expect_match "with berthd dead the containers still run" "sleep" "$(cat /proc/$pid/cmdline 2>/dev/null | tr '\0' ' ')"
 berthd_start tasks || true
@@ -106,6 +110,13 @@ tasks=$(bctr tasks ls)
 expect_match "after restart t-sleep is RUNNING" "t-sleep +[0-9]+ +RUNNING" "$tasks"
 expect_match "…and so is t-alive" "t-alive +[0-9]+ +RUNNING" "$tasks"
 expect_match "…and t-dies, which exited meanwhile, is STOPPED" "t-dies +[0-9]+ +STOPPED" "$tasks"
+expect_match "t-orphan, whose shim died, is STOPPED" "t-orphan +[0-9]+ +STOPPED" "$tasks"
+# (Its parent is gone, so a killed process may linger as a zombie of this machine's init.)
+expect_eq "…its container was killed, not left unsupervised" gone \
+  "$(awk '/^State:/ {print ($2 == "Z" ? "gone" : "alive")}' /proc/$orphan_pid/status 2>/dev/null || echo gone)"
+expect_eq "…its root filesystem unmounted" "" "$(grep "/t-orphan/" /proc/self/mounts)"
+expect_match "…and ctr tasks rm reports exit status 255, as containerd does" "255" "$(bctr tasks rm t-orphan 2>&1)"
+expect_eq "…leaving nothing in the state dir" "" "$(ls -d "$BERTH_STATE"/*/default/t-orphan 2>/dev/null)"
 # sleep as PID 1 ignores SIGTERM, as any container init without a handler does.
 check "ctr tasks kill -s KILL t-sleep" bctr tasks kill -s KILL t-sleep
 sleep 1
@@ -114,7 +125,7 @@ out=$(bctr tasks rm t-dies 2>&1)
 expect_match "ctr tasks rm t-dies reports the real exit status 42" "42" "$out"
 out=$(bctr tasks kill t-dies 2>&1) && not_ok "kill of a deleted task fails" || expect_match "kill of a deleted task fails: not found" "not found" "$out"
 bctr tasks kill -s KILL t-alive >/dev/null; sleep 1
-for c in t-sleep t-alive t-dies; do bctr tasks rm "$c" >/dev/null 2>&1; bctr containers rm "$c" >/dev/null 2>&1; bctr snapshots rm "$c" >/dev/null 2>&1; done
+for c in t-sleep t-alive t-dies t-orphan; do bctr tasks rm "$c" >/dev/null 2>&1; bctr containers rm "$c" >/dev/null 2>&1; bctr snapshots rm "$c" >/dev/null 2>&1; done
 expect_eq "everything cleaned up: no containers" "" "$(bctr containers ls -q)"
 expect_eq "…no shims left" "" "$(pgrep -f "berth-shim $BERTH_STATE" || true)"
 tests_done

@@ -24,6 +24,10 @@
 
 #define RUNC_OPTIONS_TYPE "containerd.runc.v1.Options"
 #define SHIM_READY_TIMEOUT_MS (60 * 1000)
+#define SHIM_REPLY_TIMEOUT_MS (30 * 1000)
+#define SHIM_STATE_TIMEOUT_MS (2 * 1000)
+/* What a task whose shim died unannounced reports, as containerd does. */
+#define DEAD_SHIM_EXIT_STATUS 255
 
 #define OCI_TYPE_RUNTIME (oci_runtime_get_type ())
 G_DECLARE_FINAL_TYPE (OciRuntime, oci_runtime, OCI, RUNTIME, GObject)
@@ -77,13 +81,29 @@ shim_request (OciTask *task, const char *request, GCancellable *cancellable, GEr
   g_autofree char *line = g_strconcat (request, "\n", NULL);
   if (write (fd, line, strlen (line)) != (ssize_t) strlen (line))
     return berth_throw_errno (error, "task %s: writing to its shim", task->id), NULL;
+  /* A wait lasts as long as the process; anything else must not hang a caller (or a
+   * whole Tasks.List) on one stuck shim. */
+  int timeout = g_str_has_prefix (request, "wait") ? -1
+                : g_str_has_prefix (request, "state") ? SHIM_STATE_TIMEOUT_MS
+                                                      : SHIM_REPLY_TIMEOUT_MS;
+  gint64 deadline = timeout < 0 ? -1 : g_get_monotonic_time () + timeout * G_GINT64_CONSTANT (1000);
   GString *reply = g_string_new (NULL);
   GPollFD fds[2] = { { fd, G_IO_IN, 0 } };
   int nfds = g_cancellable_make_pollfd (cancellable, &fds[1]) ? 2 : 1;
   for (;;)
     {
-      if (g_poll (fds, nfds, -1) < 0 && errno != EINTR)
+      int left = deadline < 0 ? -1 : (int) MAX (0, (deadline - g_get_monotonic_time ()) / 1000);
+      int ready = g_poll (fds, nfds, left);
+      if (ready < 0 && errno != EINTR)
         break;
+      if (ready == 0 && deadline >= 0)
+        {
+          if (nfds == 2)
+            g_cancellable_release_fd (cancellable);
+          g_string_free (reply, TRUE);
+          return berth_throw (error, BERTH_ERROR_DEADLINE_EXCEEDED, "task %s: its shim did not answer \"%s\" within %d ms",
+                              task->id, request, timeout), NULL;
+        }
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         {
           g_cancellable_release_fd (cancellable);
@@ -145,6 +165,40 @@ read_exit_file (OciTask *task, BerthExitStatus *exit_out)
   return parse_exit (line, exit_out);
 }
 
+/* The shim died without leaving an exit file (killed, OOM, a crash): its container may
+ * still run, unsupervised. Kill and delete it through the runtime, unmount its root and
+ * record an exit so that Wait, Delete and /tasks/exit report it instead of hanging. */
+static gboolean
+reap_dead_shim (OciTask *task, BerthExitStatus *exit_out)
+{
+  if (read_exit_file (task, exit_out))
+    return TRUE;
+  g_autofree char *binary_file = g_build_filename (task->dir, "runtime-binary", NULL);
+  g_autofree char *binary = NULL;
+  g_autofree char *root = g_build_filename (task->dir, "runtime", NULL);
+  if (g_file_get_contents (binary_file, &binary, NULL, NULL))
+    {
+      g_strstrip (binary);
+      const char *argv[] = { binary, "--root", root, "delete", "--force", task->id, NULL };
+      g_autoptr (GError) spawn_error = NULL;
+      if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL,
+                         NULL, NULL, NULL, &spawn_error))
+        g_warning ("task %s: deleting its container: %s", task->id, spawn_error->message);
+    }
+  berth_mount_unmount (task->rootfs, NULL);
+  gint64 now = g_get_real_time ();
+  g_autofree char *text = g_strdup_printf ("%d %" G_GINT64_FORMAT "\n", DEAD_SHIM_EXIT_STATUS, now * 1000);
+  g_autofree char *exit_path = g_build_filename (task->dir, "exit", NULL);
+  g_autoptr (GError) write_error = NULL;
+  if (!g_file_set_contents (exit_path, text, -1, &write_error))
+    g_warning ("task %s: recording its exit: %s", task->id, write_error->message);
+  g_warning ("task %s/%s: its shim died; the container was killed and exit status %d recorded", task->namespace_,
+             task->id, DEAD_SHIM_EXIT_STATUS);
+  if (exit_out != NULL)
+    *exit_out = (BerthExitStatus) { DEAD_SHIM_EXIT_STATUS, now };
+  return TRUE;
+}
+
 /* ---------------- the task ---------------- */
 
 static gboolean
@@ -190,9 +244,19 @@ task_get_status (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out)
 {
   OciTask *task = OCI_TASK (t);
   g_autofree char *request = request_for ("state", exec_id);
-  g_autofree char *state = shim_request (task, request, NULL, NULL);
+  g_autoptr (GError) state_error = NULL;
+  g_autofree char *state = shim_request (task, request, NULL, &state_error);
   if (state == NULL)
-    return !is_exec (exec_id) && read_exit_file (task, exit_out) ? BERTH_TASK_STATUS_STOPPED : BERTH_TASK_STATUS_UNKNOWN;
+    {
+      if (is_exec (exec_id))
+        return BERTH_TASK_STATUS_UNKNOWN;
+      if (read_exit_file (task, exit_out))
+        return BERTH_TASK_STATUS_STOPPED;
+      /* Unreachable is dead (a hung shim times out instead, and stays unknown). */
+      if (g_error_matches (state_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE) && reap_dead_shim (task, exit_out))
+        return BERTH_TASK_STATUS_STOPPED;
+      return BERTH_TASK_STATUS_UNKNOWN;
+    }
   if (g_str_has_prefix (state, "stopped "))
     {
       parse_exit (state, exit_out);
@@ -240,7 +304,7 @@ task_wait (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCancel
   if (reply == NULL)
     {
       if (is_exec (exec_id) || !g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE)
-          || !read_exit_file (task, exit_out))
+          || !reap_dead_shim (task, exit_out))
         {
           g_propagate_error (error, g_steal_pointer (&local_error));
           return FALSE;
@@ -603,6 +667,9 @@ runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCan
   gboolean mounted = FALSE;
   gboolean ok = g_mkdir_with_parents (task->rootfs, 0711) == 0 || berth_throw_errno (error, "creating %s", task->rootfs);
   ok = ok && write_config (bundle, options->spec_json, error);
+  /* What to clean up with should the shim die: see reap_dead_shim. */
+  g_autofree char *binary_file = g_build_filename (dir, "runtime-binary", NULL);
+  ok = ok && g_file_set_contents (binary_file, binary, -1, error);
   if (ok && options->rootfs != NULL && options->rootfs->len > 0)
     ok = mounted = berth_mount_list_mount (options->rootfs, task->rootfs, error);
   ok = ok && spawn_shim (self, dir, binary, options, &task->pid, error);
