@@ -56,6 +56,17 @@ char *cli_format_size (gint64 bytes);
 /* "3 seconds ago", from nanoseconds since the epoch. */
 char *cli_format_age (gint64 unix_ns);
 void cli_print_json (JsonNode *node);
+/* JSON listings: a member each, a labels object from protobuf-c map entries (every
+ * *LabelsEntry message is {base, key, value}), and the end of a listing's array,
+ * printed when @json. */
+void cli_json_string (JsonBuilder *builder, const char *name, const char *value);
+void cli_json_int (JsonBuilder *builder, const char *name, gint64 value);
+void cli_json_labels (JsonBuilder *builder, void *const *entries, size_t n);
+void cli_json_finish (JsonBuilder *builder, gboolean json);
+
+/* A server-streaming call: started, its one request sent and the sending side closed. */
+BerthGrpcClientCall *cli_server_stream (BerthCli *cli, const char *path, const ProtobufCMessage *request,
+                                        const ProtobufCMessageDescriptor *response_type, GError **error);
 
 /* A whole blob through Content.Read. */
 GBytes *cli_read_blob (BerthCli *cli, const char *digest, gsize max, GError **error);

@@ -175,21 +175,69 @@ cli_print_json (JsonNode *node)
   g_print ("%s\n", text);
 }
 
+void
+cli_json_string (JsonBuilder *builder, const char *name, const char *value)
+{
+  json_builder_set_member_name (builder, name);
+  json_builder_add_string_value (builder, value ? value : "");
+}
+
+void
+cli_json_int (JsonBuilder *builder, const char *name, gint64 value)
+{
+  json_builder_set_member_name (builder, name);
+  json_builder_add_int_value (builder, value);
+}
+
+typedef struct {
+  ProtobufCMessage base;
+  char *key;
+  char *value;
+} CliLabel;
+
+void
+cli_json_labels (JsonBuilder *builder, void *const *entries, size_t n)
+{
+  json_builder_set_member_name (builder, "labels");
+  json_builder_begin_object (builder);
+  for (size_t i = 0; i < n; i++)
+    cli_json_string (builder, ((CliLabel *) entries[i])->key, ((CliLabel *) entries[i])->value);
+  json_builder_end_object (builder);
+}
+
+void
+cli_json_finish (JsonBuilder *builder, gboolean json)
+{
+  json_builder_end_array (builder);
+  if (!json)
+    return;
+  g_autoptr (JsonNode) root = json_builder_get_root (builder);
+  cli_print_json (root);
+}
+
+BerthGrpcClientCall *
+cli_server_stream (BerthCli *cli, const char *path, const ProtobufCMessage *request,
+                   const ProtobufCMessageDescriptor *response_type, GError **error)
+{
+  BerthGrpcClient *client = cli_client (cli, error);
+  if (client == NULL)
+    return NULL;
+  g_autoptr (BerthGrpcClientCall) call = berth_grpc_client_call_start (client, path, response_type, error);
+  if (call == NULL || !berth_grpc_client_call_send (call, request, error) || !berth_grpc_client_call_close_send (call, error))
+    return NULL;
+  return g_steal_pointer (&call);
+}
+
 /* ---------------- images ---------------- */
 
 GBytes *
 cli_read_blob (BerthCli *cli, const char *digest, gsize max, GError **error)
 {
-  BerthGrpcClient *client = cli_client (cli, error);
-  if (client == NULL)
-    return NULL;
   Containerd__Services__Content__V1__ReadContentRequest request = CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_REQUEST__INIT;
   request.digest = (char *) digest;
-  g_autoptr (BerthGrpcClientCall) call = berth_grpc_client_call_start (
-    client, "/containerd.services.content.v1.Content/Read", &containerd__services__content__v1__read_content_response__descriptor,
-    error);
-  if (call == NULL || !berth_grpc_client_call_send (call, &request.base, error)
-      || !berth_grpc_client_call_close_send (call, error))
+  g_autoptr (BerthGrpcClientCall) call = cli_server_stream (cli, "/containerd.services.content.v1.Content/Read", &request.base,
+                                                            &containerd__services__content__v1__read_content_response__descriptor, error);
+  if (call == NULL)
     return NULL;
   g_autoptr (GByteArray) data = g_byte_array_new ();
   for (;;)

@@ -1004,18 +1004,12 @@ cli_cmd_ps (BerthCli *cli, int argc, char **argv)
       else if (json)
         {
           json_builder_begin_object (builder);
-          json_builder_set_member_name (builder, "id");
-          json_builder_add_string_value (builder, c->id);
-          json_builder_set_member_name (builder, "image");
-          json_builder_add_string_value (builder, c->image);
-          json_builder_set_member_name (builder, "command");
-          json_builder_add_string_value (builder, command);
-          json_builder_set_member_name (builder, "status");
-          json_builder_add_string_value (builder, status);
-          json_builder_set_member_name (builder, "pid");
-          json_builder_add_int_value (builder, task ? task->pid : 0);
-          json_builder_set_member_name (builder, "runtime");
-          json_builder_add_string_value (builder, c->runtime ? c->runtime->name : "");
+          cli_json_string (builder, "id", c->id);
+          cli_json_string (builder, "image", c->image);
+          cli_json_string (builder, "command", command);
+          cli_json_string (builder, "status", status);
+          cli_json_int (builder, "pid", task ? task->pid : 0);
+          cli_json_string (builder, "runtime", c->runtime ? c->runtime->name : "");
           json_builder_end_object (builder);
         }
       else
@@ -1024,12 +1018,7 @@ cli_cmd_ps (BerthCli *cli, int argc, char **argv)
           g_print ("%-20s %-40s %-24.24s %-9s %s\n", c->id, c->image, command, status, pid);
         }
     }
-  json_builder_end_array (builder);
-  if (json)
-    {
-      g_autoptr (JsonNode) root = json_builder_get_root (builder);
-      cli_print_json (root);
-    }
+  cli_json_finish (builder, json);
   protobuf_c_message_free_unpacked (&tasks->base, NULL);
   protobuf_c_message_free_unpacked (&containers->base, NULL);
   return 0;

@@ -293,13 +293,9 @@ image_export (BerthCli *cli, int argc, char **argv)
   Berth__Services__Archive__V1__ExportRequest request = BERTH__SERVICES__ARCHIVE__V1__EXPORT_REQUEST__INIT;
   request.names = (char **) names->pdata;
   request.n_names = names->len;
-  BerthGrpcClient *client = cli_client (cli, &error);
-  if (client == NULL)
-    return cli_fail (error, "image export");
-  g_autoptr (BerthGrpcClientCall) call = berth_grpc_client_call_start (
-    client, "/berth.services.archive.v1.Archive/Export", &berth__services__archive__v1__export_response__descriptor, &error);
-  if (call == NULL || !berth_grpc_client_call_send (call, &request.base, &error)
-      || !berth_grpc_client_call_close_send (call, &error))
+  g_autoptr (BerthGrpcClientCall) call = cli_server_stream (cli, "/berth.services.archive.v1.Archive/Export", &request.base,
+                                                            &berth__services__archive__v1__export_response__descriptor, &error);
+  if (call == NULL)
     return cli_fail (error, "image export");
 
   /* Written to a temporary file and renamed: a failed export leaves no half archive. */
@@ -382,24 +378,12 @@ image_ls (BerthCli *cli, int argc, char **argv)
       if (json)
         {
           json_builder_begin_object (builder);
-          json_builder_set_member_name (builder, "name");
-          json_builder_add_string_value (builder, image->name);
-          json_builder_set_member_name (builder, "digest");
-          json_builder_add_string_value (builder, image->target->digest);
-          json_builder_set_member_name (builder, "mediaType");
-          json_builder_add_string_value (builder, image->target->media_type);
-          json_builder_set_member_name (builder, "size");
-          json_builder_add_int_value (builder, size);
-          json_builder_set_member_name (builder, "createdAt");
-          json_builder_add_int_value (builder, created_ns / 1000000000);
-          json_builder_set_member_name (builder, "labels");
-          json_builder_begin_object (builder);
-          for (size_t l = 0; l < image->n_labels; l++)
-            {
-              json_builder_set_member_name (builder, image->labels[l]->key);
-              json_builder_add_string_value (builder, image->labels[l]->value);
-            }
-          json_builder_end_object (builder);
+          cli_json_string (builder, "name", image->name);
+          cli_json_string (builder, "digest", image->target->digest);
+          cli_json_string (builder, "mediaType", image->target->media_type);
+          cli_json_int (builder, "size", size);
+          cli_json_int (builder, "createdAt", created_ns / 1000000000);
+          cli_json_labels (builder, (void *const *) image->labels, image->n_labels);
           json_builder_end_object (builder);
           continue;
         }
@@ -408,12 +392,7 @@ image_ls (BerthCli *cli, int argc, char **argv)
       const char *hex = strchr (image->target->digest, ':');
       g_print ("%-50s %-19.19s %-10s %s\n", image->name, hex ? hex + 1 : image->target->digest, size_text, age);
     }
-  json_builder_end_array (builder);
-  if (json)
-    {
-      g_autoptr (JsonNode) root = json_builder_get_root (builder);
-      cli_print_json (root);
-    }
+  cli_json_finish (builder, json);
   protobuf_c_message_free_unpacked (&response->base, NULL);
   return 0;
 }
@@ -476,12 +455,9 @@ image_inspect (BerthCli *cli, int argc, char **argv)
     return cli_fail (error, "image inspect");
   g_autoptr (JsonBuilder) builder = json_builder_new ();
   json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "name");
-  json_builder_add_string_value (builder, image->name);
-  json_builder_set_member_name (builder, "manifestDigest");
-  json_builder_add_string_value (builder, image->manifest_digest);
-  json_builder_set_member_name (builder, "size");
-  json_builder_add_int_value (builder, image->size);
+  cli_json_string (builder, "name", image->name);
+  cli_json_string (builder, "manifestDigest", image->manifest_digest);
+  cli_json_int (builder, "size", image->size);
   json_builder_set_member_name (builder, "chainIDs");
   json_builder_begin_array (builder);
   for (guint i = 0; i < image->chain_ids->len; i++)

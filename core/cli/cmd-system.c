@@ -92,22 +92,13 @@ cli_cmd_plugins (BerthCli *cli, int argc, char **argv)
           continue;
         }
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "type");
-      json_builder_add_string_value (builder, plugin->type);
-      json_builder_set_member_name (builder, "id");
-      json_builder_add_string_value (builder, plugin->id);
-      json_builder_set_member_name (builder, "status");
-      json_builder_add_string_value (builder, status);
-      json_builder_set_member_name (builder, "error");
-      json_builder_add_string_value (builder, message);
+      cli_json_string (builder, "type", plugin->type);
+      cli_json_string (builder, "id", plugin->id);
+      cli_json_string (builder, "status", status);
+      cli_json_string (builder, "error", message);
       json_builder_end_object (builder);
     }
-  json_builder_end_array (builder);
-  if (json)
-    {
-      g_autoptr (JsonNode) root = json_builder_get_root (builder);
-      cli_print_json (root);
-    }
+  cli_json_finish (builder, json);
   protobuf_c_message_free_unpacked (&response->base, NULL);
   return 0;
 }
@@ -203,16 +194,12 @@ cli_cmd_events (BerthCli *cli, int argc, char **argv)
   if (!cli_parse (context, &argc, &argv, &rc))
     return rc;
   g_autoptr (GError) error = NULL;
-  BerthGrpcClient *client = cli_client (cli, &error);
-  if (client == NULL)
-    return cli_fail (error, "events");
   Containerd__Services__Events__V1__SubscribeRequest request = CONTAINERD__SERVICES__EVENTS__V1__SUBSCRIBE_REQUEST__INIT;
   request.filters = argv + 1;
   request.n_filters = argc - 1;
-  g_autoptr (BerthGrpcClientCall) call = berth_grpc_client_call_start (
-    client, "/containerd.services.events.v1.Events/Subscribe", &containerd__services__events__v1__envelope__descriptor, &error);
-  if (call == NULL || !berth_grpc_client_call_send (call, &request.base, &error)
-      || !berth_grpc_client_call_close_send (call, &error))
+  g_autoptr (BerthGrpcClientCall) call = cli_server_stream (cli, "/containerd.services.events.v1.Events/Subscribe", &request.base,
+                                                            &containerd__services__events__v1__envelope__descriptor, &error);
+  if (call == NULL)
     return cli_fail (error, "events");
   for (;;)
     {
@@ -280,18 +267,13 @@ snapshot_ls (BerthCli *cli, int argc, char **argv)
   if (!cli_parse (context, &argc, &argv, &rc))
     return rc;
   g_autoptr (GError) error = NULL;
-  BerthGrpcClient *client = cli_client (cli, &error);
-  if (client == NULL)
-    return cli_fail (error, "snapshot ls");
   Containerd__Services__Snapshots__V1__ListSnapshotsRequest request = CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
   request.snapshotter = snapshotter ? snapshotter : (char *) "overlayfs";
   request.filters = argv + 1;
   request.n_filters = argc - 1;
-  g_autoptr (BerthGrpcClientCall) call = berth_grpc_client_call_start (
-    client, "/containerd.services.snapshots.v1.Snapshots/List",
-    &containerd__services__snapshots__v1__list_snapshots_response__descriptor, &error);
-  if (call == NULL || !berth_grpc_client_call_send (call, &request.base, &error)
-      || !berth_grpc_client_call_close_send (call, &error))
+  g_autoptr (BerthGrpcClientCall) call = cli_server_stream (cli, "/containerd.services.snapshots.v1.Snapshots/List", &request.base,
+                                                            &containerd__services__snapshots__v1__list_snapshots_response__descriptor, &error);
+  if (call == NULL)
     return cli_fail (error, "snapshot ls");
   g_autoptr (JsonBuilder) builder = json_builder_new ();
   json_builder_begin_array (builder);
@@ -311,24 +293,16 @@ snapshot_ls (BerthCli *cli, int argc, char **argv)
               continue;
             }
           json_builder_begin_object (builder);
-          json_builder_set_member_name (builder, "key");
-          json_builder_add_string_value (builder, info->name);
-          json_builder_set_member_name (builder, "parent");
-          json_builder_add_string_value (builder, info->parent);
-          json_builder_set_member_name (builder, "kind");
-          json_builder_add_string_value (builder, kind_name (info->kind));
+          cli_json_string (builder, "key", info->name);
+          cli_json_string (builder, "parent", info->parent);
+          cli_json_string (builder, "kind", kind_name (info->kind));
           json_builder_end_object (builder);
         }
       protobuf_c_message_free_unpacked (&page->base, NULL);
     }
   if (error != NULL)
     return cli_fail (error, "snapshot ls");
-  json_builder_end_array (builder);
-  if (json)
-    {
-      g_autoptr (JsonNode) root = json_builder_get_root (builder);
-      cli_print_json (root);
-    }
+  cli_json_finish (builder, json);
   return 0;
 }
 
@@ -375,26 +349,12 @@ lease_ls (BerthCli *cli, int argc, char **argv)
           continue;
         }
       json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "id");
-      json_builder_add_string_value (builder, lease->id);
-      json_builder_set_member_name (builder, "createdAt");
-      json_builder_add_int_value (builder, created_ns / 1000000000);
-      json_builder_set_member_name (builder, "labels");
-      json_builder_begin_object (builder);
-      for (size_t l = 0; l < lease->n_labels; l++)
-        {
-          json_builder_set_member_name (builder, lease->labels[l]->key);
-          json_builder_add_string_value (builder, lease->labels[l]->value);
-        }
-      json_builder_end_object (builder);
+      cli_json_string (builder, "id", lease->id);
+      cli_json_int (builder, "createdAt", created_ns / 1000000000);
+      cli_json_labels (builder, (void *const *) lease->labels, lease->n_labels);
       json_builder_end_object (builder);
     }
-  json_builder_end_array (builder);
-  if (json)
-    {
-      g_autoptr (JsonNode) root = json_builder_get_root (builder);
-      cli_print_json (root);
-    }
+  cli_json_finish (builder, json);
   protobuf_c_message_free_unpacked (&response->base, NULL);
   return 0;
 }

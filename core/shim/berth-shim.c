@@ -389,29 +389,20 @@ console_close (Console *console)
       }
 }
 
-/* Reads the three stdio paths the plugin left for exec @id. */
+/* Opens the three stdio paths the plugin left for exec @id. */
 static int
 exec_stdio (const char *id, int fds[3])
 {
-  char path[4200], buf[3 * 1100];
-  snprintf (path, sizeof path, "%s/exec-%s.io", state_dir, id);
-  int f = open (path, O_RDONLY | O_CLOEXEC);
-  if (f < 0)
+  char buf[3 * 1100 + 16], *paths[3];
+  int terminal = 0;
+  if (exec_stdio_paths (id, buf, sizeof buf, paths, &terminal) < 0)
     return -1;
-  ssize_t n = read (f, buf, sizeof buf - 1);
-  close (f);
-  if (n <= 0)
-    return -1;
-  buf[n] = '\0';
-  char *save = NULL, *p = strtok_r (buf, "\n", &save);
-  for (int i = 0; i < 3; i++, p = strtok_r (NULL, "\n", &save))
+  for (int i = 0; i < 3; i++)
     {
-      if (p == NULL)
-        return -1;
-      fds[i] = open_stream (p, i == 0 ? O_RDONLY | O_NONBLOCK : O_RDWR);
+      fds[i] = open_stream (paths[i], i == 0 ? O_RDONLY | O_NONBLOCK : O_RDWR);
       if (fds[i] < 0)
         return -1;
-      if (i == 0 && strcmp (p, "-") != 0)
+      if (i == 0 && strcmp (paths[i], "-") != 0)
         fcntl (fds[0], F_SETFL, fcntl (fds[0], F_GETFL) & ~O_NONBLOCK);
     }
   return 0;
