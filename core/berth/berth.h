@@ -9,3 +9,4 @@
 #include <berth/berth-differ.h>
 #include <berth/berth-runtime.h>
 #include <berth/berth-digest.h>
+#include <berth/berth-fs.h>

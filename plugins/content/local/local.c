@@ -115,30 +115,6 @@ read_small_file (int root_fd, const char *dir, const char *name)
 }
 
 static gboolean
-remove_tree_at (int dirfd, const char *name, GError **error)
-{
-  berth_autofd int fd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    {
-      if (errno == ENOENT)
-        return TRUE;
-      return berth_throw_errno (error, "opening %s", name);
-    }
-  g_autoptr (GDir) listing = NULL;
-  g_autofree char *proc = g_strdup_printf ("/proc/self/fd/%d", fd);
-  listing = g_dir_open (proc, 0, error);
-  if (listing == NULL)
-    return FALSE;
-  const char *entry;
-  while ((entry = g_dir_read_name (listing)) != NULL)
-    if (unlinkat (fd, entry, 0) < 0 && errno != ENOENT)
-      return berth_throw_errno (error, "removing %s/%s", name, entry);
-  if (unlinkat (dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-    return berth_throw_errno (error, "removing %s", name);
-  return TRUE;
-}
-
-static gboolean
 digest_check (const char *digest, GError **error)
 {
   return berth_digest_validate (digest, error);
@@ -309,7 +285,7 @@ store_abort (BerthContentStore *iface, const char *ref, GError **error)
   g_mutex_unlock (&self->lock);
   if (busy)
     return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "ref %s is locked by an open writer", ref);
-  return remove_tree_at (self->root_fd, dir, error);
+  return berth_remove_tree_at (self->root_fd, dir, error);
 }
 
 /* Rebuilds the running hash of an ingest that survived a restart: one read of what is
@@ -393,7 +369,7 @@ store_open_writer (BerthContentStore *iface, const char *ref, gint64 total, cons
   if (status == NULL)
     {
       /* Debris of a crash between mkdir and the ref file: start over. */
-      if (!remove_tree_at (self->root_fd, writer->dir, error))
+      if (!berth_remove_tree_at (self->root_fd, writer->dir, error))
         return NULL;
       g_mutex_lock (&self->lock);
       g_hash_table_remove (self->open_refs, ref);
@@ -557,7 +533,7 @@ writer_commit (BerthContentWriter *iface, gint64 size, const char *expected, GCa
   g_autofree char *data = g_build_filename (self->dir, "data", NULL);
   if (faccessat (store->root_fd, target, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
     {
-      remove_tree_at (store->root_fd, self->dir, NULL);
+      berth_remove_tree_at (store->root_fd, self->dir, NULL);
       berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "content %s: already exists", actual);
       return NULL;
     }
@@ -573,7 +549,7 @@ writer_commit (BerthContentWriter *iface, gint64 size, const char *expected, GCa
     }
   if (!fsync_dir (store->root_fd, BLOB_DIR, error))
     return NULL;
-  remove_tree_at (store->root_fd, self->dir, NULL);
+  berth_remove_tree_at (store->root_fd, self->dir, NULL);
   g_debug ("committed %s as %s (%" G_GINT64_FORMAT " bytes)", self->ref, actual, self->offset);
   return g_steal_pointer (&actual);
 }

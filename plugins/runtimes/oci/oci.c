@@ -400,9 +400,11 @@ task_pids (BerthTask *t, GError **error)
 static gboolean
 remove_tree (const char *path)
 {
-  const char *argv[] = { "rm", "-rf", "--one-file-system", path, NULL };
-  return g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
-                       G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+  g_autoptr (GError) error = NULL;
+  if (berth_remove_tree_at (AT_FDCWD, path, &error))
+    return TRUE;
+  g_warning ("%s", error->message);
+  return FALSE;
 }
 
 static void

@@ -182,14 +182,7 @@ allocate_id_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 static gboolean
 remove_tree (const char *path, GError **error)
 {
-  const char *argv[] = { "rm", "-rf", "--one-file-system", path, NULL };
-  int status = 0;
-  g_autoptr (GError) spawn_error = NULL;
-  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, NULL,
-                     &status, &spawn_error)
-      || !g_spawn_check_wait_status (status, &spawn_error))
-    return berth_throw (error, BERTH_ERROR_INTERNAL, "removing %s: %s", path, spawn_error->message);
-  return TRUE;
+  return berth_remove_tree_at (AT_FDCWD, path, error);
 }
 
 static __thread gint64 usage_size, usage_inodes;

@@ -1,0 +1,86 @@
+/* berth-fs.c — filesystem helpers plugins share. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <berth/berth-error.h>
+#include <berth/berth-fs.h>
+
+/* Empties the directory open as @fd (on device @dev); @what names it in errors. */
+static gboolean
+empty_dir (int fd, dev_t dev, const char *what, GError **error)
+{
+  int list_fd = dup (fd);
+  if (list_fd < 0)
+    return berth_throw_errno (error, "removing %s", what);
+  DIR *dir = fdopendir (list_fd);
+  if (dir == NULL)
+    {
+      close (list_fd);
+      return berth_throw_errno (error, "removing %s", what);
+    }
+  gboolean ok = TRUE;
+  struct dirent *entry;
+  while (ok && (errno = 0, entry = readdir (dir)) != NULL)
+    {
+      const char *name = entry->d_name;
+      if (g_str_equal (name, ".") || g_str_equal (name, ".."))
+        continue;
+      if (unlinkat (fd, name, 0) == 0 || errno == ENOENT)
+        continue;
+      if (errno != EISDIR && errno != EPERM)
+        {
+          ok = berth_throw_errno (error, "removing %s/%s", what, name);
+          break;
+        }
+      berth_autofd int child = openat (fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      struct stat st;
+      g_autofree char *child_what = g_strdup_printf ("%s/%s", what, name);
+      if (child < 0 || fstat (child, &st) < 0)
+        ok = berth_throw_errno (error, "removing %s", child_what);
+      else if (st.st_dev != dev)
+        {
+          errno = EBUSY;
+          ok = berth_throw_errno (error, "removing %s: a filesystem is mounted there", child_what);
+        }
+      else
+        ok = empty_dir (child, dev, child_what, error)
+             && (unlinkat (fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT
+                 || berth_throw_errno (error, "removing %s", child_what));
+    }
+  if (ok && errno != 0 && entry == NULL)
+    ok = berth_throw_errno (error, "listing %s", what);
+  closedir (dir);
+  return ok;
+}
+
+gboolean
+berth_remove_tree_at (int dirfd, const char *name, GError **error)
+{
+  if (unlinkat (dirfd, name, 0) == 0 || errno == ENOENT)
+    return TRUE;
+  if (errno != EISDIR && errno != EPERM)
+    return berth_throw_errno (error, "removing %s", name);
+  berth_autofd int fd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT || berth_throw_errno (error, "removing %s", name);
+  struct stat st, parent;
+  if (fstat (fd, &st) < 0)
+    return berth_throw_errno (error, "removing %s", name);
+  /* @name itself a mount point: refuse, as for anything below it. */
+  g_autofree char *parent_name = g_path_get_dirname (name);
+  if (fstatat (dirfd, parent_name, &parent, 0) == 0 && parent.st_dev != st.st_dev)
+    {
+      errno = EBUSY;
+      return berth_throw_errno (error, "removing %s: a filesystem is mounted there", name);
+    }
+  if (!empty_dir (fd, st.st_dev, name, error))
+    return FALSE;
+  if (unlinkat (dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    return berth_throw_errno (error, "removing %s", name);
+  return TRUE;
+}

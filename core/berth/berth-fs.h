@@ -1,0 +1,15 @@
+/* berth-fs.h — filesystem helpers plugins share. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Removes @name under @dirfd (AT_FDCWD for a path) and everything below it, without
+ * following symlinks and without crossing into another filesystem: a directory that is
+ * a mount point is refused with EBUSY, so a mount left behind never loses its contents
+ * (what `rm -rf --one-file-system` does, without a process per call). A missing @name
+ * is success. */
+gboolean berth_remove_tree_at (int dirfd, const char *name, GError **error);
+
+G_END_DECLS
