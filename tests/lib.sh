@@ -8,6 +8,12 @@ TAP_N=0
 TAP_FAILED=0
 TEST_TMP=$(mktemp -d /tmp/berth-test.XXXXXX)
 BERTHD_PIDS=()
+# Sanitizer builds: every process of the test (berthd, the shims, which detach and drop
+# their stderr, the CLI) reports into files here, checked at exit.
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+  export ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$TEST_TMP/sanitizer"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$TEST_TMP/sanitizer"
+fi
 
 tap_plan () { echo "1..$1"; }
 ok () { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
@@ -44,9 +50,9 @@ tests_cleanup () {
   grep " $TEST_TMP" /proc/self/mounts 2>/dev/null | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   # A sanitizer report from any daemon this test ran fails the test (sanitizer builds).
   local report status=$?
-  report=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$TEST_TMP"/*/berthd.log 2>/dev/null)
+  report=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$TEST_TMP"/*/berthd.log "$TEST_TMP"/sanitizer.* 2>/dev/null)
   if [ -n "$report" ]; then
-    echo "Bail out! sanitizer report from berthd: $report"
+    echo "Bail out! sanitizer report: $report"
     grep -h -A30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" $report | sed 's/^/# /' | head -80
     status=1
   fi
