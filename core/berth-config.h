@@ -1,7 +1,7 @@
 /* berth-config.h — berthd's configuration (core-internal).
  *
- * /etc/berth/berthd.conf is a GKeyFile. Group [berthd] holds the daemon's own keys;
- * each plugin reads group [plugin.<kind>.<name>] (kind = "content", "snapshotter",
+ * /etc/berth/berthd.conf is a GKeyFile. Group [berthd] holds the daemon's own keys,
+ * [metrics] the Prometheus endpoint's; each plugin reads group [plugin.<kind>.<name>] (kind = "content", "snapshotter",
  * "differ", "runtime"), validated against the keys the plugin declares. Every error
  * names the file and line.
  */
@@ -29,6 +29,7 @@ typedef struct {
   GStrv disabled_plugins; /* ids or short names */
   gint64 max_message_size;
   gint64 gc_interval_seconds;
+  char *metrics_address; /* [metrics] address, "IP:PORT"; NULL: no endpoint */
 } BerthConfig;
 
 /* Reads @path (NULL: BERTH_SYSCONF_DIR/berth/berthd.conf, which may be absent). */

@@ -15,6 +15,7 @@
 #include "berth-daemon-private.h"
 #include "berth-gc.h"
 #include "berth-grpc.h"
+#include "berth-metrics.h"
 
 struct _BerthDaemon {
   BerthConfig *config;
@@ -22,6 +23,7 @@ struct _BerthDaemon {
   BerthMetadata *metadata;
   BerthEvents *events;
   BerthGrpcServer *server;
+  BerthMetricsServer *metrics;
   int root_lock_fd;
   int state_lock_fd;
   char *root_lock_path;
@@ -175,6 +177,14 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
         berth_daemon_watch_exit (daemon, tasks->pdata[t], NULL);
     }
 
+  /* Before the gRPC socket: a metrics address that cannot be had fails startup while
+   * nothing has been served yet. */
+  if (daemon->config->metrics_address != NULL)
+    {
+      daemon->metrics = berth_metrics_server_new (daemon, daemon->config->metrics_address, error);
+      if (daemon->metrics == NULL)
+        return FALSE;
+    }
   daemon->gc_source = berth_gc_schedule (daemon, daemon->config->gc_interval_seconds);
   daemon->server = berth_grpc_server_new (daemon, daemon->config->max_message_size);
   berth_api_register_all (daemon->server, daemon);
@@ -192,6 +202,10 @@ berth_daemon_stop (BerthDaemon *daemon)
   if (daemon->gc_source != 0)
     g_source_remove (daemon->gc_source);
   daemon->gc_source = 0;
+  /* Before the gRPC server, whose stop runs what is pending on the main context:
+   * scrapes finishing there find their server stopped and let go of it. */
+  if (daemon->metrics != NULL)
+    berth_metrics_server_stop (daemon->metrics);
   if (daemon->server != NULL)
     berth_grpc_server_stop (daemon->server);
   if (daemon->shutdown != NULL)
@@ -205,6 +219,7 @@ berth_daemon_free (BerthDaemon *daemon)
     return;
   berth_daemon_stop (daemon);
   g_clear_pointer (&daemon->server, berth_grpc_server_free);
+  g_clear_object (&daemon->metrics);
   if (daemon->exit_watchers != NULL)
     g_thread_pool_free (g_steal_pointer (&daemon->exit_watchers), TRUE, TRUE);
   g_clear_object (&daemon->shutdown);
@@ -217,6 +232,13 @@ berth_daemon_free (BerthDaemon *daemon)
   release_lock (&daemon->root_lock_path, &daemon->root_lock_fd);
   g_clear_pointer (&daemon->config, berth_config_free);
   g_free (daemon);
+}
+
+GPtrArray *
+berth_daemon_list_tasks (BerthDaemon *daemon, const char *namespace_, GError **error)
+{
+  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, NULL, error);
+  return runtime != NULL ? berth_runtime_list (runtime, namespace_, error) : NULL;
 }
 
 BerthConfig *
