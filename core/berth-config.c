@@ -352,3 +352,61 @@ berth_config_to_data (const BerthConfig *config)
     }
   return g_key_file_to_data (out, NULL, NULL);
 }
+
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(char *const *) a, *(char *const *) b);
+}
+
+/* "key=value\n…" for every plugin group, keys sorted, so that two configs
+ * compare by meaning, not by layout. */
+static GHashTable *
+plugin_groups (const BerthConfig *config)
+{
+  GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  if (config->keyfile == NULL)
+    return table;
+  g_auto (GStrv) groups = g_key_file_get_groups (config->keyfile, NULL);
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      if (!g_str_has_prefix (groups[i], "plugin."))
+        continue;
+      g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, groups[i], NULL, NULL);
+      g_autoptr (GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
+      for (guint k = 0; keys && keys[k]; k++)
+        {
+          g_autofree char *value = g_key_file_get_value (config->keyfile, groups[i], keys[k], NULL);
+          g_ptr_array_add (lines, g_strdup_printf ("%s=%s", keys[k], value ? value : ""));
+        }
+      g_ptr_array_sort (lines, compare_strings);
+      g_ptr_array_add (lines, NULL);
+      g_hash_table_insert (table, g_strdup (groups[i]), g_strjoinv ("\n", (char **) lines->pdata));
+    }
+  return table;
+}
+
+static const char *
+first_difference (GHashTable *a, GHashTable *b)
+{
+  GHashTableIter iter;
+  gpointer group, text;
+  g_hash_table_iter_init (&iter, a);
+  while (g_hash_table_iter_next (&iter, &group, &text))
+    if (g_strcmp0 (text, g_hash_table_lookup (b, group)) != 0)
+      return group;
+  return NULL;
+}
+
+gboolean
+berth_config_plugin_groups_differ (const BerthConfig *a, const BerthConfig *b, char **group_out)
+{
+  g_autoptr (GHashTable) in_a = plugin_groups (a);
+  g_autoptr (GHashTable) in_b = plugin_groups (b);
+  const char *group = first_difference (in_a, in_b);
+  if (group == NULL)
+    group = first_difference (in_b, in_a);
+  if (group_out != NULL)
+    *group_out = g_strdup (group);
+  return group != NULL;
+}

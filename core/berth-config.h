@@ -44,5 +44,8 @@ guint berth_config_find_line (const BerthConfig *config, const char *group, cons
 char *berth_config_location (const BerthConfig *config, const char *group, const char *key);
 /* The effective config as a keyfile text, plugins' groups included. */
 char *berth_config_to_data (const BerthConfig *config);
+/* Whether the [plugin.…] groups of @a and @b differ; *group_out (may be NULL) names the
+ * first that does. */
+gboolean berth_config_plugin_groups_differ (const BerthConfig *a, const BerthConfig *b, char **group_out);
 
 G_END_DECLS

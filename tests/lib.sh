@@ -64,7 +64,8 @@ tests_done () {
 # berthd_start [NAME] [-- extra berthd args]: starts berthd on $TEST_TMP/NAME/{root,state},
 # every in-tree plugin, and waits for its socket. Sets BERTH_ROOT, BERTH_STATE,
 # BERTH_SOCK, BERTHD_PID, BERTHD_LOG. Returns non-zero (log on stdout as TAP diagnostics)
-# when it does not come up.
+# when it does not come up. --log-level is $BERTH_LOG_LEVEL (default debug); set it
+# empty to pass none, so the config file's log-level applies.
 berthd_start () {
   local name=${1:-d}
   [ $# -gt 0 ] && shift
@@ -84,8 +85,9 @@ berthd_start () {
   for dir in "$BUILDDIR"/plugins/*/*/.libs; do
     [ -d "$dir" ] && args+=(--plugin-dir "$dir")
   done
+  [ -n "${BERTH_LOG_LEVEL-debug}" ] && args+=(--log-level "${BERTH_LOG_LEVEL-debug}")
   ${BERTHD_WRAPPER:-} "$BUILDDIR/core/berthd" --config /dev/null --root "$BERTH_ROOT" --state "$BERTH_STATE" \
-    --address "$BERTH_SOCK" --libexec-dir "$TEST_TMP/$name/libexec" --log-level "${BERTH_LOG_LEVEL:-debug}" \
+    --address "$BERTH_SOCK" --libexec-dir "$TEST_TMP/$name/libexec" \
     "${args[@]}" "$@" >>"$BERTHD_LOG" 2>&1 &
   BERTHD_PID=$!
   BERTHD_PIDS+=("$BERTHD_PID")
@@ -113,4 +115,14 @@ bctr () { ctr --address "$BERTH_SOCK" "$@"; }
 # make_busybox_image OUT.tar [REF]: a one-layer busybox-static OCI archive, no network.
 make_busybox_image () {
   python3 "$SRCDIR/tests/make-image.py" "$1" --busybox --name "${2:-docker.io/library/busybox:latest}" >/dev/null
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+free_port () { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# http_get URL: the body on stdout; fails on a non-2xx answer or no answer.
+http_get () {
+  if command -v curl >/dev/null; then curl -sf --max-time 20 "$1"
+  else python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=20).read().decode())' "$1"
+  fi
 }

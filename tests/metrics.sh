@@ -6,15 +6,8 @@ source "$(dirname "$0")/lib.sh"
 tap_plan 25
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # promtool; binds hugetlb to v1 where crun needs it
 
-# GET URL: the body on stdout; fails on a non-2xx answer.
-fetch () {
-  if command -v curl >/dev/null; then curl -sf --max-time 20 "$1"
-  else python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=20).read().decode())' "$1"
-  fi
-}
 # The value of the series whose name and labels are exactly $2 in page $1; 0 when absent.
 series () { printf '%s\n' "$1" | awk -v s="$2" 'index($0, s " ") == 1 {print $2; found=1} END {if (!found) print 0}'; }
-free_port () { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 PORT=$(free_port)
 printf '[metrics]\naddress = 127.0.0.1:%s\n' "$PORT" >"$TEST_TMP/metrics.conf"
@@ -30,7 +23,7 @@ bctr run -d $IMAGE m-two sleep 300 >/dev/null
 bctr run -d --runc-binary crun $IMAGE m-three sleep 300 >/dev/null
 expect_eq "three detached containers run" 3 "$(bctr tasks ls | grep -c RUNNING)"
 
-page=$(fetch "$URL"); rc=$?
+page=$(http_get "$URL"); rc=$?
 expect_eq "GET /v1/metrics answers 200" 0 "$rc"
 if command -v promtool >/dev/null; then
   check "promtool check metrics accepts the page" promtool check metrics <<<"$page"
@@ -59,12 +52,12 @@ expect_eq "berth_build_info names the version" 1 \
 VERSION_SERIES='berth_grpc_requests_total{method="/containerd.services.version.v1.Version/Version",code="OK"}'
 before=$(series "$page" "$VERSION_SERIES")
 bctr version >/dev/null
-after=$(series "$(fetch "$URL")" "$VERSION_SERIES")
+after=$(series "$(http_get "$URL")" "$VERSION_SERIES")
 if [ "$after" -gt "$before" ] 2>/dev/null; then ok "ctr version raises the Version call counter ($before → $after)"
 else not_ok "ctr version raises the Version call counter ($before → $after)"; fi
 expect_match "…and its latency histogram counts it" \
   '^berth_grpc_request_duration_seconds_bucket\{method="/containerd.services.version.v1.Version/Version",le="\+Inf"\} [1-9]' \
-  "$(fetch "$URL")"
+  "$(http_get "$URL")"
 
 headers=$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/metrics")
 expect_match "/metrics answers too, as exposition format 0.0.4" "^Content-Type: text/plain; version=0.0.4" "$headers"
@@ -85,5 +78,5 @@ expect_match "…naming the file, line and key" "$TEST_TMP/bad.conf:4: \\[metric
 for id in "${IDS[@]}"; do bctr tasks kill -s KILL "$id" >/dev/null 2>&1; done
 sleep 0.5
 for id in "${IDS[@]}"; do bctr tasks rm "$id" >/dev/null 2>&1; bctr containers rm "$id" >/dev/null 2>&1; done
-expect_eq "removed containers leave no container series" "" "$(fetch "$URL" | grep '^berth_container_')"
+expect_eq "removed containers leave no container series" "" "$(http_get "$URL" | grep '^berth_container_')"
 tests_done

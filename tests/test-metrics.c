@@ -156,6 +156,16 @@ test_config (void)
   g_assert_nonnull (strstr (error->message, "berthd.conf:2: unknown key \"port\" in [metrics]"));
   g_clear_error (&error);
 
+  /* What a reload compares. */
+  g_autoptr (BerthConfig) p1 = load_text (tmp, "[plugin.snapshotter.native]\nx=1\n", &error);
+  g_autoptr (BerthConfig) p2 = load_text (tmp, "[plugin.snapshotter.native]\n# a comment\nx = 1\n", &error);
+  g_autoptr (BerthConfig) p3 = load_text (tmp, "[plugin.snapshotter.native]\nx=2\n", &error);
+  g_assert_no_error (error);
+  g_assert_false (berth_config_plugin_groups_differ (p1, p2, NULL));
+  g_autofree char *group = NULL;
+  g_assert_true (berth_config_plugin_groups_differ (p1, p3, &group));
+  g_assert_cmpstr (group, ==, "plugin.snapshotter.native");
+  g_assert_true (berth_config_plugin_groups_differ (p1, off, NULL));
   test_remove_tree (tmp);
 }
 
