@@ -52,9 +52,9 @@ berth_config_new_default (void)
   config->libexec_dir = g_strdup (BERTH_LIBEXEC_DIR);
   config->plugin_dirs = g_strdupv ((char *[]) { (char *) BERTH_PLUGIN_DIR, NULL });
   config->log_level = g_strdup ("info");
-  config->default_snapshotter = g_strdup ("overlayfs");
+  config->default_snapshotter = g_strdup (BERTH_DEFAULT_SNAPSHOTTER);
   config->default_runtime = g_strdup ("io.containerd.runc.v2");
-  config->default_runtime_binary = g_strdup ("runc");
+  config->default_runtime_binary = g_strdup (BERTH_DEFAULT_RUNTIME_BINARY);
   config->disabled_plugins = g_new0 (char *, 1);
   config->max_message_size = 16 * 1024 * 1024;
   config->gc_interval_seconds = 300;

@@ -55,6 +55,18 @@ tests_cleanup () {
 }
 trap tests_cleanup EXIT
 
+# require_plugins NAME…: skips the whole test when configure left out one of these
+# in-tree plugins (--disable-NAME). Call it before tap_plan.
+require_plugins () {
+  local p missing=""
+  for p in "$@"; do
+    case " ${BERTH_DISABLED_PLUGINS:-} " in *" $p "*) missing="$missing $p" ;; esac
+  done
+  [ -z "$missing" ] && return 0
+  echo "1..0 # SKIP built without the plugin(s)$missing"
+  exit 0
+}
+
 tests_done () {
   echo "# $TAP_N tests, $TAP_FAILED failed"
   [ "$TAP_FAILED" -eq 0 ]

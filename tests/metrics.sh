@@ -3,6 +3,7 @@
 # passes promtool, every container has its cgroup series, gRPC calls are counted, and
 # a bad [metrics] address stops berthd with the key named.
 source "$(dirname "$0")/lib.sh"
+require_plugins local walking overlayfs oci
 tap_plan 25
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # promtool; binds hugetlb to v1 where crun needs it
 

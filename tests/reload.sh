@@ -55,7 +55,7 @@ notify=$(tr '\n' ' ' <"$TEST_TMP/notify.log")
 expect_match "systemd heard RELOADING=1 (with MONOTONIC_USEC) and then READY=1" \
   "RELOADING=1 MONOTONIC_USEC=[0-9]+ +READY=1" "$notify"
 
-printf '[berthd]\nlog-level = debug\ngc-interval = 0\nmax-message-size = 8M\ndefault-snapshotter = native\n\n[metrics]\naddress = 127.0.0.1:%s\n\n[plugin.snapshotter.overlayfs]\nsync = true\n' "$PORT" >"$CONF"
+printf '[berthd]\nlog-level = debug\ngc-interval = 0\nmax-message-size = 8M\ndefault-snapshotter = btrfs\n\n[metrics]\naddress = 127.0.0.1:%s\n\n[plugin.snapshotter.overlayfs]\nsync = true\n' "$PORT" >"$CONF"
 reload
 check "keys that cannot change are named" wait_for 5 grep -q "reload: max-message-size changed; that takes a restart of berthd" "$BERTHD_LOG"
 expect_match "…default-snapshotter too" "reload: default-snapshotter changed; that takes a restart" "$(cat "$BERTHD_LOG")"
