@@ -4,7 +4,7 @@
 # a bad [metrics] address stops berthd with the key named.
 source "$(dirname "$0")/lib.sh"
 require_plugins local walking overlayfs oci
-tap_plan 25
+tap_plan 26
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # promtool; binds hugetlb to v1 where crun needs it
 
 # The value of the series whose name and labels are exactly $2 in page $1; 0 when absent.
@@ -63,6 +63,13 @@ expect_match "…and its latency histogram counts it" \
 headers=$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/metrics")
 expect_match "/metrics answers too, as exposition format 0.0.4" "^Content-Type: text/plain; version=0.0.4" "$headers"
 expect_match "other paths are 404" "^HTTP/1.1 404" "$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/other")"
+
+# Clients that give up mid-scrape: their parked messages are dropped, not answered into
+# a closed connection, and the endpoint keeps working.
+quitters=()
+for i in $(seq 30); do curl -s --max-time 0.005 "$URL" >/dev/null 2>&1 & quitters+=($!); done
+wait "${quitters[@]}"
+check "after 30 clients hung up mid-scrape berthd still serves metrics" http_get "$URL"
 
 # An address already taken fails startup instead of running without metrics.
 out=$("$BUILDDIR/core/berthd" --config "$TEST_TMP/metrics.conf" --root "$TEST_TMP/busy/root" --state "$TEST_TMP/busy/state" \
