@@ -1,51 +1,202 @@
-/* berth-cgroup.c — cgroup v1 statistics as containerd reports them. */
+/* berth-cgroup.c — cgroup statistics as containerd reports them, from v1, v2 or hybrid
+ * hosts. Mount points come from mountinfo, not a fixed /sys/fs/cgroup layout: v1
+ * controllers may share a hierarchy ("cpu,cpuacct") and cgroup2 may be mounted at
+ * /sys/fs/cgroup or at /sys/fs/cgroup/unified. */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <berth/berth-error.h>
 #include "berth-cgroup.h"
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb-c.h"
+#include "github.com/containerd/cgroups/v2/stats/metrics.pb-c.h"
 
-#define CGROUP_ROOT "/sys/fs/cgroup"
+typedef enum { CTL_MEMORY, CTL_CPUACCT, CTL_PIDS, CTL_BLKIO, N_CTL } Controller;
+static const char *const controller_names[N_CTL] = { "memory", "cpuacct", "pids", "blkio" };
 
-/* "memory" → "/docker/abc" from /proc/PID/cgroup ("N:controller,controller:/path"). */
-static char *
-controller_path (const char *proc_cgroup, const char *controller)
+/* Above this a v1 memory limit is the kernel's "unlimited" (LONG_MAX rounded to a page). */
+#define V1_NO_LIMIT (G_GUINT64_CONSTANT (1) << 62)
+
+typedef struct {
+  char *v1[N_CTL]; /* the process's directory on the v1 hierarchy of each controller, or NULL */
+  char *unified;   /* its directory on the cgroup2 hierarchy, NULL when none or the root */
+} CgroupDirs;
+
+static void
+cgroup_dirs_clear (CgroupDirs *dirs)
 {
-  g_auto (GStrv) lines = g_strsplit (proc_cgroup, "\n", -1);
+  for (guint i = 0; i < N_CTL; i++)
+    g_clear_pointer (&dirs->v1[i], g_free);
+  g_clear_pointer (&dirs->unified, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (CgroupDirs, cgroup_dirs_clear)
+
+typedef struct {
+  char *root;        /* the cgroup shown at the mount point */
+  char *mount_point;
+  gboolean v2;
+  GStrv options;     /* super options: the v1 controllers */
+} CgroupMount;
+
+static void
+cgroup_mount_free (CgroupMount *mount)
+{
+  g_free (mount->root);
+  g_free (mount->mount_point);
+  g_strfreev (mount->options);
+  g_free (mount);
+}
+
+/* The cgroup and cgroup2 mounts of mountinfo ("ID PARENT MAJ:MIN ROOT MOUNT OPTS
+ * [OPTIONAL…] - FSTYPE SOURCE SUPEROPTS"; paths with \ooo escapes). */
+static GPtrArray *
+read_mounts (const char *sysroot)
+{
+  GPtrArray *mounts = g_ptr_array_new_with_free_func ((GDestroyNotify) cgroup_mount_free);
+  g_autofree char *path = g_build_filename (sysroot, "/proc/self/mountinfo", NULL);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return mounts;
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
   for (guint i = 0; lines[i] != NULL; i++)
     {
+      g_auto (GStrv) fields = g_strsplit (lines[i], " ", -1);
+      guint n = g_strv_length (fields), dash = 6;
+      while (dash < n && !g_str_equal (fields[dash], "-"))
+        dash++;
+      if (n < 7 || dash + 1 >= n)
+        continue;
+      const char *fstype = fields[dash + 1];
+      if (!g_str_equal (fstype, "cgroup") && !g_str_equal (fstype, "cgroup2"))
+        continue;
+      CgroupMount *mount = g_new0 (CgroupMount, 1);
+      mount->root = g_strcompress (fields[3]);
+      mount->mount_point = g_strcompress (fields[4]);
+      mount->v2 = g_str_equal (fstype, "cgroup2");
+      mount->options = g_strsplit (dash + 3 < n ? fields[dash + 3] : "", ",", -1);
+      g_ptr_array_add (mounts, mount);
+    }
+  return mounts;
+}
+
+/* Where cgroup @path of a hierarchy is seen through @mount, or NULL when the mount
+ * shows only another part of the hierarchy. */
+static char *
+dir_in_mount (const char *sysroot, const CgroupMount *mount, const char *path)
+{
+  const char *rest = path;
+  if (!g_str_equal (mount->root, "/"))
+    {
+      gsize len = strlen (mount->root);
+      if (strncmp (path, mount->root, len) != 0 || (path[len] != '/' && path[len] != '\0'))
+        return NULL;
+      rest = path + len;
+    }
+  return g_build_filename (sysroot, mount->mount_point, rest, NULL);
+}
+
+static gboolean
+resolve_dirs (const char *sysroot, guint32 pid, CgroupDirs *dirs, GError **error)
+{
+  g_autofree char *proc = g_strdup_printf ("%s/proc/%u/cgroup", sysroot, pid);
+  g_autofree char *text = NULL;
+  if (pid == 0 || !g_file_get_contents (proc, &text, NULL, NULL))
+    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "process %u is gone", pid);
+  g_autoptr (GPtrArray) mounts = read_mounts (sysroot);
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      /* "N:controller,controller:/path", or "0::/path" for the cgroup2 hierarchy. */
       g_auto (GStrv) fields = g_strsplit (lines[i], ":", 3);
       if (g_strv_length (fields) != 3)
         continue;
+      if (g_str_equal (fields[0], "0") && fields[1][0] == '\0')
+        {
+          /* The root cgroup's figures are the whole host's, not the process's. */
+          if (g_str_equal (fields[2], "/"))
+            continue;
+          for (guint m = 0; m < mounts->len && dirs->unified == NULL; m++)
+            {
+              CgroupMount *mount = mounts->pdata[m];
+              if (mount->v2)
+                dirs->unified = dir_in_mount (sysroot, mount, fields[2]);
+            }
+          continue;
+        }
       g_auto (GStrv) controllers = g_strsplit (fields[1], ",", -1);
-      if (g_strv_contains ((const char *const *) controllers, controller))
-        return g_strdup (fields[2]);
+      for (guint c = 0; c < N_CTL; c++)
+        {
+          if (dirs->v1[c] != NULL || !g_strv_contains ((const char *const *) controllers, controller_names[c]))
+            continue;
+          for (guint m = 0; m < mounts->len && dirs->v1[c] == NULL; m++)
+            {
+              CgroupMount *mount = mounts->pdata[m];
+              if (!mount->v2 && g_strv_contains ((const char *const *) mount->options, controller_names[c]))
+                dirs->v1[c] = dir_in_mount (sysroot, mount, fields[2]);
+            }
+        }
     }
-  return NULL;
+  for (guint c = 0; c < N_CTL; c++)
+    if (dirs->v1[c] != NULL)
+      return TRUE;
+  if (dirs->unified == NULL)
+    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
+                        "process %u is in no cgroup of its own on any cgroup hierarchy", pid);
+  return TRUE;
 }
 
-/* One number from a cgroup file; "max" reads as 0 (no limit), a missing file as 0. */
+static char *
+read_text (const char *dir, const char *file)
+{
+  if (dir == NULL)
+    return NULL;
+  g_autofree char *path = g_build_filename (dir, file, NULL);
+  char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return NULL;
+  return text;
+}
+
+/* One number from a cgroup file; "max" reads as @max_value. FALSE when the file is
+ * missing or holds no number. */
+static gboolean
+read_number (const char *dir, const char *file, guint64 max_value, guint64 *out)
+{
+  g_autofree char *text = read_text (dir, file);
+  if (text == NULL)
+    return FALSE;
+  g_strstrip (text);
+  if (g_str_equal (text, "max"))
+    {
+      *out = max_value;
+      return TRUE;
+    }
+  char *end = NULL;
+  guint64 value = g_ascii_strtoull (text, &end, 10);
+  if (end == text)
+    return FALSE;
+  *out = value;
+  return TRUE;
+}
+
+/* read_number, 0 when absent (the protobufs have no "unset"). */
 static guint64
-read_u64 (const char *controller, const char *path, const char *file)
+read_u64 (const char *dir, const char *file)
 {
-  g_autofree char *full = g_build_filename (CGROUP_ROOT, controller, path, file, NULL);
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents (full, &text, NULL, NULL))
-    return 0;
-  return g_ascii_strtoull (g_strstrip (text), NULL, 10);
+  guint64 value = 0;
+  read_number (dir, file, 0, &value);
+  return value;
 }
 
-/* "key value" lines (memory.stat) as a table. */
+/* "key value" lines (memory.stat, cpu.stat) as a table; NULL when the file is missing. */
 static GHashTable *
-read_keyed (const char *controller, const char *path, const char *file)
+read_keyed (const char *dir, const char *file)
 {
+  g_autofree char *text = read_text (dir, file);
+  if (text == NULL)
+    return NULL;
   GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_autofree char *full = g_build_filename (CGROUP_ROOT, controller, path, file, NULL);
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents (full, &text, NULL, NULL))
-    return table;
   g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
   for (guint i = 0; lines[i] != NULL; i++)
     {
@@ -58,22 +209,142 @@ read_keyed (const char *controller, const char *path, const char *file)
   return table;
 }
 
-#define STAT(t, k) ((guint64) GPOINTER_TO_SIZE (g_hash_table_lookup ((t), (k))))
+#define STAT(t, k) ((t) ? (guint64) GPOINTER_TO_SIZE (g_hash_table_lookup ((t), (k))) : 0)
 
-GBytes *
-berth_cgroup_metrics (guint32 pid, char **type_url_out, GError **error)
+/* One device of v2 io.stat: "MAJ:MIN rbytes=… wbytes=… rios=… wios=… …". */
+typedef struct {
+  guint64 major, minor, rbytes, wbytes, rios, wios;
+} IoLine;
+
+static GArray *
+read_io_stat_v2 (const char *dir)
 {
-  g_autofree char *proc = g_strdup_printf ("/proc/%u/cgroup", pid);
-  g_autofree char *text = NULL;
-  if (pid == 0 || !g_file_get_contents (proc, &text, NULL, NULL))
-    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "process %u is gone", pid), NULL;
-  g_autofree char *memory = controller_path (text, "memory");
-  g_autofree char *cpuacct = controller_path (text, "cpuacct");
-  g_autofree char *pids = controller_path (text, "pids");
-  if (memory == NULL && cpuacct == NULL && pids == NULL)
-    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "metrics need cgroup v1 controllers; this host has only cgroup v2"),
-           NULL;
+  g_autofree char *text = read_text (dir, "io.stat");
+  if (text == NULL)
+    return NULL;
+  GArray *devices = g_array_new (FALSE, TRUE, sizeof (IoLine));
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_auto (GStrv) fields = g_strsplit (g_strstrip (lines[i]), " ", -1);
+      IoLine line = { 0 };
+      if (fields[0] == NULL || sscanf (fields[0], "%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT, &line.major, &line.minor) != 2)
+        continue;
+      for (guint f = 1; fields[f] != NULL; f++)
+        {
+          char *eq = strchr (fields[f], '=');
+          if (eq == NULL)
+            continue;
+          *eq = '\0';
+          guint64 value = g_ascii_strtoull (eq + 1, NULL, 10);
+          if (g_str_equal (fields[f], "rbytes"))
+            line.rbytes = value;
+          else if (g_str_equal (fields[f], "wbytes"))
+            line.wbytes = value;
+          else if (g_str_equal (fields[f], "rios"))
+            line.rios = value;
+          else if (g_str_equal (fields[f], "wios"))
+            line.wios = value;
+        }
+      g_array_append_val (devices, line);
+    }
+  return devices;
+}
 
+/* v1 blkio bytes, "MAJ:MIN Read N" lines summed over devices. */
+static gboolean
+read_io_v1 (const char *dir, guint64 *read_out, guint64 *write_out)
+{
+  g_autofree char *text = read_text (dir, "blkio.throttle.io_service_bytes_recursive");
+  if (text == NULL)
+    text = read_text (dir, "blkio.throttle.io_service_bytes");
+  if (text == NULL)
+    return FALSE;
+  *read_out = *write_out = 0;
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_auto (GStrv) fields = g_strsplit (g_strstrip (lines[i]), " ", -1);
+      if (g_strv_length (fields) != 3)
+        continue;
+      if (g_str_equal (fields[1], "Read"))
+        *read_out += g_ascii_strtoull (fields[2], NULL, 10);
+      else if (g_str_equal (fields[1], "Write"))
+        *write_out += g_ascii_strtoull (fields[2], NULL, 10);
+    }
+  return TRUE;
+}
+
+gboolean
+_berth_cgroup_stats_at (const char *sysroot, guint32 pid, BerthCgroupStats *stats, GError **error)
+{
+  g_auto (CgroupDirs) dirs = { 0 };
+  memset (stats, 0, sizeof *stats);
+  if (!resolve_dirs (sysroot, pid, &dirs, error))
+    return FALSE;
+
+  if (dirs.v1[CTL_CPUACCT] != NULL)
+    stats->has_cpu = read_number (dirs.v1[CTL_CPUACCT], "cpuacct.usage", 0, &stats->cpu_usage_ns);
+  else
+    {
+      g_autoptr (GHashTable) cpu = read_keyed (dirs.unified, "cpu.stat");
+      stats->has_cpu = cpu != NULL && g_hash_table_contains (cpu, "usage_usec");
+      stats->cpu_usage_ns = STAT (cpu, "usage_usec") * 1000;
+    }
+
+  if (dirs.v1[CTL_MEMORY] != NULL)
+    {
+      stats->has_memory = read_number (dirs.v1[CTL_MEMORY], "memory.usage_in_bytes", 0, &stats->memory_usage_bytes);
+      read_number (dirs.v1[CTL_MEMORY], "memory.limit_in_bytes", 0, &stats->memory_limit_bytes);
+      if (stats->memory_limit_bytes >= V1_NO_LIMIT)
+        stats->memory_limit_bytes = 0;
+    }
+  else
+    {
+      stats->has_memory = read_number (dirs.unified, "memory.current", 0, &stats->memory_usage_bytes);
+      read_number (dirs.unified, "memory.max", 0, &stats->memory_limit_bytes);
+    }
+
+  const char *pids = dirs.v1[CTL_PIDS] ? dirs.v1[CTL_PIDS] : dirs.unified;
+  stats->has_pids = read_number (pids, "pids.current", 0, &stats->pids_current);
+  read_number (pids, "pids.max", 0, &stats->pids_limit);
+
+  if (dirs.v1[CTL_BLKIO] != NULL)
+    stats->has_io = read_io_v1 (dirs.v1[CTL_BLKIO], &stats->io_read_bytes, &stats->io_write_bytes);
+  else
+    {
+      g_autoptr (GArray) devices = read_io_stat_v2 (dirs.unified);
+      stats->has_io = devices != NULL;
+      for (guint i = 0; devices != NULL && i < devices->len; i++)
+        {
+          stats->io_read_bytes += g_array_index (devices, IoLine, i).rbytes;
+          stats->io_write_bytes += g_array_index (devices, IoLine, i).wbytes;
+        }
+    }
+  return TRUE;
+}
+
+gboolean
+berth_cgroup_stats (guint32 pid, BerthCgroupStats *stats, GError **error)
+{
+  return _berth_cgroup_stats_at ("", pid, stats, error);
+}
+
+static GBytes *
+pack (const ProtobufCMessage *message, char **type_url_out)
+{
+  gsize size = protobuf_c_message_get_packed_size (message);
+  guint8 *buf = g_malloc (size ? size : 1);
+  protobuf_c_message_pack (message, buf);
+  if (type_url_out != NULL)
+    *type_url_out = g_strdup (message->descriptor->name);
+  return g_bytes_new_take (buf, size);
+}
+
+static GBytes *
+metrics_v1 (const CgroupDirs *dirs, char **type_url_out)
+{
+  const char *memory = dirs->v1[CTL_MEMORY], *cpuacct = dirs->v1[CTL_CPUACCT], *pids = dirs->v1[CTL_PIDS];
   Io__Containerd__Cgroups__V1__Metrics metrics = IO__CONTAINERD__CGROUPS__V1__METRICS__INIT;
   Io__Containerd__Cgroups__V1__PidsStat pid_stat = IO__CONTAINERD__CGROUPS__V1__PIDS_STAT__INIT;
   Io__Containerd__Cgroups__V1__CPUStat cpu = IO__CONTAINERD__CGROUPS__V1__CPUSTAT__INIT;
@@ -84,18 +355,17 @@ berth_cgroup_metrics (guint32 pid, char **type_url_out, GError **error)
   g_autoptr (GHashTable) stat = NULL;
   if (pids != NULL)
     {
-      pid_stat.current = read_u64 ("pids", pids, "pids.current");
-      pid_stat.limit = read_u64 ("pids", pids, "pids.max");
+      pid_stat.current = read_u64 (pids, "pids.current");
+      pid_stat.limit = read_u64 (pids, "pids.max");
       metrics.pids = &pid_stat;
     }
   if (cpuacct != NULL)
     {
-      usage.total = read_u64 ("cpuacct", cpuacct, "cpuacct.usage");
-      usage.user = read_u64 ("cpuacct", cpuacct, "cpuacct.usage_user");
-      usage.kernel = read_u64 ("cpuacct", cpuacct, "cpuacct.usage_sys");
-      g_autofree char *percpu_path = g_build_filename (CGROUP_ROOT, "cpuacct", cpuacct, "cpuacct.usage_percpu", NULL);
-      g_autofree char *percpu = NULL;
-      if (g_file_get_contents (percpu_path, &percpu, NULL, NULL))
+      usage.total = read_u64 (cpuacct, "cpuacct.usage");
+      usage.user = read_u64 (cpuacct, "cpuacct.usage_user");
+      usage.kernel = read_u64 (cpuacct, "cpuacct.usage_sys");
+      g_autofree char *percpu = read_text (cpuacct, "cpuacct.usage_percpu");
+      if (percpu != NULL)
         {
           g_auto (GStrv) values = g_strsplit (g_strstrip (percpu), " ", -1);
           for (guint i = 0; values[i] != NULL; i++)
@@ -112,7 +382,7 @@ berth_cgroup_metrics (guint32 pid, char **type_url_out, GError **error)
     }
   if (memory != NULL)
     {
-      stat = read_keyed ("memory", memory, "memory.stat");
+      stat = read_keyed (memory, "memory.stat");
       mem.cache = STAT (stat, "cache");
       mem.rss = STAT (stat, "rss");
       mem.rss_huge = STAT (stat, "rss_huge");
@@ -123,17 +393,147 @@ berth_cgroup_metrics (guint32 pid, char **type_url_out, GError **error)
       mem.active_anon = STAT (stat, "active_anon");
       mem.inactive_file = STAT (stat, "inactive_file");
       mem.active_file = STAT (stat, "active_file");
-      mem_usage.usage = read_u64 ("memory", memory, "memory.usage_in_bytes");
-      mem_usage.limit = read_u64 ("memory", memory, "memory.limit_in_bytes");
-      mem_usage.max = read_u64 ("memory", memory, "memory.max_usage_in_bytes");
-      mem_usage.failcnt = read_u64 ("memory", memory, "memory.failcnt");
+      mem_usage.usage = read_u64 (memory, "memory.usage_in_bytes");
+      mem_usage.limit = read_u64 (memory, "memory.limit_in_bytes");
+      mem_usage.max = read_u64 (memory, "memory.max_usage_in_bytes");
+      mem_usage.failcnt = read_u64 (memory, "memory.failcnt");
       mem.usage = &mem_usage;
       metrics.memory = &mem;
     }
-  gsize size = protobuf_c_message_get_packed_size (&metrics.base);
-  guint8 *buf = g_malloc (size ? size : 1);
-  protobuf_c_message_pack (&metrics.base, buf);
-  if (type_url_out != NULL)
-    *type_url_out = g_strdup (io__containerd__cgroups__v1__metrics__descriptor.name);
-  return g_bytes_new_take (buf, size);
+  return pack (&metrics.base, type_url_out);
+}
+
+/* containerd reads "max" in v2 files as the largest uint64. */
+static guint64
+read_v2 (const char *dir, const char *file)
+{
+  guint64 value = 0;
+  read_number (dir, file, G_MAXUINT64, &value);
+  return value;
+}
+
+static GBytes *
+metrics_v2 (const char *dir, char **type_url_out)
+{
+  Io__Containerd__Cgroups__V2__Metrics metrics = IO__CONTAINERD__CGROUPS__V2__METRICS__INIT;
+  Io__Containerd__Cgroups__V2__PidsStat pids = IO__CONTAINERD__CGROUPS__V2__PIDS_STAT__INIT;
+  Io__Containerd__Cgroups__V2__CPUStat cpu = IO__CONTAINERD__CGROUPS__V2__CPUSTAT__INIT;
+  Io__Containerd__Cgroups__V2__MemoryStat mem = IO__CONTAINERD__CGROUPS__V2__MEMORY_STAT__INIT;
+  Io__Containerd__Cgroups__V2__MemoryEvents events = IO__CONTAINERD__CGROUPS__V2__MEMORY_EVENTS__INIT;
+  Io__Containerd__Cgroups__V2__IOStat io = IO__CONTAINERD__CGROUPS__V2__IOSTAT__INIT;
+
+  g_autofree char *pids_current = read_text (dir, "pids.current");
+  if (pids_current != NULL)
+    {
+      pids.current = read_v2 (dir, "pids.current");
+      pids.limit = read_v2 (dir, "pids.max");
+      metrics.pids = &pids;
+    }
+  g_autoptr (GHashTable) cpu_stat = read_keyed (dir, "cpu.stat");
+  if (cpu_stat != NULL)
+    {
+      cpu.usage_usec = STAT (cpu_stat, "usage_usec");
+      cpu.user_usec = STAT (cpu_stat, "user_usec");
+      cpu.system_usec = STAT (cpu_stat, "system_usec");
+      cpu.nr_periods = STAT (cpu_stat, "nr_periods");
+      cpu.nr_throttled = STAT (cpu_stat, "nr_throttled");
+      cpu.throttled_usec = STAT (cpu_stat, "throttled_usec");
+      metrics.cpu = &cpu;
+    }
+  g_autoptr (GHashTable) mem_stat = read_keyed (dir, "memory.stat");
+  if (mem_stat != NULL)
+    {
+      mem.anon = STAT (mem_stat, "anon");
+      mem.file = STAT (mem_stat, "file");
+      mem.kernel_stack = STAT (mem_stat, "kernel_stack");
+      mem.slab = STAT (mem_stat, "slab");
+      mem.sock = STAT (mem_stat, "sock");
+      mem.shmem = STAT (mem_stat, "shmem");
+      mem.file_mapped = STAT (mem_stat, "file_mapped");
+      mem.file_dirty = STAT (mem_stat, "file_dirty");
+      mem.file_writeback = STAT (mem_stat, "file_writeback");
+      mem.anon_thp = STAT (mem_stat, "anon_thp");
+      mem.inactive_anon = STAT (mem_stat, "inactive_anon");
+      mem.active_anon = STAT (mem_stat, "active_anon");
+      mem.inactive_file = STAT (mem_stat, "inactive_file");
+      mem.active_file = STAT (mem_stat, "active_file");
+      mem.unevictable = STAT (mem_stat, "unevictable");
+      mem.slab_reclaimable = STAT (mem_stat, "slab_reclaimable");
+      mem.slab_unreclaimable = STAT (mem_stat, "slab_unreclaimable");
+      mem.pgfault = STAT (mem_stat, "pgfault");
+      mem.pgmajfault = STAT (mem_stat, "pgmajfault");
+      mem.workingset_refault = STAT (mem_stat, "workingset_refault");
+      mem.workingset_activate = STAT (mem_stat, "workingset_activate");
+      mem.workingset_nodereclaim = STAT (mem_stat, "workingset_nodereclaim");
+      mem.pgrefill = STAT (mem_stat, "pgrefill");
+      mem.pgscan = STAT (mem_stat, "pgscan");
+      mem.pgsteal = STAT (mem_stat, "pgsteal");
+      mem.pgactivate = STAT (mem_stat, "pgactivate");
+      mem.pgdeactivate = STAT (mem_stat, "pgdeactivate");
+      mem.pglazyfree = STAT (mem_stat, "pglazyfree");
+      mem.pglazyfreed = STAT (mem_stat, "pglazyfreed");
+      mem.thp_fault_alloc = STAT (mem_stat, "thp_fault_alloc");
+      mem.thp_collapse_alloc = STAT (mem_stat, "thp_collapse_alloc");
+      mem.usage = read_v2 (dir, "memory.current");
+      mem.usage_limit = read_v2 (dir, "memory.max");
+      mem.swap_usage = read_v2 (dir, "memory.swap.current");
+      mem.swap_limit = read_v2 (dir, "memory.swap.max");
+      metrics.memory = &mem;
+    }
+  g_autoptr (GHashTable) mem_events = read_keyed (dir, "memory.events");
+  if (mem_events != NULL)
+    {
+      events.low = STAT (mem_events, "low");
+      events.high = STAT (mem_events, "high");
+      events.max = STAT (mem_events, "max");
+      events.oom = STAT (mem_events, "oom");
+      events.oom_kill = STAT (mem_events, "oom_kill");
+      metrics.memory_events = &events;
+    }
+  g_autoptr (GArray) devices = read_io_stat_v2 (dir);
+  g_autofree Io__Containerd__Cgroups__V2__IOEntry *entries = NULL;
+  g_autofree Io__Containerd__Cgroups__V2__IOEntry **entry_ptrs = NULL;
+  if (devices != NULL)
+    {
+      entries = g_new0 (Io__Containerd__Cgroups__V2__IOEntry, devices->len);
+      entry_ptrs = g_new0 (Io__Containerd__Cgroups__V2__IOEntry *, devices->len);
+      for (guint i = 0; i < devices->len; i++)
+        {
+          const IoLine *line = &g_array_index (devices, IoLine, i);
+          io__containerd__cgroups__v2__ioentry__init (&entries[i]);
+          entries[i].major = line->major;
+          entries[i].minor = line->minor;
+          entries[i].rbytes = line->rbytes;
+          entries[i].wbytes = line->wbytes;
+          entries[i].rios = line->rios;
+          entries[i].wios = line->wios;
+          entry_ptrs[i] = &entries[i];
+        }
+      io.n_usage = devices->len;
+      io.usage = entry_ptrs;
+      metrics.io = &io;
+    }
+  return pack (&metrics.base, type_url_out);
+}
+
+GBytes *
+_berth_cgroup_metrics_at (const char *sysroot, guint32 pid, char **type_url_out, GError **error)
+{
+  g_auto (CgroupDirs) dirs = { 0 };
+  if (!resolve_dirs (sysroot, pid, &dirs, error))
+    return NULL;
+  /* Hybrid hosts report v1, as containerd does there. */
+  if (dirs.v1[CTL_MEMORY] != NULL || dirs.v1[CTL_CPUACCT] != NULL || dirs.v1[CTL_PIDS] != NULL)
+    return metrics_v1 (&dirs, type_url_out);
+  if (dirs.unified != NULL)
+    return metrics_v2 (dirs.unified, type_url_out);
+  return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
+                      "process %u has neither v1 memory, cpuacct or pids cgroups nor a cgroup2 one", pid),
+         NULL;
+}
+
+GBytes *
+berth_cgroup_metrics (guint32 pid, char **type_url_out, GError **error)
+{
+  return _berth_cgroup_metrics_at ("", pid, type_url_out, error);
 }

@@ -5,34 +5,39 @@
 
 #include <berth/berth-error.h>
 #include "berth-config.h"
+#include "berth-metrics.h"
 #include "berth-plugin-context-private.h"
 
 #define DAEMON_GROUP "berthd"
+#define METRICS_GROUP "metrics"
 
-typedef enum { KEY_STRING, KEY_LIST, KEY_SIZE, KEY_LOG_LEVEL } KeyKind;
+typedef enum { KEY_STRING, KEY_LIST, KEY_SIZE, KEY_LOG_LEVEL, KEY_LISTEN_ADDRESS } KeyKind;
 
 typedef struct {
+  const char *group;
   const char *name;
   KeyKind kind;
   gsize offset; /* into BerthConfig */
   const char *description;
-} DaemonKey;
+} ConfigKey;
 
 #define FIELD(f) G_STRUCT_OFFSET (BerthConfig, f)
-static const DaemonKey daemon_keys[] = {
-  { "root", KEY_STRING, FIELD (root), "persistent data: content, metadata, snapshots" },
-  { "state", KEY_STRING, FIELD (state), "runtime state: sockets, shims, bundles (tmpfs)" },
-  { "address", KEY_STRING, FIELD (address), "gRPC unix socket" },
-  { "address-group", KEY_STRING, FIELD (address_group), "group owning the socket (mode 0660)" },
-  { "libexec-dir", KEY_STRING, FIELD (libexec_dir), "where berth-shim and berth-plugin-scanner are" },
-  { "plugin-dirs", KEY_LIST, FIELD (plugin_dirs), "directories searched for plugins, in order" },
-  { "log-level", KEY_LOG_LEVEL, FIELD (log_level), "error, warning, message, info or debug" },
-  { "default-snapshotter", KEY_STRING, FIELD (default_snapshotter), "snapshotter used when a client names none" },
-  { "default-runtime", KEY_STRING, FIELD (default_runtime), "runtime used when a client names none" },
-  { "default-runtime-binary", KEY_STRING, FIELD (default_runtime_binary), "OCI runtime binary: runc or crun" },
-  { "disabled-plugins", KEY_LIST, FIELD (disabled_plugins), "plugin ids or names not to load" },
-  { "max-message-size", KEY_SIZE, FIELD (max_message_size), "largest gRPC message accepted or sent" },
-  { "gc-interval", KEY_SIZE, FIELD (gc_interval_seconds), "seconds between scheduled garbage collections (0: off)" },
+static const ConfigKey config_keys[] = {
+  { DAEMON_GROUP, "root", KEY_STRING, FIELD (root), "persistent data: content, metadata, snapshots" },
+  { DAEMON_GROUP, "state", KEY_STRING, FIELD (state), "runtime state: sockets, shims, bundles (tmpfs)" },
+  { DAEMON_GROUP, "address", KEY_STRING, FIELD (address), "gRPC unix socket" },
+  { DAEMON_GROUP, "address-group", KEY_STRING, FIELD (address_group), "group owning the socket (mode 0660)" },
+  { DAEMON_GROUP, "libexec-dir", KEY_STRING, FIELD (libexec_dir), "where berth-shim and berth-plugin-scanner are" },
+  { DAEMON_GROUP, "plugin-dirs", KEY_LIST, FIELD (plugin_dirs), "directories searched for plugins, in order" },
+  { DAEMON_GROUP, "log-level", KEY_LOG_LEVEL, FIELD (log_level), "error, warning, message, info or debug" },
+  { DAEMON_GROUP, "default-snapshotter", KEY_STRING, FIELD (default_snapshotter), "snapshotter used when a client names none" },
+  { DAEMON_GROUP, "default-runtime", KEY_STRING, FIELD (default_runtime), "runtime used when a client names none" },
+  { DAEMON_GROUP, "default-runtime-binary", KEY_STRING, FIELD (default_runtime_binary), "OCI runtime binary: runc or crun" },
+  { DAEMON_GROUP, "disabled-plugins", KEY_LIST, FIELD (disabled_plugins), "plugin ids or names not to load" },
+  { DAEMON_GROUP, "max-message-size", KEY_SIZE, FIELD (max_message_size), "largest gRPC message accepted or sent" },
+  { DAEMON_GROUP, "gc-interval", KEY_SIZE, FIELD (gc_interval_seconds), "seconds between scheduled garbage collections (0: off)" },
+  { METRICS_GROUP, "address", KEY_LISTEN_ADDRESS, FIELD (metrics_address),
+    "IP:PORT serving Prometheus metrics at /v1/metrics and /metrics (empty: off)" },
 };
 
 static const char *const log_levels[] = { "error", "critical", "warning", "message", "info", "debug", NULL };
@@ -47,9 +52,9 @@ berth_config_new_default (void)
   config->libexec_dir = g_strdup (BERTH_LIBEXEC_DIR);
   config->plugin_dirs = g_strdupv ((char *[]) { (char *) BERTH_PLUGIN_DIR, NULL });
   config->log_level = g_strdup ("info");
-  config->default_snapshotter = g_strdup ("overlayfs");
+  config->default_snapshotter = g_strdup (BERTH_DEFAULT_SNAPSHOTTER);
   config->default_runtime = g_strdup ("io.containerd.runc.v2");
-  config->default_runtime_binary = g_strdup ("runc");
+  config->default_runtime_binary = g_strdup (BERTH_DEFAULT_RUNTIME_BINARY);
   config->disabled_plugins = g_new0 (char *, 1);
   config->max_message_size = 16 * 1024 * 1024;
   config->gc_interval_seconds = 300;
@@ -75,6 +80,7 @@ berth_config_free (BerthConfig *config)
   g_free (config->default_runtime);
   g_free (config->default_runtime_binary);
   g_strfreev (config->disabled_plugins);
+  g_free (config->metrics_address);
   g_free (config);
 }
 
@@ -167,17 +173,17 @@ syntax_cb (const char *group, const char *line, gpointer data)
 }
 
 static gboolean
-validate_value (BerthConfig *config, const DaemonKey *key, GError **error)
+validate_value (BerthConfig *config, const ConfigKey *key, GError **error)
 {
   g_autoptr (GError) local_error = NULL;
-  g_autofree char *where = berth_config_location (config, DAEMON_GROUP, key->name);
+  g_autofree char *where = berth_config_location (config, key->group, key->name);
   gpointer field = G_STRUCT_MEMBER_P (config, key->offset);
   switch (key->kind)
     {
     case KEY_STRING:
     case KEY_LOG_LEVEL:
       {
-        g_autofree char *value = g_key_file_get_string (config->keyfile, DAEMON_GROUP, key->name, &local_error);
+        g_autofree char *value = g_key_file_get_string (config->keyfile, key->group, key->name, &local_error);
         if (value == NULL)
           return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s%s: %s", where, key->name, local_error->message);
         if (key->kind == KEY_LOG_LEVEL && !g_strv_contains (log_levels, value))
@@ -191,7 +197,7 @@ validate_value (BerthConfig *config, const DaemonKey *key, GError **error)
       }
     case KEY_LIST:
       {
-        g_auto (GStrv) value = g_key_file_get_string_list (config->keyfile, DAEMON_GROUP, key->name, NULL, &local_error);
+        g_auto (GStrv) value = g_key_file_get_string_list (config->keyfile, key->group, key->name, NULL, &local_error);
         if (value == NULL && local_error != NULL && local_error->code != G_KEY_FILE_ERROR_INVALID_VALUE)
           return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s%s: %s", where, key->name, local_error->message);
         g_strfreev (*(char ***) field);
@@ -200,7 +206,7 @@ validate_value (BerthConfig *config, const DaemonKey *key, GError **error)
       }
     case KEY_SIZE:
       {
-        g_autofree char *value = g_key_file_get_string (config->keyfile, DAEMON_GROUP, key->name, NULL);
+        g_autofree char *value = g_key_file_get_string (config->keyfile, key->group, key->name, NULL);
         gint64 parsed = 0;
         if (!_berth_parse_size (value, &parsed))
           return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
@@ -209,6 +215,43 @@ validate_value (BerthConfig *config, const DaemonKey *key, GError **error)
         *(gint64 *) field = parsed;
         break;
       }
+    case KEY_LISTEN_ADDRESS:
+      {
+        g_autofree char *value = g_key_file_get_string (config->keyfile, key->group, key->name, &local_error);
+        if (value == NULL)
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s[%s] %s: %s", where, key->group, key->name,
+                              local_error->message);
+        g_strstrip (value);
+        if (*value != '\0' && !berth_metrics_parse_address (value, NULL, &local_error))
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s[%s] %s = \"%s\": %s", where, key->group,
+                              key->name, value, local_error->message);
+        g_free (*(char **) field);
+        *(char **) field = *value != '\0' ? g_steal_pointer (&value) : NULL;
+        break;
+      }
+    }
+  return TRUE;
+}
+
+static gboolean
+validate_group (BerthConfig *config, const char *group, GError **error)
+{
+  if (!g_key_file_has_group (config->keyfile, group))
+    return TRUE;
+  g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, group, NULL, NULL);
+  for (guint i = 0; keys[i] != NULL; i++)
+    {
+      const ConfigKey *found = NULL;
+      for (guint k = 0; k < G_N_ELEMENTS (config_keys); k++)
+        if (g_str_equal (config_keys[k].group, group) && g_str_equal (keys[i], config_keys[k].name))
+          found = &config_keys[k];
+      if (found == NULL)
+        {
+          g_autofree char *where = berth_config_location (config, group, keys[i]);
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sunknown key \"%s\" in [%s]", where, keys[i], group);
+        }
+      if (!validate_value (config, found, error))
+        return FALSE;
     }
   return TRUE;
 }
@@ -229,31 +272,15 @@ validate (BerthConfig *config, GError **error)
   g_auto (GStrv) groups = g_key_file_get_groups (config->keyfile, NULL);
   for (guint i = 0; groups[i] != NULL; i++)
     {
-      if (g_str_equal (groups[i], DAEMON_GROUP) || g_str_has_prefix (groups[i], "plugin."))
+      if (g_str_equal (groups[i], DAEMON_GROUP) || g_str_equal (groups[i], METRICS_GROUP)
+          || g_str_has_prefix (groups[i], "plugin."))
         continue;
       g_autofree char *where = berth_config_location (config, groups[i], NULL);
       return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
-                          "%sunknown group [%s]; groups are [berthd] and [plugin.<kind>.<name>]", where, groups[i]);
+                          "%sunknown group [%s]; groups are [berthd], [metrics] and [plugin.<kind>.<name>]", where,
+                          groups[i]);
     }
-
-  if (!g_key_file_has_group (config->keyfile, DAEMON_GROUP))
-    return TRUE;
-  g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, DAEMON_GROUP, NULL, NULL);
-  for (guint i = 0; keys[i] != NULL; i++)
-    {
-      const DaemonKey *found = NULL;
-      for (guint k = 0; k < G_N_ELEMENTS (daemon_keys); k++)
-        if (g_str_equal (keys[i], daemon_keys[k].name))
-          found = &daemon_keys[k];
-      if (found == NULL)
-        {
-          g_autofree char *where = berth_config_location (config, DAEMON_GROUP, keys[i]);
-          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sunknown key \"%s\" in [berthd]", where, keys[i]);
-        }
-      if (!validate_value (config, found, error))
-        return FALSE;
-    }
-  return TRUE;
+  return validate_group (config, DAEMON_GROUP, error) && validate_group (config, METRICS_GROUP, error);
 }
 
 BerthConfig *
@@ -283,27 +310,28 @@ char *
 berth_config_to_data (const BerthConfig *config)
 {
   g_autoptr (GKeyFile) out = g_key_file_new ();
-  for (guint k = 0; k < G_N_ELEMENTS (daemon_keys); k++)
+  for (guint k = 0; k < G_N_ELEMENTS (config_keys); k++)
     {
-      const DaemonKey *key = &daemon_keys[k];
+      const ConfigKey *key = &config_keys[k];
       gpointer field = G_STRUCT_MEMBER_P ((gpointer) config, key->offset);
       switch (key->kind)
         {
         case KEY_STRING:
         case KEY_LOG_LEVEL:
-          g_key_file_set_string (out, DAEMON_GROUP, key->name, *(char **) field ? *(char **) field : "");
+        case KEY_LISTEN_ADDRESS:
+          g_key_file_set_string (out, key->group, key->name, *(char **) field ? *(char **) field : "");
           break;
         case KEY_LIST:
-          g_key_file_set_string_list (out, DAEMON_GROUP, key->name, (const char *const *) *(char ***) field,
+          g_key_file_set_string_list (out, key->group, key->name, (const char *const *) *(char ***) field,
                                       g_strv_length (*(char ***) field));
           break;
         case KEY_SIZE:
-          g_key_file_set_int64 (out, DAEMON_GROUP, key->name, *(gint64 *) field);
+          g_key_file_set_int64 (out, key->group, key->name, *(gint64 *) field);
           break;
         }
       {
         g_autofree char *comment = g_strconcat (" ", key->description, NULL);
-        g_key_file_set_comment (out, DAEMON_GROUP, key->name, comment, NULL);
+        g_key_file_set_comment (out, key->group, key->name, comment, NULL);
       }
     }
   /* Plugin groups as written; the registry adds declared defaults when it knows them. */
@@ -323,4 +351,62 @@ berth_config_to_data (const BerthConfig *config)
         }
     }
   return g_key_file_to_data (out, NULL, NULL);
+}
+
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(char *const *) a, *(char *const *) b);
+}
+
+/* "key=value\n…" for every plugin group, keys sorted, so that two configs
+ * compare by meaning, not by layout. */
+static GHashTable *
+plugin_groups (const BerthConfig *config)
+{
+  GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  if (config->keyfile == NULL)
+    return table;
+  g_auto (GStrv) groups = g_key_file_get_groups (config->keyfile, NULL);
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      if (!g_str_has_prefix (groups[i], "plugin."))
+        continue;
+      g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, groups[i], NULL, NULL);
+      g_autoptr (GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
+      for (guint k = 0; keys && keys[k]; k++)
+        {
+          g_autofree char *value = g_key_file_get_value (config->keyfile, groups[i], keys[k], NULL);
+          g_ptr_array_add (lines, g_strdup_printf ("%s=%s", keys[k], value ? value : ""));
+        }
+      g_ptr_array_sort (lines, compare_strings);
+      g_ptr_array_add (lines, NULL);
+      g_hash_table_insert (table, g_strdup (groups[i]), g_strjoinv ("\n", (char **) lines->pdata));
+    }
+  return table;
+}
+
+static const char *
+first_difference (GHashTable *a, GHashTable *b)
+{
+  GHashTableIter iter;
+  gpointer group, text;
+  g_hash_table_iter_init (&iter, a);
+  while (g_hash_table_iter_next (&iter, &group, &text))
+    if (g_strcmp0 (text, g_hash_table_lookup (b, group)) != 0)
+      return group;
+  return NULL;
+}
+
+gboolean
+berth_config_plugin_groups_differ (const BerthConfig *a, const BerthConfig *b, char **group_out)
+{
+  g_autoptr (GHashTable) in_a = plugin_groups (a);
+  g_autoptr (GHashTable) in_b = plugin_groups (b);
+  const char *group = first_difference (in_a, in_b);
+  if (group == NULL)
+    group = first_difference (in_b, in_a);
+  if (group_out != NULL)
+    *group_out = g_strdup (group);
+  return group != NULL;
 }

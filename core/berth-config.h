@@ -1,7 +1,7 @@
 /* berth-config.h — berthd's configuration (core-internal).
  *
- * /etc/berth/berthd.conf is a GKeyFile. Group [berthd] holds the daemon's own keys;
- * each plugin reads group [plugin.<kind>.<name>] (kind = "content", "snapshotter",
+ * /etc/berth/berthd.conf is a GKeyFile. Group [berthd] holds the daemon's own keys,
+ * [metrics] the Prometheus endpoint's; each plugin reads group [plugin.<kind>.<name>] (kind = "content", "snapshotter",
  * "differ", "runtime"), validated against the keys the plugin declares. Every error
  * names the file and line.
  */
@@ -29,6 +29,7 @@ typedef struct {
   GStrv disabled_plugins; /* ids or short names */
   gint64 max_message_size;
   gint64 gc_interval_seconds;
+  char *metrics_address; /* [metrics] address, "IP:PORT"; NULL: no endpoint */
 } BerthConfig;
 
 /* Reads @path (NULL: BERTH_SYSCONF_DIR/berth/berthd.conf, which may be absent). */
@@ -43,5 +44,8 @@ guint berth_config_find_line (const BerthConfig *config, const char *group, cons
 char *berth_config_location (const BerthConfig *config, const char *group, const char *key);
 /* The effective config as a keyfile text, plugins' groups included. */
 char *berth_config_to_data (const BerthConfig *config);
+/* Whether the [plugin.…] groups of @a and @b differ; *group_out (may be NULL) names the
+ * first that does. */
+gboolean berth_config_plugin_groups_differ (const BerthConfig *a, const BerthConfig *b, char **group_out);
 
 G_END_DECLS

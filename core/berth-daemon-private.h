@@ -11,6 +11,10 @@ BerthDaemon *berth_daemon_new (BerthConfig *config, GError **error);
 /* Reconnects runtimes to their tasks and starts serving: on @listen_fd when ≥ 0
  * (socket activation), else on the configured address. */
 gboolean berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error);
+/* Takes @config, re-read from the file: applies what a running daemon can change
+ * (log-level, gc-interval, [metrics] address) and logs a "needs restart" warning for
+ * every other key or plugin group that differs. */
+void berth_daemon_reload (BerthDaemon *daemon, BerthConfig *config);
 /* Stops serving; removes the socket. */
 void berth_daemon_stop (BerthDaemon *daemon);
 /* Finalizes plugins, closes metadata, releases and removes the locks. */

@@ -15,6 +15,8 @@
 #include "berth-daemon-private.h"
 #include "berth-gc.h"
 #include "berth-grpc.h"
+#include "berth-log.h"
+#include "berth-metrics.h"
 
 struct _BerthDaemon {
   BerthConfig *config;
@@ -22,6 +24,7 @@ struct _BerthDaemon {
   BerthMetadata *metadata;
   BerthEvents *events;
   BerthGrpcServer *server;
+  BerthMetricsServer *metrics;
   int root_lock_fd;
   int state_lock_fd;
   char *root_lock_path;
@@ -175,6 +178,14 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
         berth_daemon_watch_exit (daemon, tasks->pdata[t], NULL);
     }
 
+  /* Before the gRPC socket: a metrics address that cannot be had fails startup while
+   * nothing has been served yet. */
+  if (daemon->config->metrics_address != NULL)
+    {
+      daemon->metrics = berth_metrics_server_new (daemon, daemon->config->metrics_address, error);
+      if (daemon->metrics == NULL)
+        return FALSE;
+    }
   daemon->gc_source = berth_gc_schedule (daemon, daemon->config->gc_interval_seconds);
   daemon->server = berth_grpc_server_new (daemon, daemon->config->max_message_size);
   berth_api_register_all (daemon->server, daemon);
@@ -192,6 +203,10 @@ berth_daemon_stop (BerthDaemon *daemon)
   if (daemon->gc_source != 0)
     g_source_remove (daemon->gc_source);
   daemon->gc_source = 0;
+  /* Before the gRPC server, whose stop runs what is pending on the main context:
+   * scrapes finishing there find their server stopped and let go of it. */
+  if (daemon->metrics != NULL)
+    berth_metrics_server_stop (daemon->metrics);
   if (daemon->server != NULL)
     berth_grpc_server_stop (daemon->server);
   if (daemon->shutdown != NULL)
@@ -205,6 +220,7 @@ berth_daemon_free (BerthDaemon *daemon)
     return;
   berth_daemon_stop (daemon);
   g_clear_pointer (&daemon->server, berth_grpc_server_free);
+  g_clear_object (&daemon->metrics);
   if (daemon->exit_watchers != NULL)
     g_thread_pool_free (g_steal_pointer (&daemon->exit_watchers), TRUE, TRUE);
   g_clear_object (&daemon->shutdown);
@@ -217,6 +233,107 @@ berth_daemon_free (BerthDaemon *daemon)
   release_lock (&daemon->root_lock_path, &daemon->root_lock_fd);
   g_clear_pointer (&daemon->config, berth_config_free);
   g_free (daemon);
+}
+
+static gboolean
+strv_equal (char **a, char **b)
+{
+  return g_strv_equal ((const char *const *) (a ? a : (char *[]) { NULL }),
+                       (const char *const *) (b ? b : (char *[]) { NULL }));
+}
+
+static void
+needs_restart (const char *what, gboolean changed)
+{
+  if (changed)
+    g_warning ("reload: %s changed; that takes a restart of berthd", what);
+}
+
+/* Moves the endpoint to @address (NULL: off). A failure leaves metrics off, not the
+ * daemon down. */
+static void
+reload_metrics (BerthDaemon *daemon, const char *address)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BerthMetricsServer) next = NULL;
+  if (address != NULL)
+    {
+      next = berth_metrics_server_new (daemon, address, &error);
+      if (next == NULL && daemon->metrics != NULL)
+        {
+          /* The old endpoint may hold the port (same port, another IP): free it, retry. */
+          g_debug ("reload: %s; retrying without the old endpoint", error->message);
+          g_clear_error (&error);
+          berth_metrics_server_stop (daemon->metrics);
+          g_clear_object (&daemon->metrics);
+          next = berth_metrics_server_new (daemon, address, &error);
+        }
+    }
+  if (daemon->metrics != NULL)
+    berth_metrics_server_stop (daemon->metrics);
+  g_clear_object (&daemon->metrics);
+  daemon->metrics = g_steal_pointer (&next);
+  g_free (daemon->config->metrics_address);
+  daemon->config->metrics_address = daemon->metrics ? g_strdup (address) : NULL;
+  if (error != NULL)
+    g_warning ("reload: [metrics] address %s: %s; metrics are off", address, error->message);
+  else if (address != NULL)
+    g_message ("reload: serving metrics on http://%s/v1/metrics", address);
+  else
+    g_message ("reload: metrics endpoint off");
+}
+
+void
+berth_daemon_reload (BerthDaemon *daemon, BerthConfig *new_config)
+{
+  g_autoptr (BerthConfig) config = new_config;
+  BerthConfig *old = daemon->config;
+  /* Handlers in worker threads read the running config without a lock, so it is never
+   * replaced: only the fields that the main thread alone reads change in place. */
+  needs_restart ("root", g_strcmp0 (old->root, config->root) != 0);
+  needs_restart ("state", g_strcmp0 (old->state, config->state) != 0);
+  needs_restart ("address", g_strcmp0 (old->address, config->address) != 0);
+  needs_restart ("address-group", g_strcmp0 (old->address_group, config->address_group) != 0);
+  needs_restart ("libexec-dir", g_strcmp0 (old->libexec_dir, config->libexec_dir) != 0);
+  needs_restart ("plugin-dirs", !strv_equal (old->plugin_dirs, config->plugin_dirs));
+  needs_restart ("disabled-plugins", !strv_equal (old->disabled_plugins, config->disabled_plugins));
+  needs_restart ("default-snapshotter", g_strcmp0 (old->default_snapshotter, config->default_snapshotter) != 0);
+  needs_restart ("default-runtime", g_strcmp0 (old->default_runtime, config->default_runtime) != 0);
+  needs_restart ("default-runtime-binary",
+                 g_strcmp0 (old->default_runtime_binary, config->default_runtime_binary) != 0);
+  needs_restart ("max-message-size", old->max_message_size != config->max_message_size);
+  g_autofree char *plugin_group = NULL;
+  if (berth_config_plugin_groups_differ (old, config, &plugin_group))
+    {
+      g_autofree char *what = g_strdup_printf ("[%s]", plugin_group);
+      needs_restart (what, TRUE);
+    }
+
+  if (g_strcmp0 (old->log_level, config->log_level) != 0)
+    {
+      berth_log_set_level (config->log_level);
+      g_message ("reload: log-level %s (was %s)", config->log_level, old->log_level);
+      g_free (old->log_level);
+      old->log_level = g_strdup (config->log_level);
+    }
+  if (old->gc_interval_seconds != config->gc_interval_seconds)
+    {
+      if (daemon->gc_source != 0)
+        g_source_remove (daemon->gc_source);
+      daemon->gc_source = berth_gc_schedule (daemon, config->gc_interval_seconds);
+      g_message ("reload: gc-interval %" G_GINT64_FORMAT " s (was %" G_GINT64_FORMAT ")", config->gc_interval_seconds,
+                 old->gc_interval_seconds);
+      old->gc_interval_seconds = config->gc_interval_seconds;
+    }
+  if (g_strcmp0 (old->metrics_address, config->metrics_address) != 0)
+    reload_metrics (daemon, config->metrics_address);
+}
+
+GPtrArray *
+berth_daemon_list_tasks (BerthDaemon *daemon, const char *namespace_, GError **error)
+{
+  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, NULL, error);
+  return runtime != NULL ? berth_runtime_list (runtime, namespace_, error) : NULL;
 }
 
 BerthConfig *

@@ -26,6 +26,10 @@ BerthDiffer *berth_daemon_get_differ (BerthDaemon *daemon, const char *name, GEr
 /* @name: a runtime name as clients send it ("io.containerd.runc.v2") or NULL. */
 BerthRuntime *berth_daemon_get_runtime (BerthDaemon *daemon, const char *name, GError **error);
 
+/* Every task of @namespace_ (NULL: of all namespaces) on the runtime that serves
+ * clients by default. (transfer full) */
+GPtrArray *berth_daemon_list_tasks (BerthDaemon *daemon, const char *namespace_, GError **error);
+
 /* Publishes /tasks/exit when @task's process (@exec_id, NULL for init) exits, from a
  * watcher that blocks on the runtime's wait. */
 void berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id);

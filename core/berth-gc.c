@@ -8,6 +8,7 @@
 #include "api/berth-api-util.h"
 #include "berth-daemon.h"
 #include "berth-gc.h"
+#include "berth-metrics.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
@@ -659,10 +660,11 @@ berth_gc_run (BerthDaemon *daemon, GCancellable *cancellable, BerthGcStats *stat
     }
   g_rw_lock_writer_unlock (&sweep_lock);
 
+  gint64 took = g_get_monotonic_time () - start;
+  berth_metrics_observe_gc (took, &stats);
   g_debug ("gc: %u leases expired, %u content records, %u blobs, %u snapshots and %u ingests removed in %" G_GINT64_FORMAT
            " us", stats.leases_expired, stats.content_records_removed, stats.blobs_removed, stats.snapshots_removed,
-           stats.ingests_removed,
-           g_get_monotonic_time () - start);
+           stats.ingests_removed, took);
   if (stats_out != NULL)
     *stats_out = stats;
   return ok;

@@ -26,6 +26,7 @@
 #include <berth/berth-error.h>
 #include "berth-grpc.h"
 #include "berth-grpc-wire.h"
+#include "berth-metrics.h"
 
 #undef G_LOG_DOMAIN
 #define G_LOG_DOMAIN "berth-api"
@@ -88,6 +89,8 @@ struct _BerthGrpcCall {
   GCancellable *cancellable;
   GSource *deadline_source;
   gboolean deadline_passed;
+  gint64 started;  /* monotonic µs at the request headers */
+  gint recorded;   /* counted in the metrics (atomic: main and worker may both end it) */
 
   /* main thread only */
   GByteArray *inbuf;        /* DATA bytes not yet a whole message */
@@ -329,10 +332,20 @@ berth_grpc_call_send_headers (BerthGrpcCall *call)
   wake_main (call, 0);
 }
 
+/* Counts the call in the metrics once, with the status of whichever side ended it. */
+static void
+call_record (BerthGrpcCall *call, guint code)
+{
+  if (g_atomic_int_compare_and_exchange (&call->recorded, FALSE, TRUE))
+    berth_metrics_observe_grpc (call->entry ? call->entry->path : NULL, code, g_get_monotonic_time () - call->started);
+}
+
 /* Ends the call from the worker: status 0 = OK. */
 static void
 call_finish (BerthGrpcCall *call, const GError *error)
 {
+  gboolean ended_here = FALSE;
+  guint code = 0;
   g_mutex_lock (&call->lock);
   if (call->state == CALL_OPEN)
     {
@@ -342,8 +355,18 @@ call_finish (BerthGrpcCall *call, const GError *error)
           call->status = call->deadline_passed ? BERTH_ERROR_DEADLINE_EXCEEDED : berth_error_to_code (error);
           call->status_message = g_strdup (error->message);
         }
+      ended_here = TRUE;
+      code = call->status;
+    }
+  else if (call->state == CALL_GONE)
+    {
+      /* The client went away before the handler was done. */
+      ended_here = TRUE;
+      code = BERTH_ERROR_CANCELLED;
     }
   g_mutex_unlock (&call->lock);
+  if (ended_here)
+    call_record (call, code);
   wake_main (call, 0);
 }
 
@@ -477,6 +500,7 @@ call_respond_error_main (BerthGrpcCall *call, BerthErrorCode code, const char *m
                                NV ("grpc-status", status_text), NV ("grpc-message", escaped) };
       nghttp2_submit_response (conn->session, call->stream_id, headers, G_N_ELEMENTS (headers), NULL);
       g_debug ("%s: status %d: %s", call->path, code, message ? message : "");
+      call_record (call, code);
       return;
     }
   nghttp2_data_provider provider = { .source.ptr = call, .read_callback = data_source_read };
@@ -672,6 +696,7 @@ on_begin_headers (nghttp2_session *session, const nghttp2_frame *frame, void *us
   call->server = conn->server;
   call->conn = conn;
   call->stream_id = frame->hd.stream_id;
+  call->started = g_get_monotonic_time ();
   call->headers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   call->cancellable = g_cancellable_new ();
   call->inbuf = g_byte_array_new ();

@@ -6,14 +6,15 @@
 
 #include "berth-log.h"
 
-static GLogLevelFlags threshold = G_LOG_LEVEL_INFO;
+/* Read by every thread that logs, changed by a config reload on the main thread. */
+static gint threshold = G_LOG_LEVEL_INFO;
 static gboolean to_journal;
 
 static GLogWriterOutput
 berth_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
 {
   /* GLib's levels grow less severe as their bit grows. */
-  if ((level & G_LOG_LEVEL_MASK) > threshold)
+  if ((gint) (level & G_LOG_LEVEL_MASK) > g_atomic_int_get (&threshold))
     return G_LOG_WRITER_HANDLED;
   if (to_journal && g_log_writer_journald (level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
     return G_LOG_WRITER_HANDLED;
@@ -21,7 +22,7 @@ berth_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
 }
 
 gboolean
-berth_log_setup (const char *level)
+berth_log_set_level (const char *level)
 {
   static const struct {
     const char *name;
@@ -30,16 +31,25 @@ berth_log_setup (const char *level)
     { "error", G_LOG_LEVEL_ERROR },     { "critical", G_LOG_LEVEL_CRITICAL }, { "warning", G_LOG_LEVEL_WARNING },
     { "message", G_LOG_LEVEL_MESSAGE }, { "info", G_LOG_LEVEL_INFO },         { "debug", G_LOG_LEVEL_DEBUG },
   };
-  gboolean found = FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (levels); i++)
     if (g_str_equal (levels[i].name, level))
       {
-        threshold = levels[i].flag;
-        found = TRUE;
+        g_atomic_int_set (&threshold, levels[i].flag);
+        /* g_debug() drops messages before they reach the writer unless this is on. */
+        g_log_set_debug_enabled (levels[i].flag >= G_LOG_LEVEL_INFO);
+        return TRUE;
       }
-  if (threshold >= G_LOG_LEVEL_INFO)
+  return FALSE;
+}
+
+gboolean
+berth_log_setup (const char *level)
+{
+  gboolean found = berth_log_set_level (level);
+  if (!found)
     g_log_set_debug_enabled (TRUE);
   to_journal = g_log_writer_is_journald (fileno (stderr));
+  /* GLib allows one writer per process: set once, here. */
   g_log_set_writer_func (berth_log_writer, NULL, NULL);
   return found;
 }

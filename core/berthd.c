@@ -45,6 +45,26 @@ override (char **field, char *value)
   *field = g_strdup (value);
 }
 
+/* The config file with the command line's overrides: at startup and on SIGHUP. */
+static BerthConfig *
+load_config (GError **error)
+{
+  g_autoptr (BerthConfig) config = berth_config_load (opt_config, error);
+  if (config == NULL)
+    return NULL;
+  override (&config->root, opt_root);
+  override (&config->state, opt_state);
+  override (&config->address, opt_address);
+  override (&config->libexec_dir, opt_libexec_dir);
+  override (&config->log_level, opt_log_level);
+  if (opt_plugin_dirs != NULL)
+    {
+      g_strfreev (config->plugin_dirs);
+      config->plugin_dirs = g_strdupv (opt_plugin_dirs);
+    }
+  return g_steal_pointer (&config);
+}
+
 static void
 print_plugins (BerthRegistry *registry)
 {
@@ -82,6 +102,24 @@ notify_status (BerthDaemon *daemon)
   sd_notifyf (0, "READY=1\nSTATUS=serving; %u plugins loaded, %u failed", loaded, failed);
 }
 
+/* ExecReload: systemd sees RELOADING=1 … READY=1 around it. A config that does not
+ * load changes nothing. */
+static gboolean
+on_reload_signal (gpointer user_data)
+{
+  BerthDaemon *daemon = user_data;
+  g_autoptr (GError) error = NULL;
+  sd_notifyf (0, "RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time ());
+  g_message ("reloading the configuration");
+  BerthConfig *config = load_config (&error);
+  if (config == NULL)
+    g_warning ("reload: %s; keeping the running configuration", error->message);
+  else
+    berth_daemon_reload (daemon, config);
+  notify_status (daemon);
+  return G_SOURCE_CONTINUE;
+}
+
 static gboolean
 on_quit_signal (gpointer user_data)
 {
@@ -109,21 +147,11 @@ main (int argc, char **argv)
       return 0;
     }
 
-  g_autoptr (BerthConfig) config = berth_config_load (opt_config, &error);
+  g_autoptr (BerthConfig) config = load_config (&error);
   if (config == NULL)
     {
       fprintf (stderr, "berthd: %s\n", error->message);
       return 1;
-    }
-  override (&config->root, opt_root);
-  override (&config->state, opt_state);
-  override (&config->address, opt_address);
-  override (&config->libexec_dir, opt_libexec_dir);
-  override (&config->log_level, opt_log_level);
-  if (opt_plugin_dirs != NULL)
-    {
-      g_strfreev (config->plugin_dirs);
-      config->plugin_dirs = g_strdupv (opt_plugin_dirs);
     }
   if (!berth_log_setup (config->log_level))
     {
@@ -159,6 +187,7 @@ main (int argc, char **argv)
   g_autoptr (GMainLoop) loop = g_main_loop_new (NULL, FALSE);
   g_unix_signal_add (SIGTERM, on_quit_signal, loop);
   g_unix_signal_add (SIGINT, on_quit_signal, loop);
+  g_unix_signal_add (SIGHUP, on_reload_signal, daemon);
   if (!berth_daemon_start (daemon, listen_fd, &error))
     {
       fprintf (stderr, "berthd: %s\n", error->message);

@@ -3,6 +3,7 @@
 # run with its flags observable inside the container, detached containers with logs,
 # exec, stop and rm, seccomp enforcement, terminals, exit codes and error messages.
 source "$(dirname "$0")/lib.sh"
+require_plugins local walking overlayfs oci
 tap_plan 60
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
@@ -95,10 +96,9 @@ check "…rm -f under crun" b rm -f cweb
 # ---- terminal ----
 TMUX_SESSION=berth-cli-$$
 tmux new-session -d -s "$TMUX_SESSION" -x 90 -y 25 "$BERTH run -it --rm busybox sh"
-sleep 2
+tmux_wait "$TMUX_SESSION" "/ #" >/dev/null
 tmux send-keys -t "$TMUX_SESSION" 'echo $((6*7)); stty size' Enter
-sleep 1
-screen=$(tmux capture-pane -p -t "$TMUX_SESSION")
+screen=$(tmux_wait "$TMUX_SESSION" "^[0-9]+ [0-9]+$")
 tmux send-keys -t "$TMUX_SESSION" exit Enter
 sleep 1
 tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
@@ -106,10 +106,9 @@ expect_match "berth run -it gives an interactive shell" "^42$" "$screen"
 expect_match "…on a terminal sized like the client's" "^25 90$" "$screen"
 b run -d --name tty-host busybox sleep 100 >/dev/null
 tmux new-session -d -s "$TMUX_SESSION" -x 70 -y 22 "$BERTH exec -it tty-host sh; echo rc=\$?; sleep 5"
-sleep 2
+tmux_wait "$TMUX_SESSION" "/ #" >/dev/null
 tmux send-keys -t "$TMUX_SESSION" 'echo $((6*8)); stty size; exit 3' Enter
-sleep 1.5
-screen=$(tmux capture-pane -p -t "$TMUX_SESSION")
+screen=$(tmux_wait "$TMUX_SESSION" "^rc=")
 tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
 expect_match "berth exec -it gives a shell on its own terminal" "^48$" "$screen"
 expect_match "…sized like the client's" "^22 70$" "$screen"

@@ -2,6 +2,7 @@
 # Content, images and leases through Debian's real ctr: import, read back, GC, leases,
 # ingests (resumed after a daemon kill), namespace isolation, bad input.
 source "$(dirname "$0")/lib.sh"
+require_plugins local
 tap_plan 22
 
 make_busybox_image "$TEST_TMP/busybox.tar"

@@ -14,7 +14,12 @@ intree=0 missing=""
 for so in "$BUILDDIR"/plugins/*/*/.libs/*.so; do
   [ -e "$so" ] || continue
   intree=$((intree + 1))
-  printf '%s\n' "$table" | grep -E " ok +$so\$" >/dev/null || missing="$missing $so"
+  printf '%s\n' "$table" | grep -E " ok +$so\$" >/dev/null && continue
+  # A plugin whose dependency configure left out (--disable-local: walking has no
+  # content store) fails for that reason only.
+  [ -n "${BERTH_DISABLED_PLUGINS:-}" ] && printf '%s\n' "$table" | grep -A1 -E " error +$so\$" \
+    | grep -q "which no loadable plugin provides" && continue
+  missing="$missing $so"
 done
 if [ "$intree" -gt 0 ] && [ -z "$missing" ]; then ok "--list-plugins shows all $intree in-tree plugins as ok"
 else not_ok "--list-plugins shows every in-tree plugin as ok (missing:$missing)"; printf '%s\n' "$table" | sed 's/^/#   /'; fi

@@ -3,6 +3,7 @@
 # them, labels and filters, tags, events, namespaces sharing blobs, GC of unpacked
 # snapshots (active ones kept), expiring leases, gc.root, bad input.
 source "$(dirname "$0")/lib.sh"
+require_plugins local walking overlayfs
 tap_plan 43
 
 IMG=docker.io/library/busybox:latest

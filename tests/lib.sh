@@ -61,6 +61,18 @@ tests_cleanup () {
 }
 trap tests_cleanup EXIT
 
+# require_plugins NAME…: skips the whole test when configure left out one of these
+# in-tree plugins (--disable-NAME). Call it before tap_plan.
+require_plugins () {
+  local p missing=""
+  for p in "$@"; do
+    case " ${BERTH_DISABLED_PLUGINS:-} " in *" $p "*) missing="$missing $p" ;; esac
+  done
+  [ -z "$missing" ] && return 0
+  echo "1..0 # SKIP built without the plugin(s)$missing"
+  exit 0
+}
+
 tests_done () {
   echo "# $TAP_N tests, $TAP_FAILED failed"
   [ "$TAP_FAILED" -eq 0 ]
@@ -70,7 +82,8 @@ tests_done () {
 # berthd_start [NAME] [-- extra berthd args]: starts berthd on $TEST_TMP/NAME/{root,state},
 # every in-tree plugin, and waits for its socket. Sets BERTH_ROOT, BERTH_STATE,
 # BERTH_SOCK, BERTHD_PID, BERTHD_LOG. Returns non-zero (log on stdout as TAP diagnostics)
-# when it does not come up.
+# when it does not come up. --log-level is $BERTH_LOG_LEVEL (default debug); set it
+# empty to pass none, so the config file's log-level applies.
 berthd_start () {
   local name=${1:-d}
   [ $# -gt 0 ] && shift
@@ -90,8 +103,9 @@ berthd_start () {
   for dir in "$BUILDDIR"/plugins/*/*/.libs; do
     [ -d "$dir" ] && args+=(--plugin-dir "$dir")
   done
+  [ -n "${BERTH_LOG_LEVEL-debug}" ] && args+=(--log-level "${BERTH_LOG_LEVEL-debug}")
   ${BERTHD_WRAPPER:-} "$BUILDDIR/core/berthd" --config /dev/null --root "$BERTH_ROOT" --state "$BERTH_STATE" \
-    --address "$BERTH_SOCK" --libexec-dir "$TEST_TMP/$name/libexec" --log-level "${BERTH_LOG_LEVEL:-debug}" \
+    --address "$BERTH_SOCK" --libexec-dir "$TEST_TMP/$name/libexec" \
     "${args[@]}" "$@" >>"$BERTHD_LOG" 2>&1 &
   BERTHD_PID=$!
   BERTHD_PIDS+=("$BERTHD_PID")
@@ -115,10 +129,32 @@ berthd_stop () {
   BERTHD_EXIT=$?
 }
 
+# tmux_wait SESSION REGEX [SECONDS]: waits until the session's screen matches (default 30 s,
+# a loaded CI machine is slow to start a container); prints the screen either way.
+tmux_wait () {
+  local screen i
+  for i in $(seq $((${3:-30} * 10))); do
+    screen=$(tmux capture-pane -p -t "$1" 2>/dev/null)
+    printf '%s' "$screen" | grep -Eq -- "$2" && break
+    sleep 0.1
+  done
+  printf '%s\n' "$screen"
+}
+
 # ctr against the test daemon.
 bctr () { ctr --address "$BERTH_SOCK" "$@"; }
 
 # make_busybox_image OUT.tar [REF]: a one-layer busybox-static OCI archive, no network.
 make_busybox_image () {
   python3 "$SRCDIR/tests/make-image.py" "$1" --busybox --name "${2:-docker.io/library/busybox:latest}" >/dev/null
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+free_port () { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# http_get URL: the body on stdout; fails on a non-2xx answer or no answer.
+http_get () {
+  if command -v curl >/dev/null; then curl -sf --max-time 20 "$1"
+  else python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=20).read().decode())' "$1"
+  fi
 }

@@ -3,6 +3,7 @@
 # native, whiteouts and opaque dirs, snapshot commands, and hostile layers that must
 # fail without writing anything outside the snapshot.
 source "$(dirname "$0")/lib.sh"
+require_plugins local walking overlayfs native
 tap_plan 27
 
 berthd_start snap || true

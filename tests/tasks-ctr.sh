@@ -3,6 +3,7 @@
 # codes, detached tasks, kill and delete, bad input, and a berthd killed with -9 while
 # containers run (they keep running; exits that happen meanwhile are not lost).
 source "$(dirname "$0")/lib.sh"
+require_plugins local walking overlayfs oci
 tap_plan 47
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
@@ -68,10 +69,9 @@ bctr tasks kill -s KILL t-mem >/dev/null; sleep 0.5; bctr tasks rm t-mem >/dev/n
 # ctr run -t: an interactive shell on a terminal, driven through tmux.
 TMUX_SESSION=berth-$$
 tmux new-session -d -s "$TMUX_SESSION" -x 100 -y 30 "ctr --address $BERTH_SOCK run -t --rm $IMAGE t-tty sh"
-sleep 2
+tmux_wait "$TMUX_SESSION" "/ #" >/dev/null
 tmux send-keys -t "$TMUX_SESSION" 'echo $((6*7)); stty size' Enter
-sleep 1
-screen=$(tmux capture-pane -p -t "$TMUX_SESSION")
+screen=$(tmux_wait "$TMUX_SESSION" "^[0-9]+ [0-9]+$")
 tmux send-keys -t "$TMUX_SESSION" exit Enter
 sleep 1
 tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
@@ -80,10 +80,9 @@ expect_match "…on a terminal sized like the client's" "^30 100$" "$screen"
 
 # ctr tasks exec -t: a shell on its own terminal inside the running container.
 tmux new-session -d -s "$TMUX_SESSION" -x 80 -y 20 "ctr --address $BERTH_SOCK tasks exec -t --exec-id e-tty t-sleep sh"
-sleep 2
+tmux_wait "$TMUX_SESSION" "/ #" >/dev/null
 tmux send-keys -t "$TMUX_SESSION" 'echo $((6*7)); stty size' Enter
-sleep 1
-screen=$(tmux capture-pane -p -t "$TMUX_SESSION")
+screen=$(tmux_wait "$TMUX_SESSION" "^[0-9]+ [0-9]+$")
 tmux send-keys -t "$TMUX_SESSION" exit Enter
 sleep 1
 tmux kill-session -t "$TMUX_SESSION" 2>/dev/null

@@ -224,10 +224,7 @@ tasks_get (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_d
 static ProtobufCMessage *
 tasks_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
-  BerthRuntime *runtime = berth_daemon_get_runtime (user_data, NULL, error);
-  if (runtime == NULL)
-    return NULL;
-  g_autoptr (GPtrArray) tasks = berth_runtime_list (runtime, berth_grpc_call_get_namespace (call), error);
+  g_autoptr (GPtrArray) tasks = berth_daemon_list_tasks (user_data, berth_grpc_call_get_namespace (call), error);
   if (tasks == NULL)
     return NULL;
   Containerd__Services__Tasks__V1__ListTasksResponse *response =
@@ -352,8 +349,8 @@ tasks_metrics (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer us
 {
   const Containerd__Services__Tasks__V1__MetricsRequest *req = (gpointer) request;
   g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
-  BerthRuntime *runtime = filter ? berth_daemon_get_runtime (user_data, NULL, error) : NULL;
-  g_autoptr (GPtrArray) tasks = runtime ? berth_runtime_list (runtime, berth_grpc_call_get_namespace (call), error) : NULL;
+  g_autoptr (GPtrArray) tasks = filter ? berth_daemon_list_tasks (user_data, berth_grpc_call_get_namespace (call), error)
+                                       : NULL;
   if (tasks == NULL)
     return NULL;
   g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);

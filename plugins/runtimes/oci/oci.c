@@ -799,7 +799,8 @@ register_types (GTypeModule *module)
 }
 
 static const BerthConfigKey config_keys[] = {
-  { "binary", BERTH_CONFIG_STRING, "runc", "OCI runtime used when the client names none: runc or crun" },
+  /* The default is configure's --with-default-runtime. */
+  { "binary", BERTH_CONFIG_STRING, BERTH_DEFAULT_RUNTIME_BINARY, "OCI runtime used when the client names none: runc or crun" },
   { NULL },
 };
 
