@@ -8,6 +8,8 @@ TAP_N=0
 TAP_FAILED=0
 TEST_TMP=$(mktemp -d /tmp/berth-test.XXXXXX)
 BERTHD_PIDS=()
+# Other helpers (registries, fakes) a test started in the background: stopped on exit.
+BACKGROUND_PIDS=()
 
 tap_plan () { echo "1..$1"; }
 ok () { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
@@ -33,6 +35,9 @@ tests_cleanup () {
   local pid
   for pid in "${BERTHD_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null && { for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; kill -KILL "$pid" 2>/dev/null; }
+  done
+  for pid in "${BACKGROUND_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null
   done
   # Shims this test's daemons started (and their containers) outlive berthd by design:
   # stop them here, by pid.
@@ -115,4 +120,53 @@ bctr () { ctr --address "$BERTH_SOCK" "$@"; }
 # make_busybox_image OUT.tar [REF]: a one-layer busybox-static OCI archive, no network.
 make_busybox_image () {
   python3 "$SRCDIR/tests/make-image.py" "$1" --busybox --name "${2:-docker.io/library/busybox:latest}" >/dev/null
+}
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on right now.
+free_port () {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
+wait_port () {
+  local i
+  for i in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# registry_start NAME [htpasswd FILE] [tls CERT KEY]: Debian's docker-registry on a free
+# loopback port with its storage under $TEST_TMP/NAME. Sets REG (host:port).
+registry_start () {
+  local name=$1; shift
+  local dir=$TEST_TMP/$name port
+  port=$(free_port)
+  mkdir -p "$dir/storage"
+  {
+    echo "version: 0.1"
+    echo "log: {level: error, accesslog: {disabled: true}}"
+    echo "storage: {filesystem: {rootdirectory: $dir/storage}, delete: {enabled: true}}"
+    echo "http:"
+    echo "  addr: 127.0.0.1:$port"
+    while [ $# -gt 0 ]; do
+      case $1 in
+        htpasswd) echo "auth: {htpasswd: {realm: berth-test, path: $2}}" >"$dir/auth.yml"; shift 2 ;;
+        tls) echo "  tls: {certificate: $2, key: $3}"; shift 3 ;;
+        *) echo "registry_start: unknown option $1" >&2; return 1 ;;
+      esac
+    done
+    [ -f "$dir/auth.yml" ] && cat "$dir/auth.yml"
+  } >"$dir/config.yml"
+  docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 &
+  BACKGROUND_PIDS+=("$!")
+  REG=127.0.0.1:$port
+  wait_port "$port" || { diag "docker-registry did not come up:"; sed 's/^/#   /' "$dir/registry.log"; return 1; }
+}
+
+# registry_put ARCHIVE REF [skopeo dest options…]: copies an OCI archive to a registry.
+registry_put () {
+  local archive=$1 ref=$2; shift 2
+  skopeo copy --quiet "oci-archive:$archive" "docker://$ref" --dest-tls-verify=false "$@"
 }
