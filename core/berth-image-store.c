@@ -388,6 +388,20 @@ berth_image_ingest_ref (BerthImageIngest *ingest, const char *name)
   return g_strdup_printf ("%s/%s/%s", ingest->ns, ingest->lease, name);
 }
 
+static gboolean
+hold_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
+{
+  const char *key = user_data;
+  return berth_metadata_txn_put (txn, key, "", 0, error);
+}
+
+gboolean
+berth_image_ingest_hold_ref (BerthImageIngest *ingest, const char *name, GError **error)
+{
+  g_autofree char *key = g_strdup_printf ("v1/%s/leases/%s/r/ingests/%s", ingest->ns, ingest->lease, name);
+  return berth_metadata_write (berth_daemon_get_metadata (ingest->daemon), hold_txn, key, error);
+}
+
 typedef struct {
   BerthImageIngest *ingest;
   const char *digest;

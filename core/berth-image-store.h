@@ -84,6 +84,10 @@ GCancellable *berth_image_ingest_get_cancellable (BerthImageIngest *ingest);
 /* "<ns>/<lease>/<name>": a backend ingest ref private to this operation. */
 char *berth_image_ingest_ref (BerthImageIngest *ingest, const char *name);
 
+/* Puts ingest "<ns>/@name" (a backend ref) under the lease: GC leaves it alone while
+ * the lease lives, and a later operation may resume it. */
+gboolean berth_image_ingest_hold_ref (BerthImageIngest *ingest, const char *name, GError **error);
+
 /* Commits @writer (a blob already stored is as good) and records it in the namespace
  * under the lease. Errors are prefixed with @what. Returns the digest. */
 char *berth_image_ingest_commit (BerthImageIngest *ingest, BerthContentWriter *writer, gint64 size,
