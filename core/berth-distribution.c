@@ -947,6 +947,13 @@ download (Fetch *f, BerthContentWriter *writer, GError **error)
         }
     }
   g_input_stream_close (stream, NULL, NULL);
+  /* A connection that ended early reads as a short body: resumable, not bad content. */
+  if (f->desc->size > 0 && f->offset < f->desc->size)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT, "the transfer ended at byte %" G_GINT64_FORMAT " of %"
+                   G_GINT64_FORMAT, f->offset, f->desc->size);
+      return FALSE;
+    }
   return TRUE;
 }
 
