@@ -38,9 +38,23 @@ static const ConfigKey config_keys[] = {
   { DAEMON_GROUP, "gc-interval", KEY_SIZE, FIELD (gc_interval_seconds), "seconds between scheduled garbage collections (0: off)" },
   { METRICS_GROUP, "address", KEY_LISTEN_ADDRESS, FIELD (metrics_address),
     "IP:PORT serving Prometheus metrics at /v1/metrics and /metrics (empty: off)" },
+  { DAEMON_GROUP, "registry-auth-file", KEY_STRING, FIELD (registry_auth_file),
+    "registry credentials, docker config.json format ({\"auths\": {\"HOST\": {\"auth\": base64(USER:PASS)}}})" },
+  { DAEMON_GROUP, "max-concurrent-downloads", KEY_SIZE, FIELD (max_concurrent_downloads), "layers one pull fetches at once" },
 };
 
+#define REGISTRY_GROUP_PREFIX "registry."
+static const char *const registry_keys[] = { "plain-http", "skip-verify", "ca-file", NULL };
+
 static const char *const log_levels[] = { "error", "critical", "warning", "message", "info", "debug", NULL };
+
+static void
+registry_host_config_free (gpointer data)
+{
+  BerthRegistryHostConfig *host = data;
+  g_free (host->ca_file);
+  g_free (host);
+}
 
 BerthConfig *
 berth_config_new_default (void)
@@ -58,6 +72,9 @@ berth_config_new_default (void)
   config->disabled_plugins = g_new0 (char *, 1);
   config->max_message_size = 16 * 1024 * 1024;
   config->gc_interval_seconds = 300;
+  config->registry_auth_file = g_strdup (BERTH_SYSCONF_DIR "/berth/auth.json");
+  config->max_concurrent_downloads = 3;
+  config->registries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, registry_host_config_free);
   return config;
 }
 
@@ -81,6 +98,8 @@ berth_config_free (BerthConfig *config)
   g_free (config->default_runtime_binary);
   g_strfreev (config->disabled_plugins);
   g_free (config->metrics_address);
+  g_free (config->registry_auth_file);
+  g_clear_pointer (&config->registries, g_hash_table_unref);
   g_free (config);
 }
 
@@ -256,6 +275,55 @@ validate_group (BerthConfig *config, const char *group, GError **error)
   return TRUE;
 }
 
+/* [registry."HOST[:PORT]"] (the quotes are optional). */
+static gboolean
+validate_registry (BerthConfig *config, const char *group, GError **error)
+{
+  g_autofree char *where = berth_config_location (config, group, NULL);
+  g_autofree char *host = g_strdup (group + strlen (REGISTRY_GROUP_PREFIX));
+  gsize len = strlen (host);
+  if (len >= 2 && host[0] == '"' && host[len - 1] == '"')
+    {
+      memmove (host, host + 1, len - 2);
+      host[len - 2] = '\0';
+    }
+  if (*host == '\0' || strpbrk (host, "/\" \t@") != NULL)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s[%s]: want [registry.\"HOST[:PORT]\"]", where, group);
+  BerthRegistryHostConfig *registry = g_new0 (BerthRegistryHostConfig, 1);
+  g_hash_table_replace (config->registries, g_strdup (host), registry);
+  g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, group, NULL, NULL);
+  for (guint i = 0; keys && keys[i] != NULL; i++)
+    {
+      g_autofree char *at = berth_config_location (config, group, keys[i]);
+      g_autoptr (GError) local_error = NULL;
+      if (!g_strv_contains (registry_keys, keys[i]))
+        return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sunknown key \"%s\" in [%s]; keys are plain-http, "
+                            "skip-verify and ca-file", at, keys[i], group);
+      if (g_str_equal (keys[i], "ca-file"))
+        {
+          registry->ca_file = g_key_file_get_string (config->keyfile, group, keys[i], NULL);
+          if (registry->ca_file == NULL || !g_file_test (registry->ca_file, G_FILE_TEST_IS_REGULAR))
+            return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sca-file %s is not a readable file", at,
+                                registry->ca_file ? registry->ca_file : "");
+          continue;
+        }
+      gboolean value = g_key_file_get_boolean (config->keyfile, group, keys[i], &local_error);
+      if (local_error != NULL)
+        return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s%s: want true or false", at, keys[i]);
+      if (g_str_equal (keys[i], "plain-http"))
+        registry->plain_http = value;
+      else
+        registry->skip_verify = value;
+    }
+  return TRUE;
+}
+
+const BerthRegistryHostConfig *
+berth_config_get_registry (const BerthConfig *config, const char *host)
+{
+  return config->registries != NULL ? g_hash_table_lookup (config->registries, host) : NULL;
+}
+
 static gboolean
 validate (BerthConfig *config, GError **error)
 {
@@ -275,10 +343,17 @@ validate (BerthConfig *config, GError **error)
       if (g_str_equal (groups[i], DAEMON_GROUP) || g_str_equal (groups[i], METRICS_GROUP)
           || g_str_has_prefix (groups[i], "plugin."))
         continue;
+      if (g_str_has_prefix (groups[i], REGISTRY_GROUP_PREFIX))
+        {
+          if (!validate_registry (config, groups[i], error))
+            return FALSE;
+          continue;
+        }
       g_autofree char *where = berth_config_location (config, groups[i], NULL);
       return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
-                          "%sunknown group [%s]; groups are [berthd], [metrics] and [plugin.<kind>.<name>]", where,
-                          groups[i]);
+                          "%sunknown group [%s]; groups are [berthd], [metrics], [registry.\"HOST\"] and "
+                          "[plugin.<kind>.<name>]",
+                          where, groups[i]);
     }
   return validate_group (config, DAEMON_GROUP, error) && validate_group (config, METRICS_GROUP, error);
 }
@@ -340,7 +415,7 @@ berth_config_to_data (const BerthConfig *config)
       g_auto (GStrv) groups = g_key_file_get_groups (config->keyfile, NULL);
       for (guint i = 0; groups[i] != NULL; i++)
         {
-          if (!g_str_has_prefix (groups[i], "plugin."))
+          if (!g_str_has_prefix (groups[i], "plugin.") && !g_str_has_prefix (groups[i], REGISTRY_GROUP_PREFIX))
             continue;
           g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, groups[i], NULL, NULL);
           for (guint k = 0; keys && keys[k]; k++)

@@ -1,15 +1,23 @@
 /* berth-config.h — berthd's configuration (core-internal).
  *
  * /etc/berth/berthd.conf is a GKeyFile. Group [berthd] holds the daemon's own keys,
- * [metrics] the Prometheus endpoint's; each plugin reads group [plugin.<kind>.<name>] (kind = "content", "snapshotter",
- * "differ", "runtime"), validated against the keys the plugin declares. Every error
- * names the file and line.
+ * [metrics] the Prometheus endpoint's; each plugin reads group [plugin.<kind>.<name>]
+ * (kind = "content", "snapshotter", "differ", "runtime"), validated against the keys the
+ * plugin declares; each registry host berthd pulls from or pushes to may have a
+ * [registry."HOST[:PORT]"] group. Every error names the file and line.
  */
 #pragma once
 
 #include <glib.h>
 
 G_BEGIN_DECLS
+
+/* How berthd talks to one registry host: group [registry."HOST[:PORT]"]. */
+typedef struct {
+  gboolean plain_http;  /* http:// instead of https:// */
+  gboolean skip_verify; /* https without verifying the certificate */
+  char *ca_file;        /* PEM CAs trusted for this host, on top of the system's */
+} BerthRegistryHostConfig;
 
 typedef struct {
   char *path;          /* file read, or NULL when running on defaults */
@@ -30,6 +38,9 @@ typedef struct {
   gint64 max_message_size;
   gint64 gc_interval_seconds;
   char *metrics_address; /* [metrics] address, "IP:PORT"; NULL: no endpoint */
+  char *registry_auth_file;         /* docker config.json format */
+  gint64 max_concurrent_downloads;  /* layers fetched at once by one pull */
+  GHashTable *registries;           /* "host[:port]" → BerthRegistryHostConfig, from [registry."HOST"] */
 } BerthConfig;
 
 /* Reads @path (NULL: BERTH_SYSCONF_DIR/berth/berthd.conf, which may be absent). */
@@ -37,6 +48,9 @@ BerthConfig *berth_config_load (const char *path, GError **error);
 BerthConfig *berth_config_new_default (void);
 void berth_config_free (BerthConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthConfig, berth_config_free)
+
+/* @host's registry settings, NULL when it has none. */
+const BerthRegistryHostConfig *berth_config_get_registry (const BerthConfig *config, const char *host);
 
 /* The line of @key in @group (or of the group header when @key is NULL), 0 if absent. */
 guint berth_config_find_line (const BerthConfig *config, const char *group, const char *key);

@@ -14,6 +14,8 @@ if [ -n "${ASAN_OPTIONS:-}" ]; then
   export ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$TEST_TMP/sanitizer"
   export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$TEST_TMP/sanitizer"
 fi
+# Other helpers (registries, fakes) a test started in the background: stopped on exit.
+BACKGROUND_PIDS=()
 
 tap_plan () { echo "1..$1"; }
 ok () { TAP_N=$((TAP_N + 1)); echo "ok $TAP_N - $*"; }
@@ -39,6 +41,9 @@ tests_cleanup () {
   local pid
   for pid in "${BERTHD_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null && { for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; kill -KILL "$pid" 2>/dev/null; }
+  done
+  for pid in "${BACKGROUND_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null
   done
   # Shims this test's daemons started (and their containers) outlive berthd by design:
   # stop them here, by pid.
@@ -157,4 +162,48 @@ http_get () {
   if command -v curl >/dev/null; then curl -sf --max-time 20 "$1"
   else python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=20).read().decode())' "$1"
   fi
+}
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
+wait_port () {
+  local i
+  for i in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# registry_start NAME [htpasswd FILE] [tls CERT KEY]: Debian's docker-registry on a free
+# loopback port with its storage under $TEST_TMP/NAME. Sets REG (host:port).
+registry_start () {
+  local name=$1; shift
+  local dir=$TEST_TMP/$name port
+  port=$(free_port)
+  mkdir -p "$dir/storage"
+  {
+    echo "version: 0.1"
+    echo "log: {level: error, accesslog: {disabled: true}}"
+    echo "storage: {filesystem: {rootdirectory: $dir/storage}, delete: {enabled: true}}"
+    echo "http:"
+    echo "  addr: 127.0.0.1:$port"
+    while [ $# -gt 0 ]; do
+      case $1 in
+        htpasswd) echo "auth: {htpasswd: {realm: berth-test, path: $2}}" >"$dir/auth.yml"; shift 2 ;;
+        tls) echo "  tls: {certificate: $2, key: $3}"; shift 3 ;;
+        *) echo "registry_start: unknown option $1" >&2; return 1 ;;
+      esac
+    done
+    [ -f "$dir/auth.yml" ] && cat "$dir/auth.yml"
+  } >"$dir/config.yml"
+  docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 &
+  BACKGROUND_PIDS+=("$!")
+  REG=127.0.0.1:$port
+  wait_port "$port" || { diag "docker-registry did not come up:"; sed 's/^/#   /' "$dir/registry.log"; return 1; }
+}
+
+# registry_put ARCHIVE REF [skopeo dest options…]: copies an OCI archive to a registry.
+registry_put () {
+  local archive=$1 ref=$2; shift 2
+  skopeo copy --quiet "oci-archive:$archive" "docker://$ref" --dest-tls-verify=false "$@"
 }

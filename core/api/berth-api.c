@@ -21,4 +21,5 @@ berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon)
   berth_api_register_tasks (server, daemon);
   berth_api_register_archive (server, daemon);
   berth_api_register_gc (server, daemon);
+  berth_api_register_transfer (server, daemon);
 }

@@ -22,8 +22,10 @@ void berth_api_register_snapshots (BerthGrpcServer *server, BerthDaemon *daemon)
 void berth_api_register_diff (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_containers (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon);
-/* berth's own extension (core/proto/berth/): image archives in and out, GC on demand. */
+/* berth's own extension (core/proto/berth/): image archives in and out, GC on demand,
+ * registry pull and push. */
 void berth_api_register_archive (BerthGrpcServer *server, BerthDaemon *daemon);
 void berth_api_register_gc (BerthGrpcServer *server, BerthDaemon *daemon);
+void berth_api_register_transfer (BerthGrpcServer *server, BerthDaemon *daemon);
 
 G_END_DECLS

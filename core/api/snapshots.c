@@ -1,7 +1,7 @@
 /* snapshots.c — containerd.services.snapshots.v1.Snapshots, routed by the request's
  * snapshotter name to the plugin. A namespace's key K is "<ns>/K" in the backend, so
- * namespaces never see each other's snapshots; "v1/<ns>/snapshots/<snapshotter>/<K>"
- * records in the metadata store tell namespace deletion and leases what exists.
+ * namespaces never see each other's snapshots; the bookkeeping is berth-snapshots.c's,
+ * shared with server-side unpack.
  */
 #include "config.h"
 
@@ -10,7 +10,7 @@
 #include <berth/berth-error.h>
 #include "berth-api.h"
 #include "berth-api-util.h"
-#include "github.com/containerd/containerd/api/events/snapshot.pb-c.h"
+#include "berth-snapshots.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
 
@@ -18,36 +18,27 @@ typedef Containerd__Services__Snapshots__V1__Info Info;
 
 typedef struct {
   BerthGrpcCall *call;
-  BerthDaemon *daemon;
-  BerthSnapshotter *backend;
-  const char *name; /* snapshotter name as asked, default filled in */
+  BerthSnapshots snaps;
 } Ctx;
 
 static gboolean
 ctx_init (Ctx *ctx, BerthGrpcCall *call, gpointer daemon, const char *snapshotter, GError **error)
 {
   ctx->call = call;
-  ctx->daemon = daemon;
-  ctx->name = snapshotter && *snapshotter ? snapshotter : berth_daemon_get_config (daemon)->default_snapshotter;
-  ctx->backend = berth_daemon_get_snapshotter (daemon, ctx->name, error);
-  return ctx->backend != NULL;
+  return berth_snapshots_init (&ctx->snaps, daemon, berth_grpc_call_get_namespace (call), snapshotter,
+                               berth_grpc_call_get_header (call, "containerd-lease"), error);
 }
 
 static char *
 backend_key (Ctx *ctx, const char *key)
 {
-  return key && *key ? g_strdup_printf ("%s/%s", berth_grpc_call_get_namespace (ctx->call), key) : NULL;
+  return berth_snapshots_backend_key (&ctx->snaps, key);
 }
 
-/* The namespace's own name for a backend key; NULL when it is another namespace's. */
 static const char *
 client_key (Ctx *ctx, const char *key)
 {
-  const char *ns = berth_grpc_call_get_namespace (ctx->call);
-  gsize len = strlen (ns);
-  if (key == NULL || strncmp (key, ns, len) != 0 || key[len] != '/')
-    return NULL;
-  return key + len + 1;
+  return berth_snapshots_client_key (&ctx->snaps, key);
 }
 
 static gboolean
@@ -57,51 +48,6 @@ validate_key (const char *what, const char *key, GError **error)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "snapshot %s must not be empty", what);
   return TRUE;
 }
-
-typedef struct {
-  Ctx *ctx;
-  const char *key;
-  gboolean add;
-} RecordData;
-
-static gboolean
-record_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  RecordData *r = user_data;
-  const char *ns = berth_grpc_call_get_namespace (r->ctx->call);
-  g_autofree char *key = g_strdup_printf ("v1/%s/snapshots/%s/%s", ns, r->ctx->name, r->key);
-  if (!r->add)
-    {
-      g_autoptr (GError) ignored = NULL;
-      berth_metadata_txn_delete (txn, key, &ignored);
-      return TRUE;
-    }
-  if (!berth_api_namespace_touch (txn, ns, error) || !berth_metadata_txn_put (txn, key, "", 0, error))
-    return FALSE;
-  const char *lease = berth_grpc_call_get_header (r->ctx->call, "containerd-lease");
-  if (lease != NULL && *lease != '\0')
-    {
-      g_autofree char *resource = g_strdup_printf ("v1/%s/leases/%s/r/snapshots/%s/%s", ns, lease, r->ctx->name, r->key);
-      return berth_metadata_txn_put (txn, resource, "", 0, error);
-    }
-  return TRUE;
-}
-
-static void
-note_snapshot (Ctx *ctx, const char *key, gboolean add)
-{
-  RecordData r = { ctx, key, add };
-  g_autoptr (GError) error = NULL;
-  if (!berth_metadata_write (berth_daemon_get_metadata (ctx->daemon), record_txn, &r, &error))
-    g_warning ("recording snapshot %s: %s", key, error->message);
-}
-
-static void
-publish (Ctx *ctx, const char *topic, const ProtobufCMessage *event)
-{
-  berth_events_publish (berth_daemon_get_events (ctx->daemon), berth_grpc_call_get_namespace (ctx->call), topic, event);
-}
-
 
 static GHashTable *
 labels_of (void *const *entries, size_t n, GError **error)
@@ -120,18 +66,10 @@ create (BerthGrpcCall *call, gpointer daemon, const char *snapshotter, const cha
   g_autoptr (GHashTable) labels = labels_of (label_entries, n_labels, error);
   if (labels == NULL)
     return NULL;
-  g_autofree char *bkey = backend_key (&ctx, key);
-  g_autofree char *bparent = backend_key (&ctx, parent);
-  GCancellable *cancellable = berth_grpc_call_get_cancellable (call);
-  g_autoptr (GPtrArray) mounts = view ? berth_snapshotter_view (ctx.backend, bkey, bparent, labels, cancellable, error)
-                                      : berth_snapshotter_prepare (ctx.backend, bkey, bparent, labels, cancellable, error);
+  g_autoptr (GPtrArray) mounts = berth_snapshots_create (&ctx.snaps, key, parent, labels, view,
+                                                         berth_grpc_call_get_cancellable (call), error);
   if (mounts == NULL)
     return NULL;
-  note_snapshot (&ctx, key, TRUE);
-  Containerd__Events__SnapshotPrepare event = CONTAINERD__EVENTS__SNAPSHOT_PREPARE__INIT;
-  event.key = (char *) key;
-  event.parent = (char *) (parent ? parent : "");
-  publish (&ctx, "/snapshot/prepare", &event.base);
   /* Prepare and View responses have the same layout. */
   Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *response = berth_grpc_message_new (
     view ? &containerd__services__snapshots__v1__view_snapshot_response__descriptor
@@ -164,7 +102,7 @@ snapshots_mounts (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
   if (!validate_key ("key", req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
   g_autofree char *bkey = backend_key (&ctx, req->key);
-  g_autoptr (GPtrArray) mounts = berth_snapshotter_mounts (ctx.backend, bkey, error);
+  g_autoptr (GPtrArray) mounts = berth_snapshotter_mounts (ctx.snaps.backend, bkey, error);
   if (mounts == NULL)
     return NULL;
   Containerd__Services__Snapshots__V1__MountsResponse *response =
@@ -184,16 +122,8 @@ snapshots_commit (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
   g_autoptr (GHashTable) labels = labels_of ((void *const *) req->labels, req->n_labels, error);
   if (labels == NULL)
     return NULL;
-  g_autofree char *bkey = backend_key (&ctx, req->key);
-  g_autofree char *bname = backend_key (&ctx, req->name);
-  if (!berth_snapshotter_commit (ctx.backend, bname, bkey, labels, berth_grpc_call_get_cancellable (call), error))
+  if (!berth_snapshots_commit (&ctx.snaps, req->name, req->key, labels, berth_grpc_call_get_cancellable (call), error))
     return NULL;
-  note_snapshot (&ctx, req->key, FALSE);
-  note_snapshot (&ctx, req->name, TRUE);
-  Containerd__Events__SnapshotCommit event = CONTAINERD__EVENTS__SNAPSHOT_COMMIT__INIT;
-  event.key = req->key;
-  event.name = req->name;
-  publish (&ctx, "/snapshot/commit", &event.base);
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
 
@@ -204,13 +134,8 @@ snapshots_remove (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
   Ctx ctx;
   if (!validate_key ("key", req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
-  g_autofree char *bkey = backend_key (&ctx, req->key);
-  if (!berth_snapshotter_remove (ctx.backend, bkey, berth_grpc_call_get_cancellable (call), error))
+  if (!berth_snapshots_remove (&ctx.snaps, req->key, berth_grpc_call_get_cancellable (call), error))
     return NULL;
-  note_snapshot (&ctx, req->key, FALSE);
-  Containerd__Events__SnapshotRemove event = CONTAINERD__EVENTS__SNAPSHOT_REMOVE__INIT;
-  event.key = req->key;
-  publish (&ctx, "/snapshot/remove", &event.base);
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
 
@@ -238,7 +163,7 @@ snapshots_stat (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
   if (!validate_key ("key", req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
   g_autofree char *bkey = backend_key (&ctx, req->key);
-  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_stat (ctx.backend, bkey, error);
+  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_stat (ctx.snaps.backend, bkey, error);
   if (info == NULL)
     return NULL;
   Containerd__Services__Snapshots__V1__StatSnapshotResponse *response =
@@ -263,7 +188,7 @@ snapshots_update (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
   g_autofree const char **paths = g_new0 (const char *, (req->update_mask ? req->update_mask->n_paths : 0) + 1);
   for (size_t i = 0; req->update_mask && i < req->update_mask->n_paths; i++)
     paths[i] = req->update_mask->paths[i];
-  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_update (ctx.backend, &in, paths, error);
+  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_update (ctx.snaps.backend, &in, paths, error);
   if (info == NULL)
     return NULL;
   Containerd__Services__Snapshots__V1__UpdateSnapshotResponse *response =
@@ -319,7 +244,7 @@ snapshots_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
     return FALSE;
   g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
   ListData data = { &ctx, filter, out };
-  if (!berth_snapshotter_walk (ctx.backend, list_one, &data, berth_grpc_call_get_cancellable (call), error))
+  if (!berth_snapshotter_walk (ctx.snaps.backend, list_one, &data, berth_grpc_call_get_cancellable (call), error))
     return FALSE;
   for (guint i = 0; i < out->len; i += 100)
     {
@@ -342,7 +267,7 @@ snapshots_usage (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer 
     return NULL;
   g_autofree char *bkey = backend_key (&ctx, req->key);
   BerthSnapshotUsage usage = { 0 };
-  if (!berth_snapshotter_usage (ctx.backend, bkey, &usage, berth_grpc_call_get_cancellable (call), error))
+  if (!berth_snapshotter_usage (ctx.snaps.backend, bkey, &usage, berth_grpc_call_get_cancellable (call), error))
     return NULL;
   Containerd__Services__Snapshots__V1__UsageResponse *response =
     berth_grpc_message_new (&containerd__services__snapshots__v1__usage_response__descriptor);
@@ -357,7 +282,7 @@ snapshots_cleanup (BerthGrpcCall *call, const ProtobufCMessage *request, gpointe
   const Containerd__Services__Snapshots__V1__CleanupRequest *req = (gpointer) request;
   Ctx ctx;
   if (!ctx_init (&ctx, call, user_data, req->snapshotter, error)
-      || !berth_snapshotter_cleanup (ctx.backend, berth_grpc_call_get_cancellable (call), error))
+      || !berth_snapshotter_cleanup (ctx.snaps.backend, berth_grpc_call_get_cancellable (call), error))
     return NULL;
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }

@@ -29,6 +29,7 @@ typedef enum {
   BERTH_ERROR_INTERNAL = 13,
   BERTH_ERROR_UNAVAILABLE = 14,
   BERTH_ERROR_DATA_LOSS = 15,
+  BERTH_ERROR_UNAUTHENTICATED = 16,
 } BerthErrorCode;
 
 /* Sets @error from errno (saved first), prefixed with the formatted context, e.g.

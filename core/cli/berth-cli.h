@@ -93,6 +93,8 @@ gboolean cli_image_unpack (BerthCli *cli, CliImage *image, const char *snapshott
 typedef struct _CliProgress CliProgress;
 CliProgress *cli_progress_new (const char *what, gint64 total, gboolean quiet);
 void cli_progress_update (CliProgress *progress, gint64 done);
+/* For totals learnt on the way (a pull knows its layers once it has the manifest). */
+void cli_progress_set_total (CliProgress *progress, gint64 total);
 void cli_progress_item (CliProgress *progress, const char *text);
 void cli_progress_finish (CliProgress *progress);
 

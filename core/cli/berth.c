@@ -523,6 +523,12 @@ cli_progress_update (CliProgress *progress, gint64 done)
 }
 
 void
+cli_progress_set_total (CliProgress *progress, gint64 total)
+{
+  progress->total = total;
+}
+
+void
 cli_progress_item (CliProgress *progress, const char *text)
 {
   if (progress->quiet)

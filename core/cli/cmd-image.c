@@ -1,4 +1,4 @@
-/* cmd-image.c — berth image import|export|ls|rm|inspect, and pull/push. */
+/* cmd-image.c — berth image import|export|ls|rm|inspect (pull/push: cmd-transfer.c). */
 #include "config.h"
 
 #include <errno.h>
@@ -501,30 +501,4 @@ int
 cli_cmd_images (BerthCli *cli, int argc, char **argv)
 {
   return image_ls (cli, argc, argv);
-}
-
-static int
-registry_not_built (const char *what, int argc, char **argv)
-{
-  if (argc >= 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0))
-    {
-      g_print ("Usage: berth %s REF\n", what);
-      return 0;
-    }
-  return cli_fail (NULL, "%s: this berth has no registry client yet; move images with `berth image export` and "
-                         "`berth image import`", what);
-}
-
-int
-cli_cmd_pull (BerthCli *cli, int argc, char **argv)
-{
-  (void) cli;
-  return registry_not_built ("pull", argc, argv);
-}
-
-int
-cli_cmd_push (BerthCli *cli, int argc, char **argv)
-{
-  (void) cli;
-  return registry_not_built ("push", argc, argv);
 }

@@ -1,0 +1,140 @@
+/* berth-snapshots.c — namespaced snapshot operations with their metadata records and
+ * events. */
+#include "config.h"
+
+#include <string.h>
+
+#include <berth/berth.h>
+#include "api/berth-api-util.h"
+#include "berth-snapshots.h"
+#include "github.com/containerd/containerd/api/events/snapshot.pb-c.h"
+
+gboolean
+berth_snapshots_init (BerthSnapshots *snaps, BerthDaemon *daemon, const char *ns, const char *snapshotter,
+                      const char *lease, GError **error)
+{
+  snaps->daemon = daemon;
+  snaps->ns = ns;
+  snaps->name = snapshotter && *snapshotter ? snapshotter : berth_daemon_get_config (daemon)->default_snapshotter;
+  snaps->lease = lease && *lease ? lease : NULL;
+  snaps->backend = berth_daemon_get_snapshotter (daemon, snaps->name, error);
+  return snaps->backend != NULL;
+}
+
+char *
+berth_snapshots_backend_key (const BerthSnapshots *snaps, const char *key)
+{
+  return key && *key ? g_strdup_printf ("%s/%s", snaps->ns, key) : NULL;
+}
+
+const char *
+berth_snapshots_client_key (const BerthSnapshots *snaps, const char *key)
+{
+  gsize len = strlen (snaps->ns);
+  if (key == NULL || strncmp (key, snaps->ns, len) != 0 || key[len] != '/')
+    return NULL;
+  return key + len + 1;
+}
+
+typedef struct {
+  const BerthSnapshots *snaps;
+  const char *key;
+  gboolean add;
+} RecordData;
+
+static gboolean
+record_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
+{
+  RecordData *r = user_data;
+  const BerthSnapshots *snaps = r->snaps;
+  g_autofree char *key = g_strdup_printf ("v1/%s/snapshots/%s/%s", snaps->ns, snaps->name, r->key);
+  if (!r->add)
+    {
+      g_autoptr (GError) ignored = NULL;
+      berth_metadata_txn_delete (txn, key, &ignored);
+      return TRUE;
+    }
+  if (!berth_api_namespace_touch (txn, snaps->ns, error) || !berth_metadata_txn_put (txn, key, "", 0, error))
+    return FALSE;
+  if (snaps->lease != NULL)
+    {
+      g_autofree char *resource = g_strdup_printf ("v1/%s/leases/%s/r/snapshots/%s/%s", snaps->ns, snaps->lease,
+                                                   snaps->name, r->key);
+      return berth_metadata_txn_put (txn, resource, "", 0, error);
+    }
+  return TRUE;
+}
+
+/* The snapshot already changed in the backend: a failed record is logged, not returned
+ * (GC's conservative roots and namespace deletion cope with a missing record). */
+static void
+note_snapshot (const BerthSnapshots *snaps, const char *key, gboolean add)
+{
+  RecordData r = { snaps, key, add };
+  g_autoptr (GError) error = NULL;
+  if (!berth_metadata_write (berth_daemon_get_metadata (snaps->daemon), record_txn, &r, &error))
+    g_warning ("recording snapshot %s: %s", key, error->message);
+}
+
+static void
+publish (const BerthSnapshots *snaps, const char *topic, const ProtobufCMessage *event)
+{
+  berth_events_publish (berth_daemon_get_events (snaps->daemon), snaps->ns, topic, event);
+}
+
+GPtrArray *
+berth_snapshots_create (const BerthSnapshots *snaps, const char *key, const char *parent, GHashTable *labels,
+                        gboolean view, GCancellable *cancellable, GError **error)
+{
+  g_autofree char *bkey = berth_snapshots_backend_key (snaps, key);
+  g_autofree char *bparent = berth_snapshots_backend_key (snaps, parent);
+  g_autoptr (GHashTable) no_labels = labels ? NULL : berth_labels_new ();
+  GPtrArray *mounts = view ? berth_snapshotter_view (snaps->backend, bkey, bparent, labels ?: no_labels, cancellable, error)
+                           : berth_snapshotter_prepare (snaps->backend, bkey, bparent, labels ?: no_labels, cancellable, error);
+  if (mounts == NULL)
+    return NULL;
+  note_snapshot (snaps, key, TRUE);
+  Containerd__Events__SnapshotPrepare event = CONTAINERD__EVENTS__SNAPSHOT_PREPARE__INIT;
+  event.key = (char *) key;
+  event.parent = (char *) (parent ? parent : "");
+  publish (snaps, "/snapshot/prepare", &event.base);
+  return mounts;
+}
+
+gboolean
+berth_snapshots_commit (const BerthSnapshots *snaps, const char *name, const char *key, GHashTable *labels,
+                        GCancellable *cancellable, GError **error)
+{
+  g_autofree char *bkey = berth_snapshots_backend_key (snaps, key);
+  g_autofree char *bname = berth_snapshots_backend_key (snaps, name);
+  g_autoptr (GHashTable) no_labels = labels ? NULL : berth_labels_new ();
+  if (!berth_snapshotter_commit (snaps->backend, bname, bkey, labels ?: no_labels, cancellable, error))
+    return FALSE;
+  note_snapshot (snaps, key, FALSE);
+  note_snapshot (snaps, name, TRUE);
+  Containerd__Events__SnapshotCommit event = CONTAINERD__EVENTS__SNAPSHOT_COMMIT__INIT;
+  event.key = (char *) key;
+  event.name = (char *) name;
+  publish (snaps, "/snapshot/commit", &event.base);
+  return TRUE;
+}
+
+gboolean
+berth_snapshots_remove (const BerthSnapshots *snaps, const char *key, GCancellable *cancellable, GError **error)
+{
+  g_autofree char *bkey = berth_snapshots_backend_key (snaps, key);
+  if (!berth_snapshotter_remove (snaps->backend, bkey, cancellable, error))
+    return FALSE;
+  note_snapshot (snaps, key, FALSE);
+  Containerd__Events__SnapshotRemove event = CONTAINERD__EVENTS__SNAPSHOT_REMOVE__INIT;
+  event.key = (char *) key;
+  publish (snaps, "/snapshot/remove", &event.base);
+  return TRUE;
+}
+
+BerthSnapshotInfo *
+berth_snapshots_stat (const BerthSnapshots *snaps, const char *key, GError **error)
+{
+  g_autofree char *bkey = berth_snapshots_backend_key (snaps, key);
+  return berth_snapshotter_stat (snaps->backend, bkey, error);
+}

@@ -1,0 +1,127 @@
+/* test-distribution.c — image references as docker normalises them, and the
+ * [registry."HOST"] groups of berthd.conf. */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <berth/berth-error.h>
+#include "berth-config.h"
+#include "berth-distribution.h"
+
+static void
+test_reference_normalise (void)
+{
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+    { "busybox", "docker.io/library/busybox:latest" },
+    { "busybox:1.36", "docker.io/library/busybox:1.36" },
+    { "me/app", "docker.io/me/app:latest" },
+    { "docker.io/busybox", "docker.io/library/busybox:latest" },
+    { "index.docker.io/library/busybox:1", "docker.io/library/busybox:1" },
+    { "localhost/app", "localhost/app:latest" },
+    { "localhost:5000/a/b/c:v_1.2-x", "localhost:5000/a/b/c:v_1.2-x" },
+    { "127.0.0.1:5000/busybox", "127.0.0.1:5000/busybox:latest" },
+    { "quay.io/org/img__x.y-z:tag", "quay.io/org/img__x.y-z:tag" },
+    { "busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+      "docker.io/library/busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" },
+    { "reg.io:443/x:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+      "reg.io:443/x:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (BerthReference) ref = berth_reference_parse (cases[i].in, &error);
+      g_assert_no_error (error);
+      g_autofree char *text = berth_reference_to_string (ref);
+      g_assert_cmpstr (text, ==, cases[i].out);
+    }
+  g_autoptr (BerthReference) ref = berth_reference_parse ("127.0.0.1:5000/a/b:t", NULL);
+  g_assert_cmpstr (ref->domain, ==, "127.0.0.1:5000");
+  g_assert_cmpstr (ref->path, ==, "a/b");
+  g_assert_cmpstr (ref->tag, ==, "t");
+  g_assert_null (ref->digest);
+}
+
+static void
+test_reference_invalid (void)
+{
+  static const char *const bad[] = {
+    "", "Busybox", "busybox:", "busybox:-x", "busybox:a b", "a//b", "/busybox", "busybox/", "a..b", "a___b", "-a",
+    "busybox@sha256:abc", "busybox@md5:0123", "host:port/x", "reg.io:99999999/x", "x@", ":tag",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (BerthReference) ref = berth_reference_parse (bad[i], &error);
+      if (ref != NULL)
+        g_error ("\"%s\" parsed", bad[i]);
+      g_assert_error (error, BERTH_ERROR, BERTH_ERROR_INVALID_ARGUMENT);
+    }
+  g_autofree char *long_name = g_strnfill (300, 'a');
+  g_autoptr (GError) error = NULL;
+  g_assert_null (berth_reference_parse (long_name, &error));
+  g_assert_error (error, BERTH_ERROR, BERTH_ERROR_INVALID_ARGUMENT);
+}
+
+static BerthConfig *
+load (const char *text, GError **error)
+{
+  g_autofree char *path = NULL;
+  int fd = g_file_open_tmp ("berth-conf-XXXXXX", &path, NULL);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+  close (fd);
+  BerthConfig *config = berth_config_load (path, error);
+  g_unlink (path);
+  return config;
+}
+
+static void
+test_config_registries (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BerthConfig) config = load ("[berthd]\nmax-concurrent-downloads=5\nregistry-auth-file=/x/auth.json\n"
+                                         "[registry.\"localhost:5000\"]\nplain-http=true\n"
+                                         "[registry.quay.io]\nskip-verify=true\nca-file=/etc/hostname\n", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (config->max_concurrent_downloads, ==, 5);
+  g_assert_cmpstr (config->registry_auth_file, ==, "/x/auth.json");
+  const BerthRegistryHostConfig *local = berth_config_get_registry (config, "localhost:5000");
+  g_assert_nonnull (local);
+  g_assert_true (local->plain_http);
+  g_assert_false (local->skip_verify);
+  const BerthRegistryHostConfig *quay = berth_config_get_registry (config, "quay.io");
+  g_assert_nonnull (quay);
+  g_assert_true (quay->skip_verify);
+  g_assert_cmpstr (quay->ca_file, ==, "/etc/hostname");
+  g_assert_null (berth_config_get_registry (config, "docker.io"));
+
+  static const char *const bad[][2] = {
+    { "[registry.\"h:1\"]\nplain-http=maybe\n", ":2: plain-http: want true or false" },
+    { "[registry.h]\nmirror=x\n", ":2: unknown key \"mirror\"" },
+    { "[registry.h]\nca-file=/no/such/ca.pem\n", "ca-file /no/such/ca.pem is not a readable file" },
+    { "[registry.\"\"]\nplain-http=true\n", ":1: [registry.\"\"]" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) local_error = NULL;
+      g_autoptr (BerthConfig) none = load (bad[i][0], &local_error);
+      g_assert_null (none);
+      g_assert_error (local_error, BERTH_ERROR, BERTH_ERROR_INVALID_ARGUMENT);
+      if (strstr (local_error->message, bad[i][1]) == NULL)
+        g_error ("\"%s\" does not say \"%s\"", local_error->message, bad[i][1]);
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/distribution/reference/normalise", test_reference_normalise);
+  g_test_add_func ("/distribution/reference/invalid", test_reference_invalid);
+  g_test_add_func ("/distribution/config/registries", test_config_registries);
+  return g_test_run ();
+}
