@@ -9,7 +9,7 @@ PACKAGES=(
   libostree-dev libseccomp-dev liblmdb-dev libnghttp2-dev libarchive-dev zlib1g-dev libzstd-dev
   libisal-dev libssl-dev libjson-glib-dev libsystemd-dev libsoup-3.0-dev
   containerd runc crun busybox-static python3 python3-grpcio nghttp2-client util-linux procps bc tmux
-  curl prometheus glib-networking docker-registry skopeo apache2-utils openssl
+  curl prometheus glib-networking docker-registry skopeo apache2-utils openssl systemd man-db groff-base
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
