@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1018,6 +1019,30 @@ berth_grpc_server_add_service (BerthGrpcServer *server, const ProtobufCServiceDe
       entry->user_data = user_data;
       g_hash_table_replace (server->methods, entry->path, entry);
     }
+}
+
+static int
+compare_paths (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+GStrv
+berth_grpc_server_list_methods (BerthGrpcServer *server)
+{
+  guint n = 0;
+  char **paths = (char **) g_hash_table_get_keys_as_array (server->methods, &n);
+  for (guint i = 0; i < n; i++)
+    paths[i] = g_strdup (paths[i]);
+  qsort (paths, n, sizeof *paths, compare_paths);
+  return paths;
+}
+
+const ProtobufCMessageDescriptor *
+berth_grpc_server_get_input (BerthGrpcServer *server, const char *path)
+{
+  MethodEntry *entry = g_hash_table_lookup (server->methods, path);
+  return entry ? entry->input : NULL;
 }
 
 static gboolean
