@@ -3,6 +3,12 @@
  * Each task lives in "<state>/<namespace>/<id>/": bundle/ (config.json, rootfs mounted
  * from the snapshot), the shim's socket and the exit file. The shim, not berthd, is the
  * container's parent, so tasks survive a daemon restart; restore() finds them again.
+ *
+ * A client may name the OCI runtime (runc options BinaryName, `ctr run --runc-binary`),
+ * but only one that [plugin.runtime.task] allowed-binaries lists: bare names are looked
+ * up in berthd's PATH, anything else must be listed as the exact absolute path. Other
+ * names are refused with PERMISSION_DENIED: a client must not make berthd run an
+ * arbitrary program as root.
  */
 #include "config.h"
 
@@ -35,6 +41,7 @@ struct _OciRuntime {
   char *state;
   char *shim;
   char *default_binary;
+  GStrv allowed_binaries;
   GMutex lock;
   GHashTable *tasks; /* "<ns>/<id>" → OciTask (ref) */
 };
@@ -578,6 +585,26 @@ spawn_shim (OciRuntime *self, const char *dir, const char *binary, const BerthTa
   return berth_throw (error, BERTH_ERROR_UNKNOWN, "the shim for %s exited without a word", options->id);
 }
 
+/* The runtime binary for a task: the configured default, or the one the client named
+ * when allowed-binaries lists it (see the top of this file). */
+static char *
+resolve_binary (OciRuntime *self, const char *wanted, GError **error)
+{
+  const char *name = wanted && *wanted ? wanted : self->default_binary;
+  if (!g_str_equal (name, self->default_binary) && !g_strv_contains ((const char *const *) self->allowed_binaries, name))
+    return berth_throw (error, BERTH_ERROR_PERMISSION_DENIED,
+                        "OCI runtime \"%s\" is not allowed: clients may name only the runtimes listed in "
+                        "[plugin.runtime.task] allowed-binaries (bare names found in PATH, or absolute paths)",
+                        name), NULL;
+  if (!g_path_is_absolute (name) && strchr (name, '/') != NULL)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "OCI runtime \"%s\": a bare name or an absolute path",
+                        name), NULL;
+  char *binary = g_path_is_absolute (name) ? g_strdup (name) : g_find_program_in_path (name);
+  if (binary == NULL)
+    berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "OCI runtime \"%s\" not found in PATH", name);
+  return binary;
+}
+
 static BerthTask *
 runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCancellable *cancellable, GError **error)
 {
@@ -585,10 +612,9 @@ runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCan
   g_autofree char *key = g_strdup_printf ("%s/%s", options->namespace_, options->id);
   g_autofree char *dir = g_build_filename (self->state, options->namespace_, options->id, NULL);
   g_autofree char *wanted = binary_from_options (options->options_type_url, options->options);
-  const char *binary_name = wanted && *wanted ? wanted : self->default_binary;
-  g_autofree char *binary = g_path_is_absolute (binary_name) ? g_strdup (binary_name) : g_find_program_in_path (binary_name);
+  g_autofree char *binary = resolve_binary (self, wanted, error);
   if (binary == NULL)
-    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "OCI runtime \"%s\" not found in PATH", binary_name), NULL;
+    return NULL;
   if (!check_crun_host (binary, error))
     return NULL;
 
@@ -694,6 +720,7 @@ oci_runtime_finalize (GObject *object)
   g_free (self->state);
   g_free (self->shim);
   g_free (self->default_binary);
+  g_strfreev (self->allowed_binaries);
   G_OBJECT_CLASS (oci_runtime_parent_class)->finalize (object);
 }
 
@@ -733,6 +760,9 @@ register_types (GTypeModule *module)
 
 static const BerthConfigKey config_keys[] = {
   { "binary", BERTH_CONFIG_STRING, "runc", "OCI runtime used when the client names none: runc or crun" },
+  { "allowed-binaries", BERTH_CONFIG_STRING, "runc;crun",
+    "OCI runtimes clients may name (runc options BinaryName, ctr run --runc-binary), ';'-separated: bare names "
+    "are looked up in PATH, absolute paths must be listed as such" },
   { NULL },
 };
 
@@ -749,6 +779,10 @@ init (BerthPluginContext *context, GError **error)
   self->state = g_strdup (berth_plugin_context_get_state (context));
   self->shim = g_steal_pointer (&shim);
   self->default_binary = berth_plugin_context_get_string (context, "binary");
+  g_autofree char *allowed = berth_plugin_context_get_string (context, "allowed-binaries");
+  self->allowed_binaries = g_strsplit (allowed ? allowed : "", ";", -1);
+  for (char **b = self->allowed_binaries; *b != NULL; b++)
+    g_strstrip (*b);
   return G_OBJECT (self);
 }
 
