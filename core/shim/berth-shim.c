@@ -66,6 +66,7 @@ typedef struct {
 } Exec;
 static Exec execs[MAX_EXECS];
 
+static void die (int ready_fd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3), noreturn));
 static void
 die (int ready_fd, const char *fmt, ...)
 {
@@ -237,6 +238,7 @@ write_exit_file (void)
   rename (tmp, exit_file);
 }
 
+static void reply (int fd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 static void
 reply (int fd, const char *fmt, ...)
 {
