@@ -79,6 +79,8 @@ shim_request_parse (const char *buf, size_t len, ShimRequest *req, const char **
     case SHIM_REQ_DELETE:
     case SHIM_REQ_ADD:
       n = args ? sscanf (args, "%128s %1s", id, extra) : 0;
+      if (n < 0) /* EOF: nothing but blanks after the verb */
+        n = 0;
       if (n > 1 || (n == 0 && args != NULL))
         return fail (error_out, "malformed request");
       if (req->verb == SHIM_REQ_ADD && n == 0)
