@@ -287,6 +287,11 @@ berth_grpc_call_recv (BerthGrpcCall *call, GError **error)
   const guint8 *data = g_bytes_get_data (bytes, &len);
   ProtobufCMessage *message = protobuf_c_message_unpack (call->entry->input, NULL, len, data);
   g_bytes_unref (bytes);
+  if (message != NULL && !berth_proto_message_fields_valid (message))
+    {
+      protobuf_c_message_free_unpacked (message, NULL);
+      message = NULL;
+    }
   if (message == NULL)
     berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "malformed %s message for %s", call->entry->input->name,
                  call->path);

@@ -50,19 +50,19 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     {
       /* Every group and key that loaded is found again for error messages. */
       if (berth_config_find_line (config, groups[i], NULL) == 0)
-        g_error ("group [%s] has no line", groups[i]);
+        FUZZ_FAIL ("group [%s] has no line", groups[i]);
       g_autofree char *where = berth_config_location (config, groups[i], NULL);
       g_assert_true (g_str_has_prefix (where, config->path) && g_str_has_suffix (where, ": "));
       g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, groups[i], NULL, NULL);
       for (guint k = 0; keys != NULL && keys[k] != NULL; k++)
         if (berth_config_find_line (config, groups[i], keys[k]) == 0)
-          g_error ("key %s in [%s] has no line", keys[k], groups[i]);
+          FUZZ_FAIL ("key %s in [%s] has no line", keys[k], groups[i]);
     }
   g_autofree char *text = berth_config_to_data (config);
   g_autoptr (GError) again_error = NULL;
   g_autoptr (BerthConfig) again = load (text, strlen (text), &again_error);
   if (again == NULL)
-    g_error ("the printed config does not load: %s\n%s", again_error->message, text);
+    FUZZ_FAIL ("the printed config does not load: %s\n%s", again_error->message, text);
   g_autofree char *text_again = berth_config_to_data (again);
   g_assert_cmpstr (text_again, ==, text);
   return 0;

@@ -50,7 +50,7 @@ static int
 remove_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
   if (remove (path) < 0)
-    g_error ("removing %s: %s", path, g_strerror (errno));
+    FUZZ_FAIL ("removing %s: %s", path, g_strerror (errno));
   return 0;
 }
 
@@ -62,14 +62,14 @@ check_contained (const char *work)
   g_assert_no_error (error);
   for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
     if (!g_str_equal (name, "root") && !g_str_equal (name, "outside"))
-      g_error ("the layer created %s/%s, outside its root", work, name);
+      FUZZ_FAIL ("the layer created %s/%s, outside its root", work, name);
   g_autofree char *outside = g_build_filename (work, "outside", NULL);
   g_autoptr (GDir) marker = g_dir_open (outside, 0, &error);
   if (marker == NULL)
-    g_error ("the marker dir beside the root is gone: %s", error->message);
+    FUZZ_FAIL ("the marker dir beside the root is gone: %s", error->message);
   const char *found = g_dir_read_name (marker);
   if (found != NULL)
-    g_error ("the layer created %s/%s, outside its root", outside, found);
+    FUZZ_FAIL ("the layer created %s/%s, outside its root", outside, found);
   struct stat st;
   g_assert_cmpint (lstat (outside, &st), ==, 0);
   g_assert_true (S_ISDIR (st.st_mode));

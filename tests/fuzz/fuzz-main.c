@@ -25,7 +25,7 @@ collect (const char *path, GPtrArray *files)
   g_autoptr (GError) error = NULL;
   g_autoptr (GDir) dir = g_dir_open (path, 0, &error);
   if (dir == NULL)
-    g_error ("%s", error->message);
+    FUZZ_FAIL ("%s", error->message);
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
     g_ptr_array_add (names, g_build_filename (path, name, NULL));

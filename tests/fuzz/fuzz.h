@@ -13,6 +13,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <glib.h>
+
+/* An oracle failure. Not g_error: its SIGTRAP is no crash to libFuzzer, which would
+ * then keep no crasher. */
+#define FUZZ_FAIL(...) (g_printerr (__VA_ARGS__), g_printerr ("\n"), abort ())
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize (int *argc, char ***argv);
