@@ -116,7 +116,7 @@ find_line_cb (const char *group, const char *line, gpointer data)
   if (strncmp (line, fd->key, klen) != 0)
     return FALSE;
   const char *rest = line + klen;
-  while (*rest == ' ' || *rest == '\t')
+  while (g_ascii_isspace (*rest)) /* as GKeyFile strips a key: \r too */
     rest++;
   return *rest == '=' || *rest == '[';
 }
