@@ -80,6 +80,13 @@ build_archive (const uint8_t *data, size_t size)
   /* g_strndup stops at a NUL: parts are text, which is what the parsers read. */
   g_auto (GStrv) parts = g_strsplit (text, "\n--\n", 10);
   guint n = g_strv_length (parts);
+  if (n == 0) /* "" splits into no part at all */
+    {
+      g_strfreev (parts);
+      parts = g_new0 (char *, 2);
+      parts[0] = g_strdup ("");
+      n = 1;
+    }
   g_autoptr (GPtrArray) blobs = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_ptr_array_set_size (blobs, n);
   g_autoptr (GPtrArray) hexes = g_ptr_array_new_with_free_func (g_free);
@@ -109,7 +116,10 @@ build_archive (const uint8_t *data, size_t size)
 
   struct archive *a = archive_write_new ();
   archive_write_set_format_pax_restricted (a);
-  gsize capacity = 10240 + 2 * (size + 1024 * n), used = 0;
+  /* Each entry: its data in 512-byte blocks and at most a few blocks of headers. */
+  gsize capacity = 4 * 10240, used = 0;
+  for (guint k = 0; k < n; k++)
+    capacity += g_bytes_get_size (blobs->pdata[k]) + 4096;
   g_autofree guint8 *buf = g_malloc (capacity);
   g_assert_cmpint (archive_write_open_memory (a, buf, capacity, &used), ==, ARCHIVE_OK);
   gboolean docker = parts[0][0] == '[';
