@@ -3,6 +3,8 @@
  * runs every file through LLVMFuzzerTestOneInput, one TAP line each. */
 #include "config.h"
 
+#include <string.h>
+
 #include <glib.h>
 
 #include "fuzz.h"
@@ -68,7 +70,8 @@ main (int argc, char **argv)
           continue;
         }
       /* A copy of exactly @len bytes, so ASan sees reads past the end as libFuzzer would. */
-      g_autofree guint8 *copy = g_memdup2 (data, len);
+      g_autofree guint8 *copy = g_malloc (len ? len : 1); /* never NULL, as libFuzzer's */
+      memcpy (copy, data, len);
       LLVMFuzzerTestOneInput (copy, len);
       g_autofree char *base = g_path_get_basename (path);
       g_print ("ok %u - %s %s\n", i + 1, FUZZ_TARGET, base);
