@@ -450,6 +450,21 @@ task_new (OciRuntime *runtime, const char *ns, const char *id, const char *dir, 
 
 /* ---------------- the runtime ---------------- */
 
+/* A protobuf varint at *p (at most 10 bytes, none past @end). */
+static gboolean
+read_varint (const guint8 **p, const guint8 *end, guint64 *out)
+{
+  *out = 0;
+  for (int shift = 0; *p < end && shift < 64; shift += 7)
+    {
+      guint8 byte = *(*p)++;
+      *out |= (guint64) (byte & 0x7f) << shift;
+      if (!(byte & 0x80))
+        return TRUE;
+    }
+  return FALSE;
+}
+
 /* runc's Options message: field 6 is binary_name. A few lines of wire format instead
  * of linking the core's generated code into a plugin. */
 static char *
@@ -458,27 +473,21 @@ binary_from_options (const char *type_url, GBytes *options)
   if (type_url == NULL || options == NULL || !g_str_has_suffix (type_url, RUNC_OPTIONS_TYPE))
     return NULL;
   gsize len = 0;
-  const guint8 *p = g_bytes_get_data (options, &len), *end = p + len;
+  const guint8 *p = g_bytes_get_data (options, &len);
+  if (p == NULL) /* empty */
+    return NULL;
+  const guint8 *end = p + len;
   while (p < end)
     {
       guint64 key = 0;
-      for (int shift = 0; p < end; shift += 7)
-        {
-          key |= (guint64) (*p & 0x7f) << shift;
-          if (!(*p++ & 0x80))
-            break;
-        }
+      if (!read_varint (&p, end, &key))
+        return NULL;
       guint wire = key & 7;
       guint64 value = 0;
-      if (wire == 0 || wire == 2)
-        for (int shift = 0; p < end; shift += 7)
-          {
-            value |= (guint64) (*p & 0x7f) << shift;
-            if (!(*p++ & 0x80))
-              break;
-          }
-      else
+      if (wire != 0 && wire != 2)
         return NULL; /* runc's options use no other wire types */
+      if (!read_varint (&p, end, &value))
+        return NULL;
       if (wire == 2)
         {
           if (value > (guint64) (end - p))
