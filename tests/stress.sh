@@ -64,7 +64,10 @@ pids=()
 for c in $(seq "$CLIENTS"); do client "$c" "$end" & pids+=($!); done
 ( while [ "$(date +%s)" -lt "$end" ]; do "$BERTH" --address "$BERTH_SOCK" gc >/dev/null 2>&1; sleep 3; done ) &
 gc_pid=$!
-wait "${pids[@]}" "$gc_pid"
+( while [ "$(date +%s)" -lt "$end" ]; do echo "$(rss)/$(ls /proc/$BERTHD_PID/task | wc -l)"; sleep 10; done ) >"$TEST_TMP/rss" &
+rss_pid=$!
+wait "${pids[@]}" "$gc_pid" "$rss_pid"
+diag "RSS KiB/threads every 10 s: $(tr '\n' ' ' <"$TEST_TMP/rss")"
 
 rounds=0 errors=0
 for c in $(seq "$CLIENTS"); do read -r r e <"$TEST_TMP/client.$c"; rounds=$((rounds + r)); errors=$((errors + e)); done
