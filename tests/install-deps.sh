@@ -9,6 +9,8 @@ PACKAGES=(
   libostree-dev libseccomp-dev liblmdb-dev libnghttp2-dev libarchive-dev zlib1g-dev libzstd-dev
   libisal-dev libssl-dev libjson-glib-dev libsystemd-dev libsoup-3.0-dev
   containerd runc crun busybox-static python3 python3-grpcio nghttp2-client util-linux procps bc tmux
+  # tests/fuzz/run (libFuzzer with clang), tests/fuzz/make-seeds.py (zstd)
+  clang libclang-rt-14-dev zstd
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
