@@ -141,7 +141,7 @@ find_line_cb (const char *group, const char *line, gpointer data)
   if (strncmp (line, fd->key, klen) != 0)
     return FALSE;
   const char *rest = line + klen;
-  while (*rest == ' ' || *rest == '\t')
+  while (g_ascii_isspace (*rest)) /* as GKeyFile strips a key: \r too */
     rest++;
   return *rest == '=' || *rest == '[';
 }
@@ -368,7 +368,8 @@ berth_config_load (const char *path, GError **error)
     path = default_path;
 
   g_autoptr (GError) local_error = NULL;
-  if (!g_file_get_contents (path, &config->text, NULL, &local_error))
+  gsize len = 0;
+  if (!g_file_get_contents (path, &config->text, &len, &local_error))
     {
       if (!must_exist && g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
         return g_steal_pointer (&config);
@@ -376,6 +377,24 @@ berth_config_load (const char *path, GError **error)
       return NULL;
     }
   config->path = g_strdup (path);
+  /* GKeyFile would read only up to a NUL and silently drop the rest of the file. */
+  const char *nul = memchr (config->text, '\0', len);
+  if (nul != NULL)
+    {
+      guint line = 1;
+      for (const char *p = config->text; p < nul; p++)
+        line += *p == '\n';
+      berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s:%u: a NUL byte in the config file", path, line);
+      return NULL;
+    }
+  /* A last line without its newline is read like every other line (GKeyFile would keep
+   * the \r of a CRLF file in its value). */
+  if (len > 0 && config->text[len - 1] != '\n')
+    {
+      char *text = g_strconcat (config->text, "\n", NULL);
+      g_free (config->text);
+      config->text = text;
+    }
   if (!validate (config, error))
     return NULL;
   return g_steal_pointer (&config);

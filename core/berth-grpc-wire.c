@@ -52,6 +52,39 @@ berth_grpc_frame_next (GByteArray *buffer, gsize max, GBytes **message_out, GErr
   return BERTH_GRPC_FRAME_MESSAGE;
 }
 
+gboolean
+berth_proto_message_fields_valid (const ProtobufCMessage *message)
+{
+  for (unsigned i = 0; i < message->n_unknown_fields; i++)
+    if (message->unknown_fields[i].tag == 0)
+      return FALSE;
+  const ProtobufCMessageDescriptor *desc = message->descriptor;
+  for (unsigned i = 0; i < desc->n_fields; i++)
+    {
+      const ProtobufCFieldDescriptor *f = &desc->fields[i];
+      if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+        continue;
+      const char *base = (const char *) message;
+      if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && *(const uint32_t *) (base + f->quantifier_offset) != f->id)
+        continue; /* the union holds another member */
+      if (f->label == PROTOBUF_C_LABEL_REPEATED)
+        {
+          size_t n = *(const size_t *) (base + f->quantifier_offset);
+          ProtobufCMessage *const *elements = *(ProtobufCMessage *const *const *) (base + f->offset);
+          for (size_t k = 0; k < n; k++)
+            if (elements[k] != NULL && !berth_proto_message_fields_valid (elements[k]))
+              return FALSE;
+        }
+      else
+        {
+          const ProtobufCMessage *sub = *(const ProtobufCMessage *const *) (base + f->offset);
+          if (sub != NULL && !berth_proto_message_fields_valid (sub))
+            return FALSE;
+        }
+    }
+  return TRUE;
+}
+
 char *
 berth_grpc_status_message_encode (const char *message)
 {

@@ -23,6 +23,12 @@ typedef enum {
 /* Cuts the next whole message off the front of @buffer. */
 BerthGrpcFrameResult berth_grpc_frame_next (GByteArray *buffer, gsize max, GBytes **message_out, GError **error);
 
+/* FALSE when @message or a message inside it kept an unknown field numbered 0.
+ * protobuf-c accepts field 0 in a multi-byte varint key ("80 00") but packs it as
+ * "00", which it then refuses to unpack: a request carrying one would make every copy
+ * or stored record of it unreadable. The server refuses such requests. */
+gboolean berth_proto_message_fields_valid (const ProtobufCMessage *message);
+
 /* grpc-message values are percent-encoded (the gRPC HTTP/2 spec). */
 char *berth_grpc_status_message_encode (const char *message);
 char *berth_grpc_status_message_decode (const char *value);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -289,6 +290,11 @@ berth_grpc_call_recv (BerthGrpcCall *call, GError **error)
   const guint8 *data = g_bytes_get_data (bytes, &len);
   ProtobufCMessage *message = protobuf_c_message_unpack (call->entry->input, NULL, len, data);
   g_bytes_unref (bytes);
+  if (message != NULL && !berth_proto_message_fields_valid (message))
+    {
+      protobuf_c_message_free_unpacked (message, NULL);
+      message = NULL;
+    }
   if (message == NULL)
     berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "malformed %s message for %s", call->entry->input->name,
                  call->path);
@@ -1043,6 +1049,30 @@ berth_grpc_server_add_service (BerthGrpcServer *server, const ProtobufCServiceDe
       entry->user_data = user_data;
       g_hash_table_replace (server->methods, entry->path, entry);
     }
+}
+
+static int
+compare_paths (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+GStrv
+berth_grpc_server_list_methods (BerthGrpcServer *server)
+{
+  guint n = 0;
+  char **paths = (char **) g_hash_table_get_keys_as_array (server->methods, &n);
+  for (guint i = 0; i < n; i++)
+    paths[i] = g_strdup (paths[i]);
+  qsort (paths, n, sizeof *paths, compare_paths);
+  return paths;
+}
+
+const ProtobufCMessageDescriptor *
+berth_grpc_server_get_input (BerthGrpcServer *server, const char *path)
+{
+  MethodEntry *entry = g_hash_table_lookup (server->methods, path);
+  return entry ? entry->input : NULL;
 }
 
 static gboolean

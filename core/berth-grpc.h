@@ -88,6 +88,11 @@ BerthGrpcServer *berth_grpc_server_new (BerthDaemon *daemon, gsize max_message_s
  * methods of the service not listed answer UNIMPLEMENTED. */
 void berth_grpc_server_add_service (BerthGrpcServer *server, const ProtobufCServiceDescriptor *service,
                                     const BerthGrpcMethod *methods, gpointer user_data);
+/* The paths of every registered method, sorted ("/pkg.Service/Method"), and the request
+ * type a method's messages are unpacked as (NULL for an unknown path). For tests and
+ * the request fuzz target (tests/fuzz/fuzz-grpc.c). */
+GStrv berth_grpc_server_list_methods (BerthGrpcServer *server);
+const ProtobufCMessageDescriptor *berth_grpc_server_get_input (BerthGrpcServer *server, const char *path);
 /* Listens on @path (unlinks a stale socket first), mode 0660, group @group (NULL:
  * keep). Or, under socket activation, adopt @fd. */
 gboolean berth_grpc_server_listen (BerthGrpcServer *server, const char *path, const char *group, GError **error);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <locale.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -132,6 +133,12 @@ on_quit_signal (gpointer user_data)
 int
 main (int argc, char **argv)
 {
+  /* Handlers run on up to 32 pool threads, and glibc gives each thread that allocates
+   * an arena of its own that keeps what was freed in it: under tests/stress.sh RSS grew
+   * ~25% past its warm-up level with the default, and stayed flat with one arena.
+   * MALLOC_ARENA_MAX in the environment still wins. */
+  if (g_getenv ("MALLOC_ARENA_MAX") == NULL)
+    mallopt (M_ARENA_MAX, 1);
   setlocale (LC_ALL, "");
   g_autoptr (GError) error = NULL;
   g_autoptr (GOptionContext) options = g_option_context_new ("- the berth container runtime daemon");

@@ -54,7 +54,7 @@ def version_works():
     return raw_call(VERSION, b"")[0] == grpc.StatusCode.OK
 
 
-print("1..12")
+print("1..13")
 ok(version_works(), "a normal Version call works")
 idle = rss_kb()
 
@@ -85,6 +85,21 @@ ok(code == grpc.StatusCode.UNIMPLEMENTED and "Nothing/Nope" in details, "unknown
 code, details = raw_call("/containerd.services.namespaces.v1.Namespaces/Get", b"\x0a\xff\xff\xff\xff\x0f")
 ok(code == grpc.StatusCode.INVALID_ARGUMENT and "malformed" in details, "malformed protobuf → INVALID_ARGUMENT",
    (code, details))
+
+# Field number 0 hidden in a two-byte key inside a Container (found by tests/fuzz/fuzz-grpc.c):
+# protobuf-c unpacks it, but the copy berthd stores would not unpack again.
+def ld(field, payload):
+    n, v = len(payload), b""
+    while True:
+        v += bytes([(n & 0x7F) | (0x80 if n >> 7 else 0)])
+        n >>= 7
+        if not n:
+            return bytes([field << 3 | 2]) + v + payload
+spec = ld(1, b"types.containerd.io/opencontainers/runtime-spec/1/Spec") + ld(2, b"{}")
+container = ld(1, b"field-zero") + ld(3, b"img") + ld(4, ld(1, b"io.containerd.runc.v2")) + ld(5, spec) + b"\x80\x00\x00"
+code, details = raw_call("/containerd.services.containers.v1.Containers/Create", ld(1, container))
+ok(code == grpc.StatusCode.INVALID_ARGUMENT and "malformed" in details and version_works(),
+   "a field numbered 0 inside a request → INVALID_ARGUMENT, daemon up", (code, details))
 
 code, details = raw_call(VERSION, b"\x00" * (17 * 1024 * 1024), timeout=20)
 ok(code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details,

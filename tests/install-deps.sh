@@ -10,6 +10,8 @@ PACKAGES=(
   libisal-dev libssl-dev libjson-glib-dev libsystemd-dev libsoup-3.0-dev
   containerd runc crun busybox-static python3 python3-grpcio nghttp2-client util-linux procps bc tmux
   curl prometheus glib-networking docker-registry skopeo apache2-utils openssl systemd man-db groff-base
+  # tests/fuzz/make-seeds.py (zstd); tests/fuzz/run installs clang for libFuzzer itself
+  zstd
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

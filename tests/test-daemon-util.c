@@ -7,6 +7,13 @@
 BerthDaemon *
 test_daemon_new (char **tmp_out)
 {
+  static const char *const plugins[] = { "plugins/content/local", "plugins/snapshotters/native", NULL };
+  return test_daemon_new_with (tmp_out, plugins);
+}
+
+BerthDaemon *
+test_daemon_new_with (char **tmp_out, const char *const *plugins)
+{
   const char *top = g_getenv ("BERTH_TOP_BUILDDIR");
   g_autoptr (GError) error = NULL;
   char *tmp = g_dir_make_tmp ("berth-test-XXXXXX", &error);
@@ -18,9 +25,9 @@ test_daemon_new (char **tmp_out)
   config->state = g_build_filename (tmp, "state", NULL);
   g_strfreev (config->plugin_dirs);
   /* The built paths become the list itself: no copy, nothing to free twice or leak. */
-  config->plugin_dirs = g_new0 (char *, 3);
-  config->plugin_dirs[0] = g_build_filename (top ? top : ".", "plugins", "content", "local", ".libs", NULL);
-  config->plugin_dirs[1] = g_build_filename (top ? top : ".", "plugins", "snapshotters", "native", ".libs", NULL);
+  config->plugin_dirs = g_new0 (char *, g_strv_length ((GStrv) plugins) + 1);
+  for (guint i = 0; plugins[i] != NULL; i++)
+    config->plugin_dirs[i] = g_build_filename (top ? top : ".", plugins[i], ".libs", NULL);
   g_setenv ("BERTH_PLUGIN_SCANNER", "", TRUE); /* load in-process: no scanner binary needed */
   BerthDaemon *daemon = berth_daemon_new (config, &error);
   g_assert_no_error (error);

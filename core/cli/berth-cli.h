@@ -10,6 +10,7 @@
 #include <json-glib/json-glib.h>
 
 #include "berth-grpc-client.h"
+#include "cli-reference.h"
 
 G_BEGIN_DECLS
 
@@ -49,8 +50,6 @@ typedef struct {
 } BerthCliSubcommand;
 int cli_dispatch (BerthCli *cli, const char *group, const BerthCliSubcommand *table, int argc, char **argv);
 
-/* Image names as docker spells them: "busybox" → "docker.io/library/busybox:latest". */
-char *cli_normalize_image (const char *name);
 /* 1.2 MB / 3.4 GB … */
 char *cli_format_size (gint64 bytes);
 /* "3 seconds ago", from nanoseconds since the epoch. */

@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shim-request.h"
+
 #define MAX_WAITERS 64
 #define LINE_MAX_LEN 512
 
@@ -70,6 +72,7 @@ typedef struct {
 } Exec;
 static Exec execs[MAX_EXECS];
 
+static void die (int ready_fd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3), noreturn));
 static void
 die (int ready_fd, const char *fmt, ...)
 {
@@ -241,6 +244,7 @@ write_exit_file (void)
   rename (tmp, exit_file);
 }
 
+static void reply (int fd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 static void
 reply (int fd, const char *fmt, ...)
 {
@@ -550,24 +554,22 @@ handle_exec (int fd, const char *verb, const char *id, int sig)
 
 /* Handles one request; returns 1 when the shim should exit afterwards. */
 static int
-handle (int fd, char *line)
+handle (int fd, const char *buf, size_t len)
 {
-  char *nl = strchr (line, '\n');
-  if (nl)
-    *nl = '\0';
+  ShimRequest req;
+  const char *bad = NULL;
+  if (shim_request_parse (buf, len, &req, &bad) < 0)
+    {
+      int shown = (int) strcspn (buf, "\n");
+      return reply (fd, "err %s: \"%.*s\"", bad, shown > 64 ? 64 : shown, buf), 0;
+    }
   char err[600];
-  {
-    char verb[16] = "", exec_id[128] = "";
-    int sig = 0, all = 0;
-    if (sscanf (line, "kill %d %d %127s", &sig, &all, exec_id) == 3)
-      return handle_exec (fd, "kill", exec_id, sig);
-    static const char *const exec_verbs[] = { "add", "start", "wait", "state", "delete" };
-    if (sscanf (line, "%15s %127s", verb, exec_id) == 2)
-      for (size_t v = 0; v < sizeof exec_verbs / sizeof exec_verbs[0]; v++)
-        if (strcmp (verb, exec_verbs[v]) == 0)
-          return handle_exec (fd, verb, exec_id, 0);
-  }
-  if (strcmp (line, "start") == 0)
+  static const char *const exec_verbs[] = { [SHIM_REQ_START] = "start", [SHIM_REQ_KILL] = "kill", [SHIM_REQ_WAIT] = "wait",
+                                            [SHIM_REQ_STATE] = "state", [SHIM_REQ_DELETE] = "delete", [SHIM_REQ_ADD] = "add" };
+  /* resize takes an exec id too, but answers for a terminal, not a process. */
+  if (req.exec_id[0] != '\0' && req.verb != SHIM_REQ_RESIZE)
+    return handle_exec (fd, exec_verbs[req.verb], req.exec_id, req.signal);
+  if (req.verb == SHIM_REQ_START)
     {
       if (started)
         return reply (fd, "err task %s already started", container_id), 0;
@@ -580,11 +582,9 @@ handle (int fd, char *line)
       started = 1;
       return reply (fd, "ok %d", (int) init_pid), 0;
     }
-  if (strncmp (line, "kill ", 5) == 0)
+  if (req.verb == SHIM_REQ_KILL)
     {
-      int sig = 0, all = 0;
-      if (sscanf (line + 5, "%d %d", &sig, &all) < 1)
-        return reply (fd, "err malformed kill"), 0;
+      int sig = req.signal, all = req.all;
       if (exited)
         return reply (fd, "err process already finished"), 0;
       char signame[16];
@@ -602,20 +602,20 @@ handle (int fd, char *line)
         }
       return reply (fd, "ok"), 0;
     }
-  if (strcmp (line, "pause") == 0 || strcmp (line, "resume") == 0)
+  if (req.verb == SHIM_REQ_PAUSE || req.verb == SHIM_REQ_RESUME)
     {
       if (exited)
         return reply (fd, "err process already finished"), 0;
-      char *argv[] = { line, (char *) container_id, NULL };
+      char *argv[] = { req.verb == SHIM_REQ_PAUSE ? (char *) "pause" : (char *) "resume", (char *) container_id, NULL };
       if (run_runtime (argv, -1, -1, -1) != 0)
         {
           runtime_error (err, sizeof err);
           return reply (fd, "err %s", err), 0;
         }
-      paused = strcmp (line, "pause") == 0;
+      paused = req.verb == SHIM_REQ_PAUSE;
       return reply (fd, "ok"), 0;
     }
-  if (strcmp (line, "update") == 0)
+  if (req.verb == SHIM_REQ_UPDATE)
     {
       /* The plugin left the new LinuxResources in STATE_DIR/resources.json. */
       char resources[4200];
@@ -630,27 +630,23 @@ handle (int fd, char *line)
         }
       return reply (fd, "ok"), 0;
     }
-  if (strncmp (line, "resize ", 7) == 0)
+  if (req.verb == SHIM_REQ_RESIZE)
     {
       struct winsize ws = { 0 };
-      unsigned w = 0, h = 0;
-      char exec_id[128] = "";
-      int fields = sscanf (line + 7, "%u %u %127s", &w, &h, exec_id);
-      if (fields < 2)
-        return reply (fd, "err malformed resize"), 0;
-      int e = fields == 3 ? find_exec (exec_id) : -1;
-      if (fields == 3 && e < 0)
-        return reply (fd, "err exec %s: not found", exec_id), 0;
+      unsigned w = req.width, h = req.height;
+      int e = req.exec_id[0] ? find_exec (req.exec_id) : -1;
+      if (req.exec_id[0] && e < 0)
+        return reply (fd, "err exec %s: not found", req.exec_id), 0;
       int master = e >= 0 ? execs[e].console.master : init_console.master;
       if (master < 0)
-        return reply (fd, "err %s has no terminal", e >= 0 ? exec_id : container_id), 0;
+        return reply (fd, "err %s has no terminal", e >= 0 ? req.exec_id : container_id), 0;
       ws.ws_col = w;
       ws.ws_row = h;
       if (ioctl (master, TIOCSWINSZ, &ws) < 0)
         return reply (fd, "err resize: %s", strerror (errno)), 0;
       return reply (fd, "ok"), 0;
     }
-  if (strcmp (line, "pids") == 0)
+  if (req.verb == SHIM_REQ_PIDS)
     {
       /* `ps --format json` prints one line: a JSON array of host pids. */
       int pipefd[2];
@@ -671,7 +667,7 @@ handle (int fd, char *line)
         }
       return reply (fd, "ok %s", out), 0;
     }
-  if (strcmp (line, "wait") == 0)
+  if (req.verb == SHIM_REQ_WAIT)
     {
       if (exited)
         {
@@ -683,7 +679,7 @@ handle (int fd, char *line)
       waiters[n_waiters++] = (Waiter) { fd, -1 };
       return -1; /* keep the connection open */
     }
-  if (strcmp (line, "state") == 0)
+  if (req.verb == SHIM_REQ_STATE)
     {
       if (exited)
         reply (fd, "stopped %d %lld", exit_status, exited_at_ns);
@@ -691,7 +687,7 @@ handle (int fd, char *line)
         reply (fd, "%s %d", paused ? "paused" : started ? "running" : "created", (int) init_pid);
       return 0;
     }
-  if (strcmp (line, "delete") == 0)
+  if (req.verb == SHIM_REQ_DELETE)
     {
       if (!exited && started)
         return reply (fd, "err task %s is still running", container_id), 0;
@@ -718,8 +714,7 @@ handle (int fd, char *line)
       reply (fd, "exit %d %lld", exit_status, exited_at_ns);
       return 1;
     }
-  reply (fd, "err unknown request \"%.64s\"", line);
-  return 0;
+  return reply (fd, "err unknown request"), 0;
 }
 
 int
@@ -924,7 +919,7 @@ main (int argc, char **argv)
             }
           line[len] = '\0';
           reap (); /* answer from the freshest state */
-          int done = handle (cfd, line);
+          int done = handle (cfd, line, (size_t) len);
           if (done >= 0)
             close (cfd);
           if (done == 1)

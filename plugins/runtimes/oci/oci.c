@@ -3,6 +3,12 @@
  * Each task lives in "<state>/<namespace>/<id>/": bundle/ (config.json, rootfs mounted
  * from the snapshot), the shim's socket and the exit file. The shim, not berthd, is the
  * container's parent, so tasks survive a daemon restart; restore() finds them again.
+ *
+ * A client may name the OCI runtime (runc options BinaryName, `ctr run --runc-binary`),
+ * but only one that [plugin.runtime.task] allowed-binaries lists: bare names are looked
+ * up in berthd's PATH, anything else must be listed as the exact absolute path. Other
+ * names are refused with PERMISSION_DENIED: a client must not make berthd run an
+ * arbitrary program as root.
  */
 #include "config.h"
 
@@ -39,6 +45,7 @@ struct _OciRuntime {
   char *state;
   char *shim;
   char *default_binary;
+  GStrv allowed_binaries;
   GMutex lock;
   GHashTable *tasks; /* "<ns>/<id>" → OciTask (ref) */
 };
@@ -507,6 +514,21 @@ task_new (OciRuntime *runtime, const char *ns, const char *id, const char *dir, 
 
 /* ---------------- the runtime ---------------- */
 
+/* A protobuf varint at *p (at most 10 bytes, none past @end). */
+static gboolean
+read_varint (const guint8 **p, const guint8 *end, guint64 *out)
+{
+  *out = 0;
+  for (int shift = 0; *p < end && shift < 64; shift += 7)
+    {
+      guint8 byte = *(*p)++;
+      *out |= (guint64) (byte & 0x7f) << shift;
+      if (!(byte & 0x80))
+        return TRUE;
+    }
+  return FALSE;
+}
+
 /* runc's Options message: field 6 is binary_name. A few lines of wire format instead
  * of linking the core's generated code into a plugin. */
 static char *
@@ -515,27 +537,21 @@ binary_from_options (const char *type_url, GBytes *options)
   if (type_url == NULL || options == NULL || !g_str_has_suffix (type_url, RUNC_OPTIONS_TYPE))
     return NULL;
   gsize len = 0;
-  const guint8 *p = g_bytes_get_data (options, &len), *end = p + len;
+  const guint8 *p = g_bytes_get_data (options, &len);
+  if (p == NULL) /* empty */
+    return NULL;
+  const guint8 *end = p + len;
   while (p < end)
     {
       guint64 key = 0;
-      for (int shift = 0; p < end; shift += 7)
-        {
-          key |= (guint64) (*p & 0x7f) << shift;
-          if (!(*p++ & 0x80))
-            break;
-        }
+      if (!read_varint (&p, end, &key))
+        return NULL;
       guint wire = key & 7;
       guint64 value = 0;
-      if (wire == 0 || wire == 2)
-        for (int shift = 0; p < end; shift += 7)
-          {
-            value |= (guint64) (*p & 0x7f) << shift;
-            if (!(*p++ & 0x80))
-              break;
-          }
-      else
+      if (wire != 0 && wire != 2)
         return NULL; /* runc's options use no other wire types */
+      if (!read_varint (&p, end, &value))
+        return NULL;
       if (wire == 2)
         {
           if (value > (guint64) (end - p))
@@ -642,6 +658,26 @@ spawn_shim (OciRuntime *self, const char *dir, const char *binary, const BerthTa
   return berth_throw (error, BERTH_ERROR_UNKNOWN, "the shim for %s exited without a word", options->id);
 }
 
+/* The runtime binary for a task: the configured default, or the one the client named
+ * when allowed-binaries lists it (see the top of this file). */
+static char *
+resolve_binary (OciRuntime *self, const char *wanted, GError **error)
+{
+  const char *name = wanted && *wanted ? wanted : self->default_binary;
+  if (!g_str_equal (name, self->default_binary) && !g_strv_contains ((const char *const *) self->allowed_binaries, name))
+    return berth_throw (error, BERTH_ERROR_PERMISSION_DENIED,
+                        "OCI runtime \"%s\" is not allowed: clients may name only the runtimes listed in "
+                        "[plugin.runtime.task] allowed-binaries (bare names found in PATH, or absolute paths)",
+                        name), NULL;
+  if (!g_path_is_absolute (name) && strchr (name, '/') != NULL)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "OCI runtime \"%s\": a bare name or an absolute path",
+                        name), NULL;
+  char *binary = g_path_is_absolute (name) ? g_strdup (name) : g_find_program_in_path (name);
+  if (binary == NULL)
+    berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "OCI runtime \"%s\" not found in PATH", name);
+  return binary;
+}
+
 static BerthTask *
 runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCancellable *cancellable, GError **error)
 {
@@ -649,10 +685,9 @@ runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCan
   g_autofree char *key = g_strdup_printf ("%s/%s", options->namespace_, options->id);
   g_autofree char *dir = g_build_filename (self->state, options->namespace_, options->id, NULL);
   g_autofree char *wanted = binary_from_options (options->options_type_url, options->options);
-  const char *binary_name = wanted && *wanted ? wanted : self->default_binary;
-  g_autofree char *binary = g_path_is_absolute (binary_name) ? g_strdup (binary_name) : g_find_program_in_path (binary_name);
+  g_autofree char *binary = resolve_binary (self, wanted, error);
   if (binary == NULL)
-    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "OCI runtime \"%s\" not found in PATH", binary_name), NULL;
+    return NULL;
   if (!check_crun_host (binary, error))
     return NULL;
 
@@ -761,6 +796,7 @@ oci_runtime_finalize (GObject *object)
   g_free (self->state);
   g_free (self->shim);
   g_free (self->default_binary);
+  g_strfreev (self->allowed_binaries);
   G_OBJECT_CLASS (oci_runtime_parent_class)->finalize (object);
 }
 
@@ -801,6 +837,9 @@ register_types (GTypeModule *module)
 static const BerthConfigKey config_keys[] = {
   /* The default is configure's --with-default-runtime. */
   { "binary", BERTH_CONFIG_STRING, BERTH_DEFAULT_RUNTIME_BINARY, "OCI runtime used when the client names none: runc or crun" },
+  { "allowed-binaries", BERTH_CONFIG_STRING, "runc;crun",
+    "OCI runtimes clients may name (runc options BinaryName, ctr run --runc-binary), ';'-separated: bare names "
+    "are looked up in PATH, absolute paths must be listed as such" },
   { NULL },
 };
 
@@ -817,6 +856,10 @@ init (BerthPluginContext *context, GError **error)
   self->state = g_strdup (berth_plugin_context_get_state (context));
   self->shim = g_steal_pointer (&shim);
   self->default_binary = berth_plugin_context_get_string (context, "binary");
+  g_autofree char *allowed = berth_plugin_context_get_string (context, "allowed-binaries");
+  self->allowed_binaries = g_strsplit (allowed ? allowed : "", ";", -1);
+  for (char **b = self->allowed_binaries; *b != NULL; b++)
+    g_strstrip (*b);
   return G_OBJECT (self);
 }
 
