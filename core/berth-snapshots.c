@@ -6,6 +6,7 @@
 
 #include <berth/berth.h>
 #include "api/berth-api-util.h"
+#include "berth-gc.h"
 #include "berth-snapshots.h"
 #include "github.com/containerd/containerd/api/events/snapshot.pb-c.h"
 
@@ -89,11 +90,16 @@ berth_snapshots_create (const BerthSnapshots *snaps, const char *key, const char
   g_autofree char *bkey = berth_snapshots_backend_key (snaps, key);
   g_autofree char *bparent = berth_snapshots_backend_key (snaps, parent);
   g_autoptr (GHashTable) no_labels = labels ? NULL : berth_labels_new ();
+  /* GC held off until the record (and the lease's resource) exists: a sweep between the
+   * two steps would find an unrecorded snapshot and remove it. */
+  berth_gc_hold ();
   GPtrArray *mounts = view ? berth_snapshotter_view (snaps->backend, bkey, bparent, labels ?: no_labels, cancellable, error)
                            : berth_snapshotter_prepare (snaps->backend, bkey, bparent, labels ?: no_labels, cancellable, error);
+  if (mounts != NULL)
+    note_snapshot (snaps, key, TRUE);
+  berth_gc_release ();
   if (mounts == NULL)
     return NULL;
-  note_snapshot (snaps, key, TRUE);
   Containerd__Events__SnapshotPrepare event = CONTAINERD__EVENTS__SNAPSHOT_PREPARE__INIT;
   event.key = (char *) key;
   event.parent = (char *) (parent ? parent : "");
@@ -108,10 +114,17 @@ berth_snapshots_commit (const BerthSnapshots *snaps, const char *name, const cha
   g_autofree char *bkey = berth_snapshots_backend_key (snaps, key);
   g_autofree char *bname = berth_snapshots_backend_key (snaps, name);
   g_autoptr (GHashTable) no_labels = labels ? NULL : berth_labels_new ();
-  if (!berth_snapshotter_commit (snaps->backend, bname, bkey, labels ?: no_labels, cancellable, error))
+  /* As in create: the committed snapshot is unrecorded until note_snapshot. */
+  berth_gc_hold ();
+  gboolean ok = berth_snapshotter_commit (snaps->backend, bname, bkey, labels ?: no_labels, cancellable, error);
+  if (ok)
+    {
+      note_snapshot (snaps, key, FALSE);
+      note_snapshot (snaps, name, TRUE);
+    }
+  berth_gc_release ();
+  if (!ok)
     return FALSE;
-  note_snapshot (snaps, key, FALSE);
-  note_snapshot (snaps, name, TRUE);
   Containerd__Events__SnapshotCommit event = CONTAINERD__EVENTS__SNAPSHOT_COMMIT__INIT;
   event.key = (char *) key;
   event.name = (char *) name;
