@@ -24,7 +24,20 @@ struct _SnapStore {
   MDB_env *env;
   MDB_dbi dbi;
   GMutex write_lock; /* LMDB allows one writer; this also orders dir + record steps */
+  gpointer data;
 };
+
+void
+snap_store_set_data (SnapStore *store, gpointer data)
+{
+  store->data = data;
+}
+
+gpointer
+snap_store_get_data (SnapStore *store)
+{
+  return store->data;
+}
 
 static gboolean
 throw_mdb (GError **error, int rc, const char *what)
@@ -175,6 +188,27 @@ allocate_id_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
   MDB_val nv = { sizeof next, &next };
   int rc = mdb_put (txn, store->dbi, &kv, &nv, 0);
   return rc == 0 ? TRUE : throw_mdb (error, rc, "next id");
+}
+
+typedef struct {
+  gboolean (*func) (SnapRecord *record, gpointer data);
+  gpointer data;
+} ForeachData;
+
+static gboolean
+foreach_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+{
+  ForeachData *f = data;
+  txn_foreach (store, txn, f->func, f->data);
+  return TRUE;
+}
+
+gboolean
+snap_store_foreach (SnapStore *store, gboolean (*func) (SnapRecord *record, gpointer data), gpointer data,
+                    GError **error)
+{
+  ForeachData f = { func, data };
+  return with_txn (store, FALSE, foreach_txn, &f, error);
 }
 
 /* ---------------- filesystem helpers ---------------- */
@@ -343,18 +377,22 @@ snap_usage (BerthSnapshotter *self, const char *key, BerthSnapshotUsage *usage, 
       lookup_clear (&l);
       return FALSE;
     }
-  if (l.record->kind == BERTH_SNAPSHOT_KIND_COMMITTED && l.record->size >= 0)
+  SnapStore *store = store_of (self);
+  gboolean ok = TRUE;
+  if (l.record->kind == BERTH_SNAPSHOT_KIND_COMMITTED && store->ops->usage != NULL)
+    ok = store->ops->usage (store, l.record, usage, cancellable, error);
+  else if (l.record->kind == BERTH_SNAPSHOT_KIND_COMMITTED && l.record->size >= 0)
     {
       usage->size = l.record->size;
       usage->inodes = l.record->inodes;
     }
   else
     {
-      g_autofree char *fs = snap_store_path (store_of (self), l.record->id, "fs");
+      g_autofree char *fs = snap_store_path (store, l.record->id, "fs");
       disk_usage (fs, &usage->size, &usage->inodes);
     }
   lookup_clear (&l);
-  return TRUE;
+  return ok;
 }
 
 static GPtrArray *
@@ -515,9 +553,24 @@ snap_commit (BerthSnapshotter *self, const char *name, const char *key, GHashTab
   if (!berth_labels_validate (labels, error))
     return FALSE;
   CommitData c = { name, key, labels };
+  Lookup l = { key };
+  if (store->ops->commit != NULL)
+    {
+      /* Not active or not there: commit_txn below says so. */
+      gboolean ok = !with_txn (store, FALSE, lookup_txn, &l, NULL) || l.record->kind != BERTH_SNAPSHOT_KIND_ACTIVE
+                    || store->ops->commit (store, l.record, l.parents, cancellable, error);
+      if (!ok)
+        {
+          lookup_clear (&l);
+          return FALSE;
+        }
+    }
   g_mutex_lock (&store->write_lock);
   gboolean ok = with_txn (store, TRUE, commit_txn, &c, error);
   g_mutex_unlock (&store->write_lock);
+  if (ok && store->ops->committed != NULL && l.record != NULL)
+    store->ops->committed (store, l.record);
+  lookup_clear (&l);
   return ok;
 }
 
@@ -540,7 +593,7 @@ find_child (SnapRecord *record, gpointer data)
 
 typedef struct {
   const char *key;
-  guint64 id;
+  SnapRecord *record;
 } RemoveData;
 
 static gboolean
@@ -555,23 +608,33 @@ remove_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
   txn_foreach (store, txn, find_child, &s);
   if (s.child != NULL)
     return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "cannot remove snapshot %s: %s is its child", key, s.child);
-  r->id = record->id;
-  return txn_del (store, txn, key, error);
+  if (!txn_del (store, txn, key, error))
+    return FALSE;
+  r->record = g_steal_pointer (&record);
+  return TRUE;
 }
 
 static gboolean
 snap_remove (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error)
 {
   SnapStore *store = store_of (self);
-  RemoveData r = { key, 0 };
+  RemoveData r = { key, NULL };
   g_mutex_lock (&store->write_lock);
   /* Record first, directory second: see the header. */
   gboolean ok = with_txn (store, TRUE, remove_txn, &r, error);
   g_mutex_unlock (&store->write_lock);
   if (!ok)
     return FALSE;
-  g_autofree char *dir = snap_store_path (store, r.id, NULL);
-  return remove_tree (dir, error);
+  g_autoptr (SnapRecord) record = r.record;
+  g_autofree char *dir = snap_store_path (store, record->id, NULL);
+  if (!remove_tree (dir, error))
+    return FALSE;
+  if (store->ops->removed == NULL)
+    return TRUE;
+  g_mutex_lock (&store->write_lock);
+  ok = store->ops->removed (store, record, cancellable, error);
+  g_mutex_unlock (&store->write_lock);
+  return ok;
 }
 
 typedef struct {
@@ -588,18 +651,11 @@ walk_one (SnapRecord *record, gpointer data)
 }
 
 static gboolean
-walk_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
-{
-  txn_foreach (store, txn, walk_one, data);
-  return TRUE;
-}
-
-static gboolean
 snap_walk (BerthSnapshotter *self, BerthSnapshotWalkFunc func, gpointer user_data, GCancellable *cancellable,
            GError **error)
 {
   WalkData w = { func, user_data };
-  return with_txn (store_of (self), FALSE, walk_txn, &w, error);
+  return snap_store_foreach (store_of (self), walk_one, &w, error);
 }
 
 static gboolean
@@ -611,19 +667,12 @@ collect_id (SnapRecord *record, gpointer data)
 }
 
 static gboolean
-ids_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
-{
-  txn_foreach (store, txn, collect_id, data);
-  return TRUE;
-}
-
-static gboolean
 snap_cleanup (BerthSnapshotter *self, GCancellable *cancellable, GError **error)
 {
   SnapStore *store = store_of (self);
   g_autoptr (GHashTable) known = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_mutex_lock (&store->write_lock);
-  gboolean ok = with_txn (store, FALSE, ids_txn, known, error);
+  gboolean ok = snap_store_foreach (store, collect_id, known, error);
   g_autofree char *dir = g_build_filename (store->root, "snapshots", NULL);
   g_autoptr (GDir) listing = ok ? g_dir_open (dir, 0, error) : NULL;
   const char *name;
@@ -634,8 +683,40 @@ snap_cleanup (BerthSnapshotter *self, GCancellable *cancellable, GError **error)
         g_debug ("cleanup: removing orphan snapshot dir %s", orphan);
         ok = remove_tree (orphan, error);
       }
+  if (ok && listing != NULL && store->ops->cleanup != NULL)
+    ok = store->ops->cleanup (store, cancellable, error);
   g_mutex_unlock (&store->write_lock);
   return ok && listing != NULL;
+}
+
+GPtrArray *
+snap_store_layer_mounts (SnapStore *store, const SnapRecord *record, const char *const *lowers)
+{
+  GPtrArray *mounts = berth_mount_list_new ();
+  gboolean active = record->kind == BERTH_SNAPSHOT_KIND_ACTIVE;
+  guint n_lowers = lowers ? g_strv_length ((char **) lowers) : 0;
+  if (n_lowers == 0 || (!active && n_lowers == 1))
+    {
+      /* One layer: a bind mount does, read-only for a view. */
+      g_autofree char *fs = n_lowers ? g_strdup (lowers[0]) : snap_store_path (store, record->id, "fs");
+      const char *options[] = { active ? "rw" : "ro", "rbind", NULL };
+      g_ptr_array_add (mounts, berth_mount_new ("bind", fs, options));
+      return mounts;
+    }
+  g_autofree char *lower = g_strjoinv (":", (char **) lowers);
+  g_autoptr (GPtrArray) options = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (options, g_strdup ("index=off"));
+  if (active)
+    {
+      g_autofree char *fs = snap_store_path (store, record->id, "fs");
+      g_autofree char *work = snap_store_path (store, record->id, "work");
+      g_ptr_array_add (options, g_strdup_printf ("workdir=%s", work));
+      g_ptr_array_add (options, g_strdup_printf ("upperdir=%s", fs));
+    }
+  g_ptr_array_add (options, g_strconcat ("lowerdir=", lower, NULL));
+  g_ptr_array_add (options, NULL);
+  g_ptr_array_add (mounts, berth_mount_new ("overlay", "overlay", (const char *const *) options->pdata));
+  return mounts;
 }
 
 void

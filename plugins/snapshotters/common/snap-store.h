@@ -31,6 +31,20 @@ typedef struct {
   gboolean (*populate) (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error);
   /* The mounts of an active snapshot or a view. */
   GPtrArray *(*mounts) (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error);
+  /* The rest is optional (NULL: nothing to do). */
+  /* Before an active snapshot's record turns committed; FALSE leaves it active. Runs
+   * without the store's lock: it may take long. */
+  gboolean (*commit) (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GCancellable *cancellable,
+                      GError **error);
+  /* After the record says committed. */
+  void (*committed) (SnapStore *store, const SnapRecord *record);
+  /* After a snapshot's record and directory are gone; under the store's lock. */
+  gboolean (*removed) (SnapStore *store, const SnapRecord *record, GCancellable *cancellable, GError **error);
+  /* Usage of a committed snapshot, instead of the size cached at commit. */
+  gboolean (*usage) (SnapStore *store, const SnapRecord *record, BerthSnapshotUsage *usage, GCancellable *cancellable,
+                     GError **error);
+  /* After cleanup removed orphan directories; under the store's lock. */
+  gboolean (*cleanup) (SnapStore *store, GCancellable *cancellable, GError **error);
 } SnapOps;
 
 /* The first member of every snapshotter instance built on this. */
@@ -43,6 +57,18 @@ SnapStore *snap_store_open (const char *root, const SnapOps *ops, GError **error
 void snap_store_free (SnapStore *store);
 /* "<root>/snapshots/<id>/<leaf>" */
 char *snap_store_path (SnapStore *store, guint64 id, const char *leaf);
+
+/* The plugin's own data, for the SnapOps hooks. */
+void snap_store_set_data (SnapStore *store, gpointer data);
+gpointer snap_store_get_data (SnapStore *store);
+/* Calls @func on every record (a consistent snapshot of them); stops when it returns FALSE. */
+gboolean snap_store_foreach (SnapStore *store, gboolean (*func) (SnapRecord *record, gpointer data), gpointer data,
+                             GError **error);
+
+/* Mounts over a stack of read-only layer dirs (@lowers, nearest first; may be empty):
+ * a bind of the snapshot's fs or of the one lower when that does, else an overlay (with
+ * the snapshot's fs and work as upper and work dir when it is active). */
+GPtrArray *snap_store_layer_mounts (SnapStore *store, const SnapRecord *record, const char *const *lowers);
 
 /* Sets every BerthSnapshotter vfunc to the shared implementation. */
 void snap_store_iface_init (BerthSnapshotterInterface *iface);
