@@ -24,36 +24,11 @@ overlay_populate (SnapStore *store, const SnapRecord *record, GPtrArray *parents
 static GPtrArray *
 overlay_mounts (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
 {
-  GPtrArray *mounts = berth_mount_list_new ();
-  gboolean active = record->kind == BERTH_SNAPSHOT_KIND_ACTIVE;
-  if (parents->len == 0 || (!active && parents->len == 1))
-    {
-      /* One layer: a bind mount does, read-only for a view. */
-      const SnapRecord *layer = parents->len ? parents->pdata[0] : record;
-      g_autofree char *fs = snap_store_path (store, layer->id, "fs");
-      const char *options[] = { active ? "rw" : "ro", "rbind", NULL };
-      g_ptr_array_add (mounts, berth_mount_new ("bind", fs, options));
-      return mounts;
-    }
-  g_autoptr (GString) lower = g_string_new ("lowerdir=");
+  g_autoptr (GPtrArray) lowers = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < parents->len; i++)
-    {
-      g_autofree char *fs = snap_store_path (store, ((SnapRecord *) parents->pdata[i])->id, "fs");
-      g_string_append_printf (lower, "%s%s", i ? ":" : "", fs);
-    }
-  g_autoptr (GPtrArray) options = g_ptr_array_new_with_free_func (g_free);
-  g_ptr_array_add (options, g_strdup ("index=off"));
-  if (active)
-    {
-      g_autofree char *fs = snap_store_path (store, record->id, "fs");
-      g_autofree char *work = snap_store_path (store, record->id, "work");
-      g_ptr_array_add (options, g_strdup_printf ("workdir=%s", work));
-      g_ptr_array_add (options, g_strdup_printf ("upperdir=%s", fs));
-    }
-  g_ptr_array_add (options, g_strdup (lower->str));
-  g_ptr_array_add (options, NULL);
-  g_ptr_array_add (mounts, berth_mount_new ("overlay", "overlay", (const char *const *) options->pdata));
-  return mounts;
+    g_ptr_array_add (lowers, snap_store_path (store, ((SnapRecord *) parents->pdata[i])->id, "fs"));
+  g_ptr_array_add (lowers, NULL);
+  return snap_store_layer_mounts (store, record, (const char *const *) lowers->pdata);
 }
 
 static const SnapOps overlay_ops = { overlay_populate, overlay_mounts };
