@@ -1,0 +1,3 @@
+#!/bin/bash
+# The snapshotter conformance suite (tests/snapshotter-suite.sh) against overlayfs.
+SNAPSHOTTER=overlayfs source "$(dirname "$0")/snapshotter-suite.sh"
