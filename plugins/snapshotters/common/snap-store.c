@@ -567,9 +567,9 @@ snap_commit (BerthSnapshotter *self, const char *name, const char *key, GHashTab
     }
   g_mutex_lock (&store->write_lock);
   gboolean ok = with_txn (store, TRUE, commit_txn, &c, error);
-  g_mutex_unlock (&store->write_lock);
   if (ok && store->ops->committed != NULL && l.record != NULL)
     store->ops->committed (store, l.record);
+  g_mutex_unlock (&store->write_lock);
   lookup_clear (&l);
   return ok;
 }

@@ -36,7 +36,7 @@ typedef struct {
    * without the store's lock: it may take long. */
   gboolean (*commit) (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GCancellable *cancellable,
                       GError **error);
-  /* After the record says committed. */
+  /* After the record says committed; under the store's lock. */
   void (*committed) (SnapStore *store, const SnapRecord *record);
   /* After a snapshot's record and directory are gone; under the store's lock. */
   gboolean (*removed) (SnapStore *store, const SnapRecord *record, GCancellable *cancellable, GError **error);

@@ -511,8 +511,8 @@ ostree_committed (SnapStore *store, const SnapRecord *record)
   /* The repo has it all now; cleanup retries this after a crash. */
   g_autofree char *dir = snap_store_path (store, record->id, NULL);
   g_autoptr (GError) error = NULL;
-  if (!berth_remove_tree_at (AT_FDCWD, dir, &error))
-    g_warning ("removing the committed upper dir: %s", error->message);
+  if (!berth_remove_tree_at (AT_FDCWD, dir, &error) || !evict_checkouts (self_of (store), &error))
+    g_warning ("after committing %s: %s", record->key, error->message);
 }
 
 static gboolean
