@@ -306,15 +306,14 @@ file_info_of (const struct stat *st, GFileType type)
 
 /* Writes one file or symlink of the upper dir; its content checksum. */
 static char *
-write_file (OstreeSnapshotter *self, int dfd, const char *name, const char *path, const struct stat *st,
-            GCancellable *cancellable, GError **error)
+write_file (OstreeSnapshotter *self, const char *path, const struct stat *st, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GFileInfo) info = file_info_of (st, S_ISLNK (st->st_mode) ? G_FILE_TYPE_SYMBOLIC_LINK : G_FILE_TYPE_REGULAR);
   g_autoptr (GInputStream) input = NULL;
   if (S_ISLNK (st->st_mode))
     {
       char target[PATH_MAX + 1];
-      ssize_t n = readlinkat (dfd, name, target, PATH_MAX);
+      ssize_t n = readlink (path, target, PATH_MAX);
       if (n < 0)
         return berth_throw_errno (error, "reading symlink %s", path), NULL;
       target[n] = '\0';
@@ -322,7 +321,7 @@ write_file (OstreeSnapshotter *self, int dfd, const char *name, const char *path
     }
   else
     {
-      int fd = openat (dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      int fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0)
         return berth_throw_errno (error, "opening %s", path), NULL;
       input = g_unix_input_stream_new (fd, TRUE);
@@ -357,12 +356,74 @@ write_dir_meta (OstreeSnapshotter *self, OstreeMutableTree *mtree, const char *p
   return TRUE;
 }
 
+/* A file of the upper dir to write: hashing and copying are most of a commit's time,
+ * so files are written by a pool of threads (libostree's writes within a transaction
+ * are thread-safe) and entered into their trees afterwards (mutable trees are not). */
+typedef struct {
+  OstreeMutableTree *mtree;
+  char *name;
+  char *path;
+  struct stat st;
+  char *checksum;
+  GError *error;
+} FileJob;
+
+static void
+file_job_free (FileJob *job)
+{
+  g_object_unref (job->mtree);
+  g_free (job->name);
+  g_free (job->path);
+  g_free (job->checksum);
+  g_clear_error (&job->error);
+  g_free (job);
+}
+
+typedef struct {
+  OstreeSnapshotter *self;
+  GCancellable *cancellable;
+} FileJobContext;
+
+static void
+file_job_run (gpointer data, gpointer user_data)
+{
+  FileJob *job = data;
+  FileJobContext *ctx = user_data;
+  job->checksum = write_file (ctx->self, job->path, &job->st, ctx->cancellable, &job->error);
+}
+
+/* Runs every job, in parallel when there are enough, then enters the files. */
+static gboolean
+write_files (OstreeSnapshotter *self, GPtrArray *jobs, GCancellable *cancellable, GError **error)
+{
+  FileJobContext ctx = { self, cancellable };
+  guint threads = MIN (g_get_num_processors (), 4);
+  GThreadPool *pool = jobs->len >= 16 && threads > 1 ? g_thread_pool_new (file_job_run, &ctx, threads, FALSE, NULL) : NULL;
+  for (guint i = 0; i < jobs->len; i++)
+    if (pool == NULL || !g_thread_pool_push (pool, jobs->pdata[i], NULL))
+      file_job_run (jobs->pdata[i], &ctx);
+  if (pool != NULL)
+    g_thread_pool_free (pool, FALSE, TRUE);
+  for (guint i = 0; i < jobs->len; i++)
+    {
+      FileJob *job = jobs->pdata[i];
+      if (job->checksum == NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&job->error));
+          return FALSE;
+        }
+      if (!ostree_mutable_tree_replace_file (job->mtree, job->name, job->checksum, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* Lays the upper dir @dfd over @mtree (the parent's tree, or an empty one): what it
  * whites out, makes opaque or replaces by another type goes, what it holds is added.
  * Overlay's whiteouts are char devices 0/0; any other special file is refused. */
 static gboolean
-merge_dir (OstreeSnapshotter *self, OstreeMutableTree *mtree, int dfd, const char *path, GCancellable *cancellable,
-           GError **error)
+merge_dir (OstreeSnapshotter *self, OstreeMutableTree *mtree, int dfd, const char *path, GPtrArray *jobs,
+           GCancellable *cancellable, GError **error)
 {
   struct stat dir_st;
   if (fstat (dfd, &dir_st) < 0)
@@ -427,15 +488,15 @@ merge_dir (OstreeSnapshotter *self, OstreeMutableTree *mtree, int dfd, const cha
               ok = ostree_mutable_tree_remove (mtree, name, TRUE, error);
             }
           ok = ok && (subdir != NULL || ostree_mutable_tree_ensure_dir (mtree, name, &subdir, error))
-               && merge_dir (self, subdir, sub, child, cancellable, error);
+               && merge_dir (self, subdir, sub, child, jobs, cancellable, error);
           close (sub);
         }
       else if (S_ISREG (st.st_mode) || S_ISLNK (st.st_mode))
         {
-          g_autofree char *checksum = NULL;
-          ok = (subdir == NULL || ostree_mutable_tree_remove (mtree, name, TRUE, error))
-               && (checksum = write_file (self, dfd, name, child, &st, cancellable, error)) != NULL
-               && ostree_mutable_tree_replace_file (mtree, name, checksum, error);
+          ok = subdir == NULL || ostree_mutable_tree_remove (mtree, name, TRUE, error);
+          FileJob *job = g_new0 (FileJob, 1);
+          *job = (FileJob) { g_object_ref (mtree), g_strdup (name), g_steal_pointer (&child), st };
+          g_ptr_array_add (jobs, job);
         }
       else
         ok = berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
@@ -460,7 +521,8 @@ write_commit (OstreeSnapshotter *self, const SnapRecord *record, const char *par
   int fs_fd = open (fs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fs_fd < 0)
     return berth_throw_errno (error, "opening %s", fs), NULL;
-  gboolean ok = merge_dir (self, mtree, fs_fd, fs, cancellable, error);
+  g_autoptr (GPtrArray) jobs = g_ptr_array_new_with_free_func ((GDestroyNotify) file_job_free);
+  gboolean ok = merge_dir (self, mtree, fs_fd, fs, jobs, cancellable, error) && write_files (self, jobs, cancellable, error);
   close (fs_fd);
   g_autoptr (GFile) root = NULL;
   char *checksum = NULL;
