@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 require_plugins local walking oci overlayfs ostree
 command -v ostree >/dev/null || { echo "1..0 # SKIP the ostree CLI is not installed (tests/install-deps.sh)"; exit 0; }
-tap_plan 17
+tap_plan 18
 
 berthd_start ostree || true
 IMG=$SRCDIR/tests/make-image.py
@@ -106,6 +106,8 @@ diag "after each kill (active/committed):$states"
 expect_match "after every kill the snapshot is committed or still active, never both or neither" \
   "^( (Active/none|none/Committed)){4}$" "$states"
 check "ostree fsck passes after the kills" ostree fsck --repo="$REPO"
+expect_eq "only active snapshots keep an upper dir (a committed one's is dropped, after a crash at start-up)" \
+  "$(sctr ls | awk 'NR > 1 && $NF == "Active"' | wc -l)" "$(ls "$OSTREE_ROOT/snapshots" | wc -l)"
 for delay in 0.1 0.4 1 4; do
   sctr ls | grep -q "^crash-$delay " && sctr commit "committed-$delay" "crash-$delay" >/dev/null
 done

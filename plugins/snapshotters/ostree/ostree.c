@@ -835,6 +835,10 @@ init (BerthPluginContext *context, GError **error)
   self->cache_size = cache_size;
   /* Durability comes from sync_repo's syncfs at the points that need it. */
   ostree_repo_set_disable_fsync (self->repo, TRUE);
+  /* What a crash left (see ostree_cleanup); nothing else runs yet. */
+  g_autoptr (GError) cleanup_error = NULL;
+  if (!ostree_cleanup (store, NULL, &cleanup_error))
+    g_warning ("cleaning up after the last run: %s", cleanup_error->message);
   return G_OBJECT (self);
 }
 
