@@ -10,19 +10,27 @@
 #include <berth/berth-error.h>
 #include <berth/berth-fs.h>
 
+DIR *
+berth_fdopendir (int fd, const char *what, GError **error)
+{
+  int list_fd = fcntl (fd, F_DUPFD_CLOEXEC, 0);
+  DIR *dir = list_fd >= 0 ? fdopendir (list_fd) : NULL;
+  if (dir == NULL)
+    {
+      berth_throw_errno (error, "listing %s", what);
+      if (list_fd >= 0)
+        close (list_fd);
+    }
+  return dir;
+}
+
 /* Empties the directory open as @fd (on device @dev); @what names it in errors. */
 static gboolean
 empty_dir (int fd, dev_t dev, const char *what, GError **error)
 {
-  int list_fd = dup (fd);
-  if (list_fd < 0)
-    return berth_throw_errno (error, "removing %s", what);
-  DIR *dir = fdopendir (list_fd);
+  DIR *dir = berth_fdopendir (fd, what, error);
   if (dir == NULL)
-    {
-      close (list_fd);
-      return berth_throw_errno (error, "removing %s", what);
-    }
+    return FALSE;
   gboolean ok = TRUE;
   struct dirent *entry;
   while (ok && (errno = 0, entry = readdir (dir)) != NULL)

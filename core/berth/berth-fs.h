@@ -1,6 +1,7 @@
 /* berth-fs.h — filesystem helpers plugins share. */
 #pragma once
 
+#include <dirent.h>
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -11,5 +12,9 @@ G_BEGIN_DECLS
  * (what `rm -rf --one-file-system` does, without a process per call). A missing @name
  * is success. */
 gboolean berth_remove_tree_at (int dirfd, const char *name, GError **error);
+
+/* A listing of the directory open as @fd, which stays open and usable (the listing has
+ * its own descriptor); @what names it in the error. closedir() it. */
+DIR *berth_fdopendir (int fd, const char *what, GError **error);
 
 G_END_DECLS

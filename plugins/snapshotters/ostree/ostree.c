@@ -430,14 +430,9 @@ merge_dir (OstreeSnapshotter *self, OstreeMutableTree *mtree, int dfd, const cha
     return berth_throw_errno (error, "stat %s", path);
   if (!write_dir_meta (self, mtree, path, &dir_st, cancellable, error))
     return FALSE;
-  int fd = openat (dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DIR *dir = fd >= 0 ? fdopendir (fd) : NULL;
+  DIR *dir = berth_fdopendir (dfd, path, error);
   if (dir == NULL)
-    {
-      if (fd >= 0)
-        close (fd);
-      return berth_throw_errno (error, "opening %s", path);
-    }
+    return FALSE;
   gboolean ok = TRUE;
   struct dirent *entry;
   while (ok && (errno = 0, entry = readdir (dir)) != NULL)
