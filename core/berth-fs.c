@@ -24,6 +24,16 @@ berth_fdopendir (int fd, const char *what, GError **error)
   return dir;
 }
 
+const char *
+berth_dir_next (DIR *dir)
+{
+  struct dirent *entry;
+  do
+    errno = 0;
+  while ((entry = readdir (dir)) != NULL && (g_str_equal (entry->d_name, ".") || g_str_equal (entry->d_name, "..")));
+  return entry ? entry->d_name : NULL;
+}
+
 /* Empties the directory open as @fd (on device @dev); @what names it in errors. */
 static gboolean
 empty_dir (int fd, dev_t dev, const char *what, GError **error)
@@ -32,12 +42,9 @@ empty_dir (int fd, dev_t dev, const char *what, GError **error)
   if (dir == NULL)
     return FALSE;
   gboolean ok = TRUE;
-  struct dirent *entry;
-  while (ok && (errno = 0, entry = readdir (dir)) != NULL)
+  const char *name = NULL;
+  while (ok && (name = berth_dir_next (dir)) != NULL)
     {
-      const char *name = entry->d_name;
-      if (g_str_equal (name, ".") || g_str_equal (name, ".."))
-        continue;
       if (unlinkat (fd, name, 0) == 0 || errno == ENOENT)
         continue;
       if (errno != EISDIR && errno != EPERM)
@@ -60,7 +67,7 @@ empty_dir (int fd, dev_t dev, const char *what, GError **error)
              && (unlinkat (fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT
                  || berth_throw_errno (error, "removing %s", child_what));
     }
-  if (ok && errno != 0 && entry == NULL)
+  if (ok && errno != 0 && name == NULL)
     ok = berth_throw_errno (error, "listing %s", what);
   closedir (dir);
   return ok;

@@ -16,5 +16,8 @@ gboolean berth_remove_tree_at (int dirfd, const char *name, GError **error);
 /* A listing of the directory open as @fd, which stays open and usable (the listing has
  * its own descriptor); @what names it in the error. closedir() it. */
 DIR *berth_fdopendir (int fd, const char *what, GError **error);
+/* The next name in @dir, "." and ".." skipped; NULL at the end (errno 0) or on an error
+ * (errno set). */
+const char *berth_dir_next (DIR *dir);
 
 G_END_DECLS

@@ -434,12 +434,9 @@ merge_dir (OstreeSnapshotter *self, OstreeMutableTree *mtree, int dfd, const cha
   if (dir == NULL)
     return FALSE;
   gboolean ok = TRUE;
-  struct dirent *entry;
-  while (ok && (errno = 0, entry = readdir (dir)) != NULL)
+  const char *name = NULL;
+  while (ok && (name = berth_dir_next (dir)) != NULL)
     {
-      const char *name = entry->d_name;
-      if (g_str_equal (name, ".") || g_str_equal (name, ".."))
-        continue;
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
         {
           ok = FALSE;
