@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 require_plugins local walking oci overlayfs ostree
 command -v ostree >/dev/null || { echo "1..0 # SKIP the ostree CLI is not installed (tests/install-deps.sh)"; exit 0; }
-tap_plan 18
+tap_plan 20
 
 berthd_start ostree || true
 IMG=$SRCDIR/tests/make-image.py
@@ -114,5 +114,16 @@ done
 mkdir -p "$TEST_TMP/after"
 sctr view after-view committed-0.1 >/dev/null && sctr mounts "$TEST_TMP/after" after-view | sh
 expect_eq "a commit after the kills holds all the files, intact" "$(cd "$big" && cat f* | sha256sum)" "$(cd "$TEST_TMP/after" && cat f* 2>/dev/null | sha256sum)"
+umount "$TEST_TMP/after" 2>/dev/null
+sctr rm after-view >/dev/null
+
+# A reboot (the state dir is on tmpfs): checkouts were renamed into place unsynced, so
+# none is trusted; they are made again when needed.
+berthd_stop
+rm -rf "$BERTH_STATE"
+berthd_start ostree || diag "berthd did not restart"
+expect_eq "after a reboot no checkout is kept" "" "$(ls "$OSTREE_ROOT/checkouts")"
+sctr view after-reboot committed-0.1 >/dev/null && sctr mounts "$TEST_TMP/after" after-reboot | sh
+expect_eq "…and a view of a commit is checked out again, intact" "$(cd "$big" && cat f* | sha256sum)" "$(cd "$TEST_TMP/after" && cat f* 2>/dev/null | sha256sum)"
 umount "$TEST_TMP/after" 2>/dev/null
 tests_done

@@ -802,6 +802,12 @@ init (BerthPluginContext *context, GError **error)
       return NULL;
     }
   g_autofree char *checkouts = g_build_filename (root, "checkouts", NULL);
+  /* Checkouts are a cache, renamed into place without a sync: after a reboot (the state
+   * dir is on tmpfs) none is mounted and none is trusted. */
+  g_autofree char *booted = g_build_filename (berth_plugin_context_get_state (context), "checkouts-valid", NULL);
+  if (!g_file_test (booted, G_FILE_TEST_EXISTS)
+      && (!berth_remove_tree_at (AT_FDCWD, checkouts, error) || !g_file_set_contents (booted, "", 0, error)))
+    return NULL;
   struct stat repo_st, checkouts_st;
   if (g_mkdir_with_parents (checkouts, 0700) < 0 || stat (checkouts, &checkouts_st) < 0
       || fstat (ostree_repo_get_dfd (repo), &repo_st) < 0)
