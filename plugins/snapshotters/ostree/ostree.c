@@ -467,7 +467,7 @@ merge_dir (OstreeSnapshotter *self, OstreeMutableTree *mtree, int dfd, const cha
       else if (S_ISDIR (st.st_mode))
         {
           char opaque = 0;
-          int sub = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          berth_autofd int sub = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
           if (sub < 0)
             {
               ok = berth_throw_errno (error, "opening %s", child);
@@ -481,7 +481,6 @@ merge_dir (OstreeSnapshotter *self, OstreeMutableTree *mtree, int dfd, const cha
             }
           ok = ok && (subdir != NULL || ostree_mutable_tree_ensure_dir (mtree, name, &subdir, error))
                && merge_dir (self, subdir, sub, child, jobs, cancellable, error);
-          close (sub);
         }
       else if (S_ISREG (st.st_mode) || S_ISLNK (st.st_mode))
         {
@@ -510,12 +509,11 @@ write_commit (OstreeSnapshotter *self, const SnapRecord *record, const char *par
                                                       : ostree_mutable_tree_new ();
   if (mtree == NULL)
     return NULL;
-  int fs_fd = open (fs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  berth_autofd int fs_fd = open (fs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fs_fd < 0)
     return berth_throw_errno (error, "opening %s", fs), NULL;
   g_autoptr (GPtrArray) jobs = g_ptr_array_new_with_free_func ((GDestroyNotify) file_job_free);
   gboolean ok = merge_dir (self, mtree, fs_fd, fs, jobs, cancellable, error) && write_files (self, jobs, cancellable, error);
-  close (fs_fd);
   g_autoptr (GFile) root = NULL;
   char *checksum = NULL;
   if (!ok || !ostree_repo_write_mtree (self->repo, mtree, &root, cancellable, error)
