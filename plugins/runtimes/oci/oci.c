@@ -25,6 +25,8 @@
 
 #include <berth/berth.h>
 
+#include "runc-options.h"
+
 #undef G_LOG_DOMAIN
 #define G_LOG_DOMAIN "berth-runtime"
 
@@ -514,54 +516,15 @@ task_new (OciRuntime *runtime, const char *ns, const char *id, const char *dir, 
 
 /* ---------------- the runtime ---------------- */
 
-/* A protobuf varint at *p (at most 10 bytes, none past @end). */
-static gboolean
-read_varint (const guint8 **p, const guint8 *end, guint64 *out)
-{
-  *out = 0;
-  for (int shift = 0; *p < end && shift < 64; shift += 7)
-    {
-      guint8 byte = *(*p)++;
-      *out |= (guint64) (byte & 0x7f) << shift;
-      if (!(byte & 0x80))
-        return TRUE;
-    }
-  return FALSE;
-}
-
-/* runc's Options message: field 6 is binary_name. A few lines of wire format instead
- * of linking the core's generated code into a plugin. */
+/* BinaryName of runc's Options, if the client sent those. */
 static char *
 binary_from_options (const char *type_url, GBytes *options)
 {
   if (type_url == NULL || options == NULL || !g_str_has_suffix (type_url, RUNC_OPTIONS_TYPE))
     return NULL;
   gsize len = 0;
-  const guint8 *p = g_bytes_get_data (options, &len);
-  if (p == NULL) /* empty */
-    return NULL;
-  const guint8 *end = p + len;
-  while (p < end)
-    {
-      guint64 key = 0;
-      if (!read_varint (&p, end, &key))
-        return NULL;
-      guint wire = key & 7;
-      guint64 value = 0;
-      if (wire != 0 && wire != 2)
-        return NULL; /* runc's options use no other wire types */
-      if (!read_varint (&p, end, &value))
-        return NULL;
-      if (wire == 2)
-        {
-          if (value > (guint64) (end - p))
-            return NULL;
-          if ((key >> 3) == 6)
-            return g_strndup ((const char *) p, value);
-          p += value;
-        }
-    }
-  return NULL;
+  const guint8 *data = g_bytes_get_data (options, &len);
+  return oci_runc_options_binary_name (data, len);
 }
 
 /* crun refuses cgroup v1-hybrid hosts whose cgroup2 mount still offers a controller. */
