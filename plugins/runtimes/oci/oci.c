@@ -60,6 +60,9 @@ struct _OciTask {
   char *dir;
   char *rootfs;
   guint32 pid;
+  /* Set (atomically) once Delete has asked the shim to go: from then on a shim that does
+   * not answer is gone on purpose, not dead, and must not be reaped. */
+  gint deleting;
 };
 
 static void oci_runtime_iface_init (BerthRuntimeInterface *iface);
@@ -182,6 +185,16 @@ reap_dead_shim (OciTask *task, BerthExitStatus *exit_out)
 {
   if (read_exit_file (task, exit_out))
     return TRUE;
+  /* A State or Wait racing with Delete (`ctr tasks ls` while another client deletes)
+   * finds the shim gone and the exit file with it. Reaping then would write into the
+   * directory Delete is removing (leaving it behind, so the id stays taken) and could
+   * `runtime delete --force` a new container that reuses the id. */
+  if (g_atomic_int_get (&task->deleting))
+    {
+      if (exit_out != NULL)
+        *exit_out = (BerthExitStatus) { DEAD_SHIM_EXIT_STATUS, g_get_real_time () };
+      return TRUE;
+    }
   g_autofree char *binary_file = g_build_filename (task->dir, "runtime-binary", NULL);
   g_autofree char *binary = NULL;
   g_autofree char *root = g_build_filename (task->dir, "runtime", NULL);
@@ -447,11 +460,13 @@ task_delete (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCanc
       return TRUE;
     }
   g_autoptr (GError) local_error = NULL;
+  g_atomic_int_set (&task->deleting, TRUE);
   g_autofree char *reply = shim_request (task, "delete", cancellable, &local_error);
   if (reply == NULL)
     {
       if (!g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE))
         {
+          g_atomic_int_set (&task->deleting, FALSE); /* refused (still running): the shim stays */
           g_propagate_error (error, g_steal_pointer (&local_error));
           return FALSE;
         }
