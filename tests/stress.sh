@@ -3,7 +3,9 @@
 # clients (default 4) loop for STRESS_SECONDS (default 60) creating, running, exec'ing
 # into, killing and deleting containers, importing and deleting images, creating and
 # deleting leases, while GC runs every few seconds, after a warm-up of the same load
-# (STRESS_WARMUP seconds, default 15). Afterwards:
+# (STRESS_WARMUP seconds, default 15); container ids repeat between warm-up and run, and
+# every client's `ctr tasks ls` races with the others' deletes. Afterwards:
+#   - no operation of any client failed (each failure is shown with its output);
 #   - no mount, shim, cgroup or task of the clients is left;
 #   - berthd's open fds are back to their post-warm-up count;
 #   - berthd's RSS is within 10% of its post-warm-up RSS.
