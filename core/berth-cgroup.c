@@ -180,15 +180,6 @@ read_number (const char *dir, const char *file, guint64 max_value, guint64 *out)
   return TRUE;
 }
 
-/* read_number, 0 when absent (the protobufs have no "unset"). */
-static guint64
-read_u64 (const char *dir, const char *file)
-{
-  guint64 value = 0;
-  read_number (dir, file, 0, &value);
-  return value;
-}
-
 /* "key value" lines (memory.stat, cpu.stat) as a table; NULL when the file is missing. */
 static GHashTable *
 read_keyed (const char *dir, const char *file)
@@ -341,6 +332,72 @@ pack (const ProtobufCMessage *message, char **type_url_out)
   return g_bytes_new_take (buf, size);
 }
 
+/* One uint64 field of a Metrics message: a key of a "key value" file (memory.stat,
+ * cpu.stat, memory.events) or, when key is NULL, a single-number file. */
+typedef struct {
+  const char *file;
+  const char *key;
+  gsize offset;
+} StatField;
+
+#define FILE_FIELD(file, type, member) { file, NULL, G_STRUCT_OFFSET (type, member) }
+#define KEY_FIELD(file, key, type, member) { file, key, G_STRUCT_OFFSET (type, member) }
+/* Most keys are named as their field. */
+#define SAME_KEY(file, type, member) KEY_FIELD (file, #member, type, member)
+
+/* Fills @message's fields from the files under @dir (absent ones stay 0; "max" reads as
+ * @max_value). TRUE when the first field's file is there: it decides whether the
+ * message is reported at all. */
+static gboolean
+read_fields (const char *dir, const StatField *fields, gsize n_fields, guint64 max_value, gpointer message)
+{
+  g_autoptr (GHashTable) keyed = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                                        (GDestroyNotify) g_hash_table_unref);
+  gboolean first_found = FALSE;
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      const StatField *field = &fields[i];
+      guint64 *out = &G_STRUCT_MEMBER (guint64, message, field->offset);
+      gboolean found;
+      if (field->key == NULL)
+        found = read_number (dir, field->file, max_value, out);
+      else
+        {
+          GHashTable *table = g_hash_table_lookup (keyed, field->file);
+          if (table == NULL && (table = read_keyed (dir, field->file)) != NULL)
+            g_hash_table_insert (keyed, (gpointer) field->file, table);
+          found = table != NULL;
+          *out = STAT (table, field->key);
+        }
+      if (i == 0)
+        first_found = found;
+    }
+  return first_found;
+}
+
+static const StatField v1_pids_fields[] = {
+  FILE_FIELD ("pids.current", Io__Containerd__Cgroups__V1__PidsStat, current),
+  FILE_FIELD ("pids.max", Io__Containerd__Cgroups__V1__PidsStat, limit),
+};
+static const StatField v1_cpu_usage_fields[] = {
+  FILE_FIELD ("cpuacct.usage", Io__Containerd__Cgroups__V1__CPUUsage, total),
+  FILE_FIELD ("cpuacct.usage_user", Io__Containerd__Cgroups__V1__CPUUsage, user),
+  FILE_FIELD ("cpuacct.usage_sys", Io__Containerd__Cgroups__V1__CPUUsage, kernel),
+};
+#define V1_MEM(member) SAME_KEY ("memory.stat", Io__Containerd__Cgroups__V1__MemoryStat, member)
+static const StatField v1_memory_fields[] = {
+  V1_MEM (cache), V1_MEM (rss), V1_MEM (rss_huge), V1_MEM (mapped_file),
+  KEY_FIELD ("memory.stat", "pgfault", Io__Containerd__Cgroups__V1__MemoryStat, pg_fault),
+  KEY_FIELD ("memory.stat", "pgmajfault", Io__Containerd__Cgroups__V1__MemoryStat, pg_maj_fault),
+  V1_MEM (inactive_anon), V1_MEM (active_anon), V1_MEM (inactive_file), V1_MEM (active_file),
+};
+static const StatField v1_memory_usage_fields[] = {
+  FILE_FIELD ("memory.usage_in_bytes", Io__Containerd__Cgroups__V1__MemoryEntry, usage),
+  FILE_FIELD ("memory.limit_in_bytes", Io__Containerd__Cgroups__V1__MemoryEntry, limit),
+  FILE_FIELD ("memory.max_usage_in_bytes", Io__Containerd__Cgroups__V1__MemoryEntry, max),
+  FILE_FIELD ("memory.failcnt", Io__Containerd__Cgroups__V1__MemoryEntry, failcnt),
+};
+
 static GBytes *
 metrics_v1 (const CgroupDirs *dirs, char **type_url_out)
 {
@@ -352,18 +409,15 @@ metrics_v1 (const CgroupDirs *dirs, char **type_url_out)
   Io__Containerd__Cgroups__V1__MemoryStat mem = IO__CONTAINERD__CGROUPS__V1__MEMORY_STAT__INIT;
   Io__Containerd__Cgroups__V1__MemoryEntry mem_usage = IO__CONTAINERD__CGROUPS__V1__MEMORY_ENTRY__INIT;
   g_autoptr (GArray) per_cpu = g_array_new (FALSE, FALSE, sizeof (guint64));
-  g_autoptr (GHashTable) stat = NULL;
+  /* v1 reports a message whenever the process has that controller's cgroup. */
   if (pids != NULL)
     {
-      pid_stat.current = read_u64 (pids, "pids.current");
-      pid_stat.limit = read_u64 (pids, "pids.max");
+      read_fields (pids, v1_pids_fields, G_N_ELEMENTS (v1_pids_fields), 0, &pid_stat);
       metrics.pids = &pid_stat;
     }
   if (cpuacct != NULL)
     {
-      usage.total = read_u64 (cpuacct, "cpuacct.usage");
-      usage.user = read_u64 (cpuacct, "cpuacct.usage_user");
-      usage.kernel = read_u64 (cpuacct, "cpuacct.usage_sys");
+      read_fields (cpuacct, v1_cpu_usage_fields, G_N_ELEMENTS (v1_cpu_usage_fields), 0, &usage);
       g_autofree char *percpu = read_text (cpuacct, "cpuacct.usage_percpu");
       if (percpu != NULL)
         {
@@ -382,21 +436,8 @@ metrics_v1 (const CgroupDirs *dirs, char **type_url_out)
     }
   if (memory != NULL)
     {
-      stat = read_keyed (memory, "memory.stat");
-      mem.cache = STAT (stat, "cache");
-      mem.rss = STAT (stat, "rss");
-      mem.rss_huge = STAT (stat, "rss_huge");
-      mem.mapped_file = STAT (stat, "mapped_file");
-      mem.pg_fault = STAT (stat, "pgfault");
-      mem.pg_maj_fault = STAT (stat, "pgmajfault");
-      mem.inactive_anon = STAT (stat, "inactive_anon");
-      mem.active_anon = STAT (stat, "active_anon");
-      mem.inactive_file = STAT (stat, "inactive_file");
-      mem.active_file = STAT (stat, "active_file");
-      mem_usage.usage = read_u64 (memory, "memory.usage_in_bytes");
-      mem_usage.limit = read_u64 (memory, "memory.limit_in_bytes");
-      mem_usage.max = read_u64 (memory, "memory.max_usage_in_bytes");
-      mem_usage.failcnt = read_u64 (memory, "memory.failcnt");
+      read_fields (memory, v1_memory_fields, G_N_ELEMENTS (v1_memory_fields), 0, &mem);
+      read_fields (memory, v1_memory_usage_fields, G_N_ELEMENTS (v1_memory_usage_fields), 0, &mem_usage);
       mem.usage = &mem_usage;
       metrics.memory = &mem;
     }
@@ -404,13 +445,36 @@ metrics_v1 (const CgroupDirs *dirs, char **type_url_out)
 }
 
 /* containerd reads "max" in v2 files as the largest uint64. */
-static guint64
-read_v2 (const char *dir, const char *file)
-{
-  guint64 value = 0;
-  read_number (dir, file, G_MAXUINT64, &value);
-  return value;
-}
+#define V2_MAX G_MAXUINT64
+
+static const StatField v2_pids_fields[] = {
+  FILE_FIELD ("pids.current", Io__Containerd__Cgroups__V2__PidsStat, current),
+  FILE_FIELD ("pids.max", Io__Containerd__Cgroups__V2__PidsStat, limit),
+};
+#define V2_CPU(member) SAME_KEY ("cpu.stat", Io__Containerd__Cgroups__V2__CPUStat, member)
+static const StatField v2_cpu_fields[] = {
+  V2_CPU (usage_usec), V2_CPU (user_usec), V2_CPU (system_usec),
+  V2_CPU (nr_periods), V2_CPU (nr_throttled), V2_CPU (throttled_usec),
+};
+#define V2_MEM(member) SAME_KEY ("memory.stat", Io__Containerd__Cgroups__V2__MemoryStat, member)
+static const StatField v2_memory_fields[] = {
+  V2_MEM (anon), V2_MEM (file), V2_MEM (kernel_stack), V2_MEM (slab), V2_MEM (sock), V2_MEM (shmem),
+  V2_MEM (file_mapped), V2_MEM (file_dirty), V2_MEM (file_writeback), V2_MEM (anon_thp),
+  V2_MEM (inactive_anon), V2_MEM (active_anon), V2_MEM (inactive_file), V2_MEM (active_file),
+  V2_MEM (unevictable), V2_MEM (slab_reclaimable), V2_MEM (slab_unreclaimable), V2_MEM (pgfault),
+  V2_MEM (pgmajfault), V2_MEM (workingset_refault), V2_MEM (workingset_activate),
+  V2_MEM (workingset_nodereclaim), V2_MEM (pgrefill), V2_MEM (pgscan), V2_MEM (pgsteal), V2_MEM (pgactivate),
+  V2_MEM (pgdeactivate), V2_MEM (pglazyfree), V2_MEM (pglazyfreed), V2_MEM (thp_fault_alloc),
+  V2_MEM (thp_collapse_alloc),
+  FILE_FIELD ("memory.current", Io__Containerd__Cgroups__V2__MemoryStat, usage),
+  FILE_FIELD ("memory.max", Io__Containerd__Cgroups__V2__MemoryStat, usage_limit),
+  FILE_FIELD ("memory.swap.current", Io__Containerd__Cgroups__V2__MemoryStat, swap_usage),
+  FILE_FIELD ("memory.swap.max", Io__Containerd__Cgroups__V2__MemoryStat, swap_limit),
+};
+#define V2_EVENT(member) SAME_KEY ("memory.events", Io__Containerd__Cgroups__V2__MemoryEvents, member)
+static const StatField v2_memory_events_fields[] = {
+  V2_EVENT (low), V2_EVENT (high), V2_EVENT (max), V2_EVENT (oom), V2_EVENT (oom_kill),
+};
 
 static GBytes *
 metrics_v2 (const char *dir, char **type_url_out)
@@ -422,74 +486,15 @@ metrics_v2 (const char *dir, char **type_url_out)
   Io__Containerd__Cgroups__V2__MemoryEvents events = IO__CONTAINERD__CGROUPS__V2__MEMORY_EVENTS__INIT;
   Io__Containerd__Cgroups__V2__IOStat io = IO__CONTAINERD__CGROUPS__V2__IOSTAT__INIT;
 
-  g_autofree char *pids_current = read_text (dir, "pids.current");
-  if (pids_current != NULL)
-    {
-      pids.current = read_v2 (dir, "pids.current");
-      pids.limit = read_v2 (dir, "pids.max");
-      metrics.pids = &pids;
-    }
-  g_autoptr (GHashTable) cpu_stat = read_keyed (dir, "cpu.stat");
-  if (cpu_stat != NULL)
-    {
-      cpu.usage_usec = STAT (cpu_stat, "usage_usec");
-      cpu.user_usec = STAT (cpu_stat, "user_usec");
-      cpu.system_usec = STAT (cpu_stat, "system_usec");
-      cpu.nr_periods = STAT (cpu_stat, "nr_periods");
-      cpu.nr_throttled = STAT (cpu_stat, "nr_throttled");
-      cpu.throttled_usec = STAT (cpu_stat, "throttled_usec");
-      metrics.cpu = &cpu;
-    }
-  g_autoptr (GHashTable) mem_stat = read_keyed (dir, "memory.stat");
-  if (mem_stat != NULL)
-    {
-      mem.anon = STAT (mem_stat, "anon");
-      mem.file = STAT (mem_stat, "file");
-      mem.kernel_stack = STAT (mem_stat, "kernel_stack");
-      mem.slab = STAT (mem_stat, "slab");
-      mem.sock = STAT (mem_stat, "sock");
-      mem.shmem = STAT (mem_stat, "shmem");
-      mem.file_mapped = STAT (mem_stat, "file_mapped");
-      mem.file_dirty = STAT (mem_stat, "file_dirty");
-      mem.file_writeback = STAT (mem_stat, "file_writeback");
-      mem.anon_thp = STAT (mem_stat, "anon_thp");
-      mem.inactive_anon = STAT (mem_stat, "inactive_anon");
-      mem.active_anon = STAT (mem_stat, "active_anon");
-      mem.inactive_file = STAT (mem_stat, "inactive_file");
-      mem.active_file = STAT (mem_stat, "active_file");
-      mem.unevictable = STAT (mem_stat, "unevictable");
-      mem.slab_reclaimable = STAT (mem_stat, "slab_reclaimable");
-      mem.slab_unreclaimable = STAT (mem_stat, "slab_unreclaimable");
-      mem.pgfault = STAT (mem_stat, "pgfault");
-      mem.pgmajfault = STAT (mem_stat, "pgmajfault");
-      mem.workingset_refault = STAT (mem_stat, "workingset_refault");
-      mem.workingset_activate = STAT (mem_stat, "workingset_activate");
-      mem.workingset_nodereclaim = STAT (mem_stat, "workingset_nodereclaim");
-      mem.pgrefill = STAT (mem_stat, "pgrefill");
-      mem.pgscan = STAT (mem_stat, "pgscan");
-      mem.pgsteal = STAT (mem_stat, "pgsteal");
-      mem.pgactivate = STAT (mem_stat, "pgactivate");
-      mem.pgdeactivate = STAT (mem_stat, "pgdeactivate");
-      mem.pglazyfree = STAT (mem_stat, "pglazyfree");
-      mem.pglazyfreed = STAT (mem_stat, "pglazyfreed");
-      mem.thp_fault_alloc = STAT (mem_stat, "thp_fault_alloc");
-      mem.thp_collapse_alloc = STAT (mem_stat, "thp_collapse_alloc");
-      mem.usage = read_v2 (dir, "memory.current");
-      mem.usage_limit = read_v2 (dir, "memory.max");
-      mem.swap_usage = read_v2 (dir, "memory.swap.current");
-      mem.swap_limit = read_v2 (dir, "memory.swap.max");
-      metrics.memory = &mem;
-    }
-  g_autoptr (GHashTable) mem_events = read_keyed (dir, "memory.events");
-  if (mem_events != NULL)
-    {
-      events.low = STAT (mem_events, "low");
-      events.high = STAT (mem_events, "high");
-      events.max = STAT (mem_events, "max");
-      events.oom = STAT (mem_events, "oom");
-      events.oom_kill = STAT (mem_events, "oom_kill");
-      metrics.memory_events = &events;
-    }
+  /* v2 reports a message when its first file is there. */
+  if (read_fields (dir, v2_pids_fields, G_N_ELEMENTS (v2_pids_fields), V2_MAX, &pids))
+    metrics.pids = &pids;
+  if (read_fields (dir, v2_cpu_fields, G_N_ELEMENTS (v2_cpu_fields), V2_MAX, &cpu))
+    metrics.cpu = &cpu;
+  if (read_fields (dir, v2_memory_fields, G_N_ELEMENTS (v2_memory_fields), V2_MAX, &mem))
+    metrics.memory = &mem;
+  if (read_fields (dir, v2_memory_events_fields, G_N_ELEMENTS (v2_memory_events_fields), V2_MAX, &events))
+    metrics.memory_events = &events;
   g_autoptr (GArray) devices = read_io_stat_v2 (dir);
   g_autofree Io__Containerd__Cgroups__V2__IOEntry *entries = NULL;
   g_autofree Io__Containerd__Cgroups__V2__IOEntry **entry_ptrs = NULL;

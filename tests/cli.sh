@@ -94,22 +94,11 @@ expect_eq "…exec under crun" yes "$(b exec cweb echo yes)"
 check "…rm -f under crun" b rm -f cweb
 
 # ---- terminal ----
-TMUX_SESSION=berth-cli-$$
-tmux new-session -d -s "$TMUX_SESSION" -x 90 -y 25 "$BERTH run -it --rm busybox sh"
-tmux_wait "$TMUX_SESSION" "/ #" >/dev/null
-tmux send-keys -t "$TMUX_SESSION" 'echo $((6*7)); stty size' Enter
-screen=$(tmux_wait "$TMUX_SESSION" "^[0-9]+ [0-9]+$")
-tmux send-keys -t "$TMUX_SESSION" exit Enter
-sleep 1
-tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
+screen=$(tty_session 90 25 "$BERTH run -it --rm busybox sh" 'echo $((6*7)); stty size' "^[0-9]+ [0-9]+$" exit)
 expect_match "berth run -it gives an interactive shell" "^42$" "$screen"
 expect_match "…on a terminal sized like the client's" "^25 90$" "$screen"
 b run -d --name tty-host busybox sleep 100 >/dev/null
-tmux new-session -d -s "$TMUX_SESSION" -x 70 -y 22 "$BERTH exec -it tty-host sh; echo rc=\$?; sleep 5"
-tmux_wait "$TMUX_SESSION" "/ #" >/dev/null
-tmux send-keys -t "$TMUX_SESSION" 'echo $((6*8)); stty size; exit 3' Enter
-screen=$(tmux_wait "$TMUX_SESSION" "^rc=")
-tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
+screen=$(tty_session 70 22 "$BERTH exec -it tty-host sh; echo rc=\$?; sleep 5" 'echo $((6*8)); stty size; exit 3' "^rc=")
 expect_match "berth exec -it gives a shell on its own terminal" "^48$" "$screen"
 expect_match "…sized like the client's" "^22 70$" "$screen"
 expect_match "…and its exit code is berth's" "^rc=3$" "$screen"

@@ -4,7 +4,7 @@
 # snapshots (active ones kept), expiring leases, gc.root, bad input.
 source "$(dirname "$0")/lib.sh"
 require_plugins local walking overlayfs
-tap_plan 43
+tap_plan 44
 
 IMG=docker.io/library/busybox:latest
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -98,25 +98,34 @@ bctr leases create --id trigger >/dev/null
 bctr leases rm --sync trigger >/dev/null
 expect_eq "with the active snapshot gone, the next GC takes the layer" "" "$(bctr snapshots ls | awk 'NR > 1')"
 
-# Leases: an expiring one lets go of its blob; gc.root keeps one without any reference.
+# Leases: an expiring one lets go of its blob once expired, not before; gc.root keeps
+# one without any reference. No check depends on how fast this machine is: the lease
+# that must still hold lasts an hour, the one that must expire is waited for.
 printf 'leased for a second' >"$TEST_TMP/a"
 printf 'rooted' >"$TEST_TMP/b"
+printf 'leased for an hour' >"$TEST_TMP/c"
 da=sha256:$(sha256sum <"$TEST_TMP/a" | cut -d' ' -f1)
 db=sha256:$(sha256sum <"$TEST_TMP/b" | cut -d' ' -f1)
+dc=sha256:$(sha256sum <"$TEST_TMP/c" | cut -d' ' -f1)
 bctr content ingest ref-a <"$TEST_TMP/a"
 bctr content ingest ref-b <"$TEST_TMP/b"
+bctr content ingest ref-c <"$TEST_TMP/c"
 bctr content label "$db" containerd.io/gc.root=yes >/dev/null
-# ctr writes the expiry in whole seconds: give it room.
-bctr leases create --id brief --expires 3s >/dev/null
+bctr leases create --id brief --expires 1s >/dev/null
+bctr leases create --id lasting --expires 1h >/dev/null
 expect_match "leases ls shows the expiry label" "brief .*containerd.io/gc.expire=" "$(bctr leases ls)"
 check "Leases.AddResource puts the blob under the lease" grpc /containerd.services.leases.v1.Leases/AddResource 1=brief "2={" "1=$da" 2=content "}"
-bctr leases create --id trigger >/dev/null
-bctr leases rm --sync trigger >/dev/null
-expect_eq "while the lease lasts its blob stays" "$da" "$(bctr content ls -q | grep -x "$da")"
-sleep 3
-bctr leases create --id trigger >/dev/null
-bctr leases rm --sync trigger >/dev/null
+check "…and under the lasting one" grpc /containerd.services.leases.v1.Leases/AddResource 1=lasting "2={" "1=$dc" 2=content "}"
+# ctr writes the expiry in whole seconds; GC runs after each trigger lease is removed.
+for _ in $(seq 60); do
+  bctr leases create --id trigger >/dev/null
+  bctr leases rm --sync trigger >/dev/null
+  bctr leases ls -q | grep -qx brief || break
+  sleep 0.5
+done
 expect_eq "once it expires GC releases the lease…" "" "$(bctr leases ls -q | grep -x brief)"
+expect_eq "while a lease lasts its blob stays" "$dc" "$(bctr content ls -q | grep -x "$dc")"
+bctr leases rm --sync lasting >/dev/null
 expect_eq "…and its blob; the gc.root blob stays" "$db" "$(bctr content ls -q)"
 
 # Bad input.

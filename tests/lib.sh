@@ -38,7 +38,7 @@ expect_match () {
 }
 
 tests_cleanup () {
-  local pid
+  local status=$? pid  # the script's own status (tests_done's), kept for the exit below
   for pid in "${BERTHD_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null && { for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; kill -KILL "$pid" 2>/dev/null; }
   done
@@ -54,7 +54,7 @@ tests_cleanup () {
   # Containers' mounts live under TEST_TMP too.
   grep " $TEST_TMP" /proc/self/mounts 2>/dev/null | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   # A sanitizer report from any daemon this test ran fails the test (sanitizer builds).
-  local report status=$?
+  local report
   # The plugin scanner's reports are left out: test plugins crash it on purpose (that
   # is what it is for), and berthd reports those crashes as plugin errors.
   report=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$TEST_TMP"/*/berthd.log 2>/dev/null
@@ -147,6 +147,24 @@ tmux_wait () {
     printf '%s' "$screen" | grep -Eq -- "$2" && break
     sleep 0.1
   done
+  printf '%s\n' "$screen"
+}
+
+# tty_session COLS ROWS COMMAND KEYS DONE_REGEX [EXIT_KEYS]: runs COMMAND on a COLS×ROWS
+# terminal (a tmux session of its own), waits for a shell prompt, types KEYS, waits until
+# the screen matches DONE_REGEX, then types EXIT_KEYS if given and waits (up to 10 s) for
+# COMMAND to end. The session is gone afterwards; prints the screen DONE_REGEX matched.
+tty_session () {
+  local session=berth-$$-$RANDOM screen
+  tmux new-session -d -s "$session" -x "$1" -y "$2" "$3"
+  tmux_wait "$session" "/ #" >/dev/null
+  tmux send-keys -t "$session" "$4" Enter
+  screen=$(tmux_wait "$session" "$5")
+  if [ -n "${6:-}" ]; then
+    tmux send-keys -t "$session" "$6" Enter
+    for _ in $(seq 100); do tmux has-session -t "$session" 2>/dev/null || break; sleep 0.1; done
+  fi
+  tmux kill-session -t "$session" 2>/dev/null
   printf '%s\n' "$screen"
 }
 

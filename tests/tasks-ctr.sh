@@ -67,25 +67,14 @@ expect_match "…and the container's cgroup has the new limit" "memory.limit_in_
 bctr tasks kill -s KILL t-mem >/dev/null; sleep 0.5; bctr tasks rm t-mem >/dev/null; bctr containers rm t-mem >/dev/null
 
 # ctr run -t: an interactive shell on a terminal, driven through tmux.
-TMUX_SESSION=berth-$$
-tmux new-session -d -s "$TMUX_SESSION" -x 100 -y 30 "ctr --address $BERTH_SOCK run -t --rm $IMAGE t-tty sh"
-tmux_wait "$TMUX_SESSION" "/ #" >/dev/null
-tmux send-keys -t "$TMUX_SESSION" 'echo $((6*7)); stty size' Enter
-screen=$(tmux_wait "$TMUX_SESSION" "^[0-9]+ [0-9]+$")
-tmux send-keys -t "$TMUX_SESSION" exit Enter
-sleep 1
-tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
+screen=$(tty_session 100 30 "ctr --address $BERTH_SOCK run -t --rm $IMAGE t-tty sh" 'echo $((6*7)); stty size' \
+  "^[0-9]+ [0-9]+$" exit)
 expect_match "ctr run -t gives an interactive shell" "^42$" "$screen"
 expect_match "…on a terminal sized like the client's" "^30 100$" "$screen"
 
 # ctr tasks exec -t: a shell on its own terminal inside the running container.
-tmux new-session -d -s "$TMUX_SESSION" -x 80 -y 20 "ctr --address $BERTH_SOCK tasks exec -t --exec-id e-tty t-sleep sh"
-tmux_wait "$TMUX_SESSION" "/ #" >/dev/null
-tmux send-keys -t "$TMUX_SESSION" 'echo $((6*7)); stty size' Enter
-screen=$(tmux_wait "$TMUX_SESSION" "^[0-9]+ [0-9]+$")
-tmux send-keys -t "$TMUX_SESSION" exit Enter
-sleep 1
-tmux kill-session -t "$TMUX_SESSION" 2>/dev/null
+screen=$(tty_session 80 20 "ctr --address $BERTH_SOCK tasks exec -t --exec-id e-tty t-sleep sh" \
+  'echo $((6*7)); stty size' "^[0-9]+ [0-9]+$" exit)
 expect_match "ctr tasks exec -t gives an interactive shell" "^42$" "$screen"
 expect_match "…on a terminal sized like the client's" "^20 80$" "$screen"
 

@@ -247,6 +247,11 @@ test_config_errors (Fixture *f, gconstpointer data)
     { "[berthd]\n\n\nlog-level=loud\n", "berthd.conf:4: log-level \"loud\" is not one of" },
     { "[berthd]\nroot=/x\n[snapshotters]\n", "berthd.conf:3: unknown group [snapshotters]" },
     { "[berthd]\nroot=\n", "berthd.conf:2: root must not be empty" },
+    /* GKeyFile drops a lone trailing backslash; in a CRLF file and on a last line too. */
+    { "[berthd]\nroot=/srv/berth\\\n", "berthd.conf:2: root: the value ends in a lone backslash" },
+    { "[berthd]\r\nlog-level=info\r\nroot=/srv\\\\\\", "berthd.conf:3: root: the value ends in a lone backslash" },
+    { "[berthd]\r\nplugin-dirs=/a;/b\\\r\n", "berthd.conf:2: plugin-dirs: the value ends in a lone backslash" },
+    { "[plugin.io.berth.x]\nlevel=7\\\r", "berthd.conf:2: level: the value ends in a lone backslash" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
@@ -263,6 +268,11 @@ test_config_errors (Fixture *f, gconstpointer data)
   g_assert_cmpstr (good->root, ==, "/srv/berth");
   g_assert_cmpint (good->max_message_size, ==, 32 * 1024 * 1024);
   g_assert_cmpstr (good->plugin_dirs[1], ==, "/b");
+  /* A CRLF file whose last line has no newline reads like any other; \\ is one backslash. */
+  g_autoptr (BerthConfig) crlf = config_from (f, "[berthd]\r\nroot=/srv/b\\\\\r\nstate=/run/b\r", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (crlf->root, ==, "/srv/b\\");
+  g_assert_cmpstr (crlf->state, ==, "/run/b");
   g_assert_null (berth_config_load ("/nonexistent/berthd.conf", &error));
   g_assert_nonnull (strstr (error->message, "/nonexistent/berthd.conf"));
 }

@@ -1,7 +1,8 @@
 /* fuzz-config.c — berthd's config-file parser (berth_config_load). The input is the
  * file's text. Oracles: a config that loads prints (berth_config_to_data) as a config
  * that loads again and prints the same; every error names the file; the line lookup
- * used in error messages answers for every group and key. */
+ * used in error messages answers for every group and key; no value that loaded ends in
+ * a lone backslash (which GKeyFile drops without a word). */
 #include "config.h"
 
 #include <string.h>
@@ -55,8 +56,17 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       g_assert_true (g_str_has_prefix (where, config->path) && g_str_has_suffix (where, ": "));
       g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, groups[i], NULL, NULL);
       for (guint k = 0; keys != NULL && keys[k] != NULL; k++)
-        if (berth_config_find_line (config, groups[i], keys[k]) == 0)
-          FUZZ_FAIL ("key %s in [%s] has no line", keys[k], groups[i]);
+        {
+          if (berth_config_find_line (config, groups[i], keys[k]) == 0)
+            FUZZ_FAIL ("key %s in [%s] has no line", keys[k], groups[i]);
+          /* GKeyFile would silently drop a lone trailing backslash of what loaded. */
+          g_autofree char *raw = g_key_file_get_value (config->keyfile, groups[i], keys[k], NULL);
+          gsize len = strlen (raw), run = 0;
+          while (run < len && raw[len - 1 - run] == '\\')
+            run++;
+          if (run % 2 == 1)
+            FUZZ_FAIL ("key %s in [%s] loaded with a lone trailing backslash", keys[k], groups[i]);
+        }
     }
   g_autofree char *text = berth_config_to_data (config);
   g_autoptr (GError) again_error = NULL;

@@ -145,7 +145,19 @@ def shim_request():
         put("shim-request", "%02d" % i, line + ("" if line.endswith("\n") else "\n"))
 
 
+def runc_options():
+    # containerd.runc.v1.Options: 1 no_pivot_root (bool), 2 no_new_keyring, 3 shim_cgroup (string),
+    # 4 io_uid, 5 io_gid, 6 binary_name, 7 root, 8 criu_path, 9 systemd_cgroup ...
+    put("runc-options", "empty", b"")
+    put("runc-options", "binary-crun", b"\x32\x04crun")
+    put("runc-options", "full", b"\x08\x01\x1a\x05/shim\x20\xe8\x07\x32\x0d/usr/bin/runc\x3a\x04/run\x48\x01")
+    put("runc-options", "long-varint", b"\x08" + b"\xff" * 10 + b"\x01\x32\x04runc")
+    put("runc-options", "length-past-end", b"\x32\x7frunc")
+    put("runc-options", "fixed64", b"\x09" + b"\0" * 8 + b"\x32\x04runc")
+    put("runc-options", "nul-in-name", b"\x32\x06runc\0x")
+
+
 if __name__ == "__main__":
-    for f in (grpc, layer, reference, image_archive, config, shim_request):
+    for f in (grpc, layer, reference, image_archive, config, shim_request, runc_options):
         f()
     print("seeds written under", CORPUS)

@@ -25,6 +25,8 @@
 
 #include <berth/berth.h>
 
+#include "runc-options.h"
+
 #undef G_LOG_DOMAIN
 #define G_LOG_DOMAIN "berth-runtime"
 
@@ -58,6 +60,9 @@ struct _OciTask {
   char *dir;
   char *rootfs;
   guint32 pid;
+  /* Set (atomically) once Delete has asked the shim to go: from then on a shim that does
+   * not answer is gone on purpose, not dead, and must not be reaped. */
+  gint deleting;
 };
 
 static void oci_runtime_iface_init (BerthRuntimeInterface *iface);
@@ -180,6 +185,16 @@ reap_dead_shim (OciTask *task, BerthExitStatus *exit_out)
 {
   if (read_exit_file (task, exit_out))
     return TRUE;
+  /* A State or Wait racing with Delete (`ctr tasks ls` while another client deletes)
+   * finds the shim gone and the exit file with it. Reaping then would write into the
+   * directory Delete is removing (leaving it behind, so the id stays taken) and could
+   * `runtime delete --force` a new container that reuses the id. */
+  if (g_atomic_int_get (&task->deleting))
+    {
+      if (exit_out != NULL)
+        *exit_out = (BerthExitStatus) { DEAD_SHIM_EXIT_STATUS, g_get_real_time () };
+      return TRUE;
+    }
   g_autofree char *binary_file = g_build_filename (task->dir, "runtime-binary", NULL);
   g_autofree char *binary = NULL;
   g_autofree char *root = g_build_filename (task->dir, "runtime", NULL);
@@ -445,11 +460,13 @@ task_delete (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCanc
       return TRUE;
     }
   g_autoptr (GError) local_error = NULL;
+  g_atomic_int_set (&task->deleting, TRUE);
   g_autofree char *reply = shim_request (task, "delete", cancellable, &local_error);
   if (reply == NULL)
     {
       if (!g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE))
         {
+          g_atomic_int_set (&task->deleting, FALSE); /* refused (still running): the shim stays */
           g_propagate_error (error, g_steal_pointer (&local_error));
           return FALSE;
         }
@@ -514,54 +531,15 @@ task_new (OciRuntime *runtime, const char *ns, const char *id, const char *dir, 
 
 /* ---------------- the runtime ---------------- */
 
-/* A protobuf varint at *p (at most 10 bytes, none past @end). */
-static gboolean
-read_varint (const guint8 **p, const guint8 *end, guint64 *out)
-{
-  *out = 0;
-  for (int shift = 0; *p < end && shift < 64; shift += 7)
-    {
-      guint8 byte = *(*p)++;
-      *out |= (guint64) (byte & 0x7f) << shift;
-      if (!(byte & 0x80))
-        return TRUE;
-    }
-  return FALSE;
-}
-
-/* runc's Options message: field 6 is binary_name. A few lines of wire format instead
- * of linking the core's generated code into a plugin. */
+/* BinaryName of runc's Options, if the client sent those. */
 static char *
 binary_from_options (const char *type_url, GBytes *options)
 {
   if (type_url == NULL || options == NULL || !g_str_has_suffix (type_url, RUNC_OPTIONS_TYPE))
     return NULL;
   gsize len = 0;
-  const guint8 *p = g_bytes_get_data (options, &len);
-  if (p == NULL) /* empty */
-    return NULL;
-  const guint8 *end = p + len;
-  while (p < end)
-    {
-      guint64 key = 0;
-      if (!read_varint (&p, end, &key))
-        return NULL;
-      guint wire = key & 7;
-      guint64 value = 0;
-      if (wire != 0 && wire != 2)
-        return NULL; /* runc's options use no other wire types */
-      if (!read_varint (&p, end, &value))
-        return NULL;
-      if (wire == 2)
-        {
-          if (value > (guint64) (end - p))
-            return NULL;
-          if ((key >> 3) == 6)
-            return g_strndup ((const char *) p, value);
-          p += value;
-        }
-    }
-  return NULL;
+  const guint8 *data = g_bytes_get_data (options, &len);
+  return oci_runc_options_binary_name (data, len);
 }
 
 /* crun refuses cgroup v1-hybrid hosts whose cgroup2 mount still offers a controller. */
