@@ -12,6 +12,8 @@ PACKAGES=(
   curl prometheus glib-networking docker-registry skopeo apache2-utils openssl systemd man-db groff-base
   # tests/fuzz/make-seeds.py (zstd); tests/fuzz/run installs clang for libFuzzer itself
   zstd
+  # tests/bench/compare: the isa-l inflate floor (igzip)
+  isal
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
