@@ -41,6 +41,8 @@ static const ConfigKey config_keys[] = {
   { DAEMON_GROUP, "registry-auth-file", KEY_STRING, FIELD (registry_auth_file),
     "registry credentials, docker config.json format ({\"auths\": {\"HOST\": {\"auth\": base64(USER:PASS)}}})" },
   { DAEMON_GROUP, "max-concurrent-downloads", KEY_SIZE, FIELD (max_concurrent_downloads), "layers one pull fetches at once" },
+  { DAEMON_GROUP, "push-chunk-size", KEY_SIZE, FIELD (push_chunk_size),
+    "blobs larger than this are pushed in PATCH chunks of this size (0: always one PUT)" },
 };
 
 #define REGISTRY_GROUP_PREFIX "registry."
@@ -74,6 +76,7 @@ berth_config_new_default (void)
   config->gc_interval_seconds = 300;
   config->registry_auth_file = g_strdup (BERTH_SYSCONF_DIR "/berth/auth.json");
   config->max_concurrent_downloads = 3;
+  config->push_chunk_size = 32 * 1024 * 1024;
   config->registries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, registry_host_config_free);
   return config;
 }

@@ -40,6 +40,7 @@ typedef struct {
   char *metrics_address; /* [metrics] address, "IP:PORT"; NULL: no endpoint */
   char *registry_auth_file;         /* docker config.json format */
   gint64 max_concurrent_downloads;  /* layers fetched at once by one pull */
+  gint64 push_chunk_size;           /* larger blobs are pushed in chunks of this size; 0: never */
   GHashTable *registries;           /* "host[:port]" → BerthRegistryHostConfig, from [registry."HOST"] */
 } BerthConfig;
 

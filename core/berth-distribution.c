@@ -1336,6 +1336,7 @@ typedef struct {
   GPtrArray *blobs;      /* BerthDescriptor, children before parents */
   GPtrArray *kinds;      /* const char * per blob */
   GHashTable *seen;
+  gint64 chunk_size;     /* blobs larger go up in PATCH chunks of this size; 0: never */
 } Push;
 
 static gboolean
@@ -1411,7 +1412,8 @@ typedef struct {
   Push *push;
   const BerthDescriptor *desc;
   const char *kind;
-  char *url;
+  const char *url;   /* the upload session's current location */
+  gboolean chunked;  /* the bytes went up in PATCH requests */
   gint64 sent;
   gint64 last_report;
 } Upload;
@@ -1429,22 +1431,127 @@ wrote_body_data (SoupMessage *msg, guint chunk_size, gpointer user_data)
     }
 }
 
+/* The PUT closing an upload session: with the whole blob as its body (monolithic), or
+ * empty when PATCH requests sent the bytes already. */
 static SoupMessage *
 build_put_blob (Registry *reg, gpointer data, GError **error)
 {
   Upload *up = data;
+  g_autofree char *url = g_strdup_printf ("%s%cdigest=%s", up->url, strchr (up->url, '?') ? '&' : '?', up->desc->digest);
+  g_autoptr (SoupMessage) msg = message_new (reg, "PUT", url, error);
+  if (msg == NULL)
+    return NULL;
+  if (up->chunked)
+    {
+      soup_message_headers_set_content_length (soup_message_get_request_headers (msg), 0);
+      return g_steal_pointer (&msg);
+    }
   g_autoptr (GInputStream) in = berth_content_store_open_reader (up->push->store, up->desc->digest, NULL,
                                                                  up->push->cancellable, error);
   if (in == NULL)
     return NULL;
-  g_autofree char *url = g_strdup_printf ("%s%cdigest=%s", up->url, strchr (up->url, '?') ? '&' : '?', up->desc->digest);
-  SoupMessage *msg = message_new (reg, "PUT", url, error);
-  if (msg == NULL)
-    return NULL;
   up->sent = 0;
   soup_message_set_request_body (msg, "application/octet-stream", in, up->desc->size);
   g_signal_connect (msg, "wrote-body-data", G_CALLBACK (wrote_body_data), up);
+  return g_steal_pointer (&msg);
+}
+
+typedef struct {
+  Upload *up;
+  GBytes *bytes;
+  gint64 offset;
+} Chunk;
+
+static SoupMessage *
+build_patch (Registry *reg, gpointer data, GError **error)
+{
+  Chunk *chunk = data;
+  SoupMessage *msg = message_new (reg, "PATCH", chunk->up->url, error);
+  if (msg == NULL)
+    return NULL;
+  /* The distribution API's form: no "bytes " unit, both ends inclusive. */
+  g_autofree char *range = g_strdup_printf ("%" G_GINT64_FORMAT "-%" G_GINT64_FORMAT, chunk->offset,
+                                            chunk->offset + (gint64) g_bytes_get_size (chunk->bytes) - 1);
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "Content-Range", range);
+  soup_message_set_request_body_from_bytes (msg, "application/octet-stream", chunk->bytes);
+  chunk->up->sent = chunk->offset;
+  g_signal_connect (msg, "wrote-body-data", G_CALLBACK (wrote_body_data), chunk->up);
   return msg;
+}
+
+/* A registry that turns down the first PATCH of a session this way takes only
+ * monolithic uploads (or not Content-Range): 405/501 say so, 400/404/411/416 are how
+ * some proxies and older registries say it. */
+static gboolean
+chunks_refused (guint status)
+{
+  return status == SOUP_STATUS_NOT_IMPLEMENTED
+         || (status >= 400 && status < 500 && status != SOUP_STATUS_UNAUTHORIZED && status != SOUP_STATUS_FORBIDDEN
+             && status != STATUS_TOO_MANY_REQUESTS);
+}
+
+typedef enum { CHUNKS_SENT, CHUNKS_REFUSED, CHUNKS_FAILED } ChunksOutcome;
+
+/* Sends the blob in PATCH requests of push->chunk_size bytes, each to the Location the
+ * previous answer gave (*location follows it, for the closing PUT). One chunk at a time
+ * is in memory, so a retried PATCH resends the same bytes. */
+static ChunksOutcome
+upload_chunks (Upload *up, char **location, GError **error)
+{
+  Push *push = up->push;
+  g_autoptr (GInputStream) in = berth_content_store_open_reader (push->store, up->desc->digest, NULL,
+                                                                 push->cancellable, error);
+  if (in == NULL)
+    return CHUNKS_FAILED;
+  gsize buffer_size = MIN (push->chunk_size, up->desc->size);
+  g_autofree guint8 *buffer = g_malloc (buffer_size);
+  for (gint64 offset = 0; offset < up->desc->size;)
+    {
+      gsize got = 0;
+      if (!g_input_stream_read_all (in, buffer, MIN ((gint64) buffer_size, up->desc->size - offset), &got,
+                                    push->cancellable, error))
+        return CHUNKS_FAILED;
+      if (got == 0)
+        return berth_throw (error, BERTH_ERROR_DATA_LOSS, "%s ends at %" G_GINT64_FORMAT " of its %" G_GINT64_FORMAT
+                            " bytes", up->desc->digest, offset, up->desc->size), CHUNKS_FAILED;
+      g_autoptr (GBytes) bytes = g_bytes_new_static (buffer, got);
+      Chunk chunk = { up, bytes, offset };
+      g_autoptr (SoupMessage) msg = NULL;
+      g_autoptr (GInputStream) answer = registry_send (push->reg, push->scope, build_patch, &chunk, &msg, error);
+      if (answer == NULL)
+        return CHUNKS_FAILED;
+      g_autofree char *detail = drain_detail (answer, push->cancellable);
+      guint status = soup_message_get_status (msg);
+      if (status != SOUP_STATUS_ACCEPTED && offset == 0 && chunks_refused (status))
+        {
+          g_info ("registry %s refused a chunked upload (%u %s%s%s); uploading whole blobs", push->reg->domain, status,
+                  soup_message_get_reason_phrase (msg), detail ? ": " : "", detail ? detail : "");
+          return CHUNKS_REFUSED;
+        }
+      if (status != SOUP_STATUS_ACCEPTED)
+        {
+          g_autofree char *what = g_strdup_printf ("uploading bytes %" G_GINT64_FORMAT "- of %s %s", offset, up->kind,
+                                                   up->desc->digest);
+          /* A retried PATCH that had partly arrived gets 416: a fresh session will do. */
+          if (status == SOUP_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE)
+            return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "%s: the registry lost track of the session", what),
+                   CHUNKS_FAILED;
+          return throw_status (error, msg, detail, what), CHUNKS_FAILED;
+        }
+      offset += got;
+      const char *held = soup_message_headers_get_one (soup_message_get_response_headers (msg), "Range");
+      const char *dash = held ? strchr (held, '-') : NULL;
+      if (dash != NULL && g_ascii_strtoll (dash + 1, NULL, 10) != offset - 1)
+        return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "registry %s holds bytes %s of the upload of %s, not 0-%"
+                            G_GINT64_FORMAT, push->reg->domain, held, up->desc->digest, offset - 1), CHUNKS_FAILED;
+      char *next = upload_location (push, msg, error);
+      if (next == NULL)
+        return CHUNKS_FAILED;
+      g_free (*location);
+      up->url = *location = next;
+      report (push->reporter, up->desc->digest, up->kind, BERTH_TRANSFER_UPLOADING, offset, up->desc->size);
+    }
+  return CHUNKS_SENT;
 }
 
 /* Mount from another repository of the same registry, or start an upload; TRUE with
@@ -1515,11 +1622,24 @@ push_blob (Push *push, const BerthDescriptor *desc, const char *kind, GError **e
           report (push->reporter, desc->digest, kind, BERTH_TRANSFER_MOUNTED, desc->size, desc->size);
           return TRUE;
         }
-      Upload up = { push, desc, kind, location, 0, 0 };
+      Upload up = { push, desc, kind, location, FALSE, 0, 0 };
       report (push->reporter, desc->digest, kind, BERTH_TRANSFER_UPLOADING, 0, desc->size);
-      g_autoptr (SoupMessage) put = NULL;
       g_autoptr (GError) local_error = NULL;
-      g_autoptr (GInputStream) answer = registry_send (push->reg, push->scope, build_put_blob, &up, &put, &local_error);
+      g_autoptr (SoupMessage) put = NULL;
+      g_autoptr (GInputStream) answer = NULL;
+      if (push->chunk_size > 0 && desc->size > push->chunk_size)
+        {
+          ChunksOutcome outcome = upload_chunks (&up, &location, &local_error);
+          if (outcome == CHUNKS_REFUSED)
+            {
+              push->chunk_size = 0; /* for the rest of this push too */
+              attempt--;            /* not a failure: start over, monolithic */
+              continue;
+            }
+          up.chunked = outcome == CHUNKS_SENT;
+        }
+      if (local_error == NULL)
+        answer = registry_send (push->reg, push->scope, build_put_blob, &up, &put, &local_error);
       if (answer == NULL)
         {
           if (g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE) && attempt < MAX_ATTEMPTS
@@ -1591,7 +1711,8 @@ berth_distribution_push (BerthDaemon *daemon, const char *ns, const BerthPushOpt
   g_autoptr (GPtrArray) blobs = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_descriptor_free);
   g_autoptr (GPtrArray) kinds = g_ptr_array_new ();
   g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  Push push = { daemon, ns, reg, ref, scope, store, &reporter, cancellable, blobs, kinds, seen };
+  Push push = { daemon, ns, reg, ref, scope, store, &reporter, cancellable, blobs, kinds, seen,
+                berth_daemon_get_config (daemon)->push_chunk_size };
   char *result = NULL;
   const char *root_kind = berth_media_type_is_index (target->media_type) ? "index" : "manifest";
   if (ref->digest != NULL && !g_str_equal (ref->digest, target->digest))

@@ -13,7 +13,9 @@
  * name — all under one lease, so GC takes nothing in flight and everything of a
  * failed pull. Push uploads what the registry lacks (HEAD check, cross-repository
  * mount when the blob's containerd.io/distribution.source label names a repository of
- * the same registry, monolithic PUT otherwise), then the manifests, the tag last.
+ * the same registry, otherwise a monolithic PUT, or PATCH chunks of push-chunk-size for
+ * larger blobs, falling back to monolithic when the registry refuses them), then the
+ * manifests, the tag last.
  *
  * Registries are reached over https with the system CAs, plus a per-host CA file, or
  * over plain http, as [registry."HOST"] groups of berthd.conf say (or the request).

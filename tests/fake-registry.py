@@ -11,8 +11,13 @@ Listens on 127.0.0.1 on a free port and writes the port to PORTFILE.
 --flaky N         answers the first N blob requests with 503 (clients must retry)
 --drop-after B    cuts each layer's first transfer after B bytes (clients must resume
                   with a Range request); the requests seen are logged to PORTFILE.log
+--refuse-patch    answers PATCH (chunked uploads) with 405, as registries that only
+                  take monolithic uploads do
+
+Pushes are taken too (POST, PATCH with Content-Range, PUT ?digest= checked against the
+bytes, manifests by tag), kept in memory and served back.
 """
-import argparse, base64, hashlib, http.server, json, os, sys, tarfile, threading
+import argparse, base64, hashlib, http.server, json, os, sys, tarfile, threading, uuid
 
 args = argparse.ArgumentParser()
 args.add_argument("archive")
@@ -23,6 +28,7 @@ args.add_argument("--corrupt-layers", action="store_true")
 args.add_argument("--bearer")
 args.add_argument("--flaky", type=int, default=0)
 args.add_argument("--drop-after", type=int, default=0)
+args.add_argument("--refuse-patch", action="store_true")
 opts = args.parse_args()
 
 blobs = {}
@@ -36,6 +42,9 @@ manifest = json.loads(blobs[top["digest"]])
 layers = {l["digest"] for l in manifest["layers"]}
 lock = threading.Lock()
 state = {"flaky": opts.flaky, "dropped": set()}
+uploads = {}   # session id -> bytearray
+manifests = {opts.tag: (top["mediaType"], top["digest"])}  # tag or digest -> (media type, digest)
+manifests[top["digest"]] = manifests[opts.tag]
 log = open(opts.portfile + ".log", "a", buffering=1)
 TOKEN = "t0k3n-" + hashlib.sha256(os.urandom(8)).hexdigest()[:16]
 
@@ -92,10 +101,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.error(404, "NAME_UNKNOWN", "repository name not known to registry")
         kind, _, ref = path[len(prefix):].partition("/")
         if kind == "manifests":
-            if ref not in (opts.tag, top["digest"]):
+            with lock:
+                found = manifests.get(ref)
+            if found is None:
                 return self.error(404, "MANIFEST_UNKNOWN", "manifest unknown")
-            body = blobs[top["digest"]]
-            return self.send(200, body, [("Content-Type", top["mediaType"]), ("Docker-Content-Digest", top["digest"])])
+            return self.send(200, blobs[found[1]], [("Content-Type", found[0]), ("Docker-Content-Digest", found[1])])
         if kind == "blobs" and ref in blobs:
             with lock:
                 if state["flaky"] > 0:
@@ -132,6 +142,79 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(part)
             return
         return self.error(404, "BLOB_UNKNOWN", "blob unknown to registry")
+
+
+    def body(self):
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+    def upload(self, code, session, headers=()):
+        """Logs the request and its answer; upload answers carry the session's location."""
+        log.write("%s %s %s %d\n" % (self.command, self.path.split("?")[0], self.headers.get("Content-Range", "-"), code))
+        if session is None:
+            return self.send(code, b"", headers)
+        location = "/v2/%s/blobs/uploads/%s" % (opts.repo, session)
+        with lock:
+            held = len(uploads.get(session, b""))
+        self.send(code, b"", [("Location", location), ("Docker-Upload-UUID", session),
+                              ("Range", "0-%d" % (held - 1 if held else 0))] + list(headers))
+
+    def do_POST(self):
+        path = self.path.split("?")[0]
+        if not self.authorized():
+            return
+        if path != "/v2/%s/blobs/uploads/" % opts.repo:
+            return self.error(404, "NAME_UNKNOWN", "repository name not known to registry")
+        self.body()
+        session = uuid.uuid4().hex
+        with lock:
+            uploads[session] = bytearray()
+        return self.upload(202, session)
+
+    def do_PATCH(self):
+        session = self.path.split("?")[0].rsplit("/", 1)[1]
+        data = self.body()
+        if not self.authorized():
+            return
+        if opts.refuse_patch:
+            return self.upload(405, None)
+        with lock:
+            held = uploads.get(session)
+            if held is None:
+                return self.upload(404, None)
+            rng = self.headers.get("Content-Range", "%d-%d" % (len(held), len(held) + len(data) - 1))
+            start, end = (int(x) for x in rng.split("-"))
+            if start != len(held) or end - start + 1 != len(data):
+                return self.upload(416, None)
+            held += data
+        return self.upload(202, session)
+
+    def do_PUT(self):
+        path, _, query = self.path.partition("?")
+        data = self.body()
+        if not self.authorized():
+            return
+        prefix = "/v2/%s/" % opts.repo
+        kind, _, ref = path[len(prefix):].partition("/") if path.startswith(prefix) else ("", "", "")
+        if kind == "manifests":
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            with lock:
+                blobs[digest] = bytes(data)
+                manifests[ref] = manifests[digest] = (self.headers.get("Content-Type"), digest)
+            log.write("PUT %s %d\n" % (path, 201))
+            return self.send(201, b"", [("Docker-Content-Digest", digest)])
+        if kind != "blobs" or not ref.startswith("uploads/"):
+            return self.error(404, "NAME_UNKNOWN", "repository name not known to registry")
+        session = ref[len("uploads/"):]
+        digest = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("digest", "")
+        with lock:
+            held = uploads.pop(session, None)
+            if held is None:
+                return self.upload(404, None)
+            held += data
+            if digest != "sha256:" + hashlib.sha256(held).hexdigest():
+                return self.upload(400, None)
+            blobs[digest] = bytes(held)
+        return self.upload(201, None, [("Docker-Content-Digest", digest)])
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

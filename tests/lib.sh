@@ -196,16 +196,18 @@ wait_port () {
   return 1
 }
 
-# registry_start NAME [htpasswd FILE] [tls CERT KEY]: Debian's docker-registry on a free
-# loopback port with its storage under $TEST_TMP/NAME. Sets REG (host:port).
+# registry_start NAME [htpasswd FILE] [tls CERT KEY] [accesslog]: Debian's docker-registry
+# on a free loopback port with its storage under $TEST_TMP/NAME (its log, with requests
+# when accesslog is given, in $TEST_TMP/NAME/registry.log). Sets REG (host:port).
 registry_start () {
   local name=$1; shift
-  local dir=$TEST_TMP/$name port
+  local dir=$TEST_TMP/$name port access=true
   port=$(free_port)
   mkdir -p "$dir/storage"
+  [[ " $* " = *" accesslog "* ]] && access=false
   {
     echo "version: 0.1"
-    echo "log: {level: error, accesslog: {disabled: true}}"
+    echo "log: {level: error, accesslog: {disabled: $access}}"
     echo "storage: {filesystem: {rootdirectory: $dir/storage}, delete: {enabled: true}}"
     echo "http:"
     echo "  addr: 127.0.0.1:$port"
@@ -213,6 +215,7 @@ registry_start () {
       case $1 in
         htpasswd) echo "auth: {htpasswd: {realm: berth-test, path: $2}}" >"$dir/auth.yml"; shift 2 ;;
         tls) echo "  tls: {certificate: $2, key: $3}"; shift 3 ;;
+        accesslog) shift ;;
         *) echo "registry_start: unknown option $1" >&2; return 1 ;;
       esac
     done

@@ -6,7 +6,7 @@
 # digests. ctr pulls client-side through berthd's Content/Images/Snapshots/Diff API;
 # berth pull / berth push go through berthd's Transfer service, server-side.
 source "$(dirname "$0")/lib.sh"
-tap_plan 64
+tap_plan 75
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # docker-registry, skopeo, htpasswd; hugetlb for crun
 
 export BERTH_DATADIR=$SRCDIR/data
@@ -23,7 +23,7 @@ python3 "$SRCDIR/tests/make-image.py" "$TEST_TMP/pushme.tar" --busybox --layer "
 head -c 400000 /dev/urandom >"$TEST_TMP/big/noise"
 python3 "$SRCDIR/tests/make-image.py" "$TEST_TMP/big.tar" --busybox --layer "$TEST_TMP/big" --name big:v1 >/dev/null
 
-registry_start plain || true
+registry_start plain accesslog || true
 PLAIN=$REG
 htpasswd -Bbn tester s3cret >"$TEST_TMP/htpasswd"
 registry_start auth htpasswd "$TEST_TMP/htpasswd" || true
@@ -49,6 +49,7 @@ cat >"$TEST_TMP/berthd.conf" <<CONF
 [berthd]
 registry-auth-file=$TEST_TMP/auth.json
 max-concurrent-downloads=2
+push-chunk-size=100000
 
 [registry."$PLAIN"]
 plain-http=true
@@ -167,5 +168,30 @@ expect_match "…the 503s were retried" "retrying|done" "$(cat "$TEST_TMP/flaky.
 expect_eq "…and the image runs" hi "$(b run --rm "$FAKE/big:latest" echo hi 2>&1)"
 out=$(b pull -q --plain-http --user tok:nope "$FAKE/big:latest" 2>&1)
 expect_match "a token service refusing the credentials: a clear authentication error" "token service refused the credentials" "$out"
+
+# ---- chunked pushes: PATCH chunks above push-chunk-size, monolithic when refused ----
+noise_md5=$(md5sum <"$TEST_TMP/big/noise" | cut -d' ' -f1)
+check "berth image import of the image with a 400 kB layer" b -n chunks image import -q "$TEST_TMP/big.tar"
+out=$(b -n chunks push big:v1 "$PLAIN/chunked:v1" 2>"$TEST_TMP/chunked.err")
+expect_match "berth push of a layer over push-chunk-size" "^$PLAIN/chunked:v1 sha256:[0-9a-f]{64}$" "$out"
+pushed=${out#* }
+patches=$(grep -c '"PATCH /v2/chunked/blobs/uploads/[^ ]* HTTP/1.1" 202 ' "$TEST_TMP/plain/registry.log")
+want=$(python3 -c 'import json,sys,tarfile; t=tarfile.open(sys.argv[1]); i=json.load(t.extractfile("index.json")); m=json.load(t.extractfile("blobs/sha256/"+i["manifests"][0]["digest"][7:])); print(sum(-(-b["size"] // 100000) for b in m["layers"] + [m["config"]] if b["size"] > 100000))' "$TEST_TMP/big.tar")
+expect_eq "…docker-registry took its blobs over 100000 bytes in PATCH requests of 100000 bytes ($want)" "$want" "$patches"
+expect_match "…skopeo inspect sees it" "\"Digest\": \"$pushed\"" "$(skopeo inspect --tls-verify=false "docker://$PLAIN/chunked:v1" 2>&1)"
+check "…skopeo copies it back out" skopeo copy --quiet --src-tls-verify=false "docker://$PLAIN/chunked:v1" "oci:$TEST_TMP/chunked-oci:v1"
+big_layer_file=$TEST_TMP/chunked-oci/blobs/sha256/${big_layer#sha256:}
+expect_eq "…with the layer's bytes intact" "${big_layer#sha256:}" "$(sha256sum <"$big_layer_file" | cut -d' ' -f1)"
+expect_eq "berth pull of it into a fresh namespace, and its file is the one pushed" "$noise_md5" \
+  "$(b -n chunks-back pull -q "$PLAIN/chunked:v1" >/dev/null 2>&1 && b -n chunks-back run --rm "$PLAIN/chunked:v1" md5sum /noise 2>&1 | cut -d' ' -f1)"
+
+fake_start refuse "$TEST_TMP/busybox.tar" --repo chunky --refuse-patch
+out=$(b -n chunks push --plain-http big:v1 "$FAKE/chunky:v1" 2>&1); rc=$?
+expect_eq "a registry refusing PATCH: the push still succeeds" 0 "$rc"
+expect_match "…its first PATCH was answered 405" "^PATCH /v2/chunky/blobs/uploads/[0-9a-f]+ 0-99999 405$" "$(cat "$FAKE_LOG")"
+expect_eq "…and the layer went up in one PUT (a fresh session), nothing chunked after that" \
+  "PATCH 405 POST 202 PUT 201" "$(grep -A2 '^PATCH' "$FAKE_LOG" | awk '{print $1, $NF}' | xargs)"
+expect_eq "…the image pulls back from there and its file is intact" "$noise_md5" \
+  "$(b -n refuse-back pull -q --plain-http "$FAKE/chunky:v1" >/dev/null 2>&1 && b -n refuse-back run --rm "$FAKE/chunky:v1" md5sum /noise 2>&1 | cut -d' ' -f1)"
 
 tests_done
