@@ -10,6 +10,7 @@
 
 #define DAEMON_GROUP "berthd"
 #define METRICS_GROUP "metrics"
+#define CRI_GROUP "cri"
 
 typedef enum { KEY_STRING, KEY_LIST, KEY_SIZE, KEY_LOG_LEVEL, KEY_LISTEN_ADDRESS } KeyKind;
 
@@ -41,6 +42,8 @@ static const ConfigKey config_keys[] = {
   { DAEMON_GROUP, "registry-auth-file", KEY_STRING, FIELD (registry_auth_file),
     "registry credentials, docker config.json format ({\"auths\": {\"HOST\": {\"auth\": base64(USER:PASS)}}})" },
   { DAEMON_GROUP, "max-concurrent-downloads", KEY_SIZE, FIELD (max_concurrent_downloads), "layers one pull fetches at once" },
+  { CRI_GROUP, "cni-conf-dir", KEY_STRING, FIELD (cri_cni_conf_dir), "CNI network configurations for pods (*.conflist, *.conf)" },
+  { CRI_GROUP, "cni-bin-dir", KEY_STRING, FIELD (cri_cni_bin_dir), "CNI plugin binaries" },
 };
 
 #define REGISTRY_GROUP_PREFIX "registry."
@@ -75,6 +78,8 @@ berth_config_new_default (void)
   config->registry_auth_file = g_strdup (BERTH_SYSCONF_DIR "/berth/auth.json");
   config->max_concurrent_downloads = 3;
   config->registries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, registry_host_config_free);
+  config->cri_cni_conf_dir = g_strdup ("/etc/cni/net.d");
+  config->cri_cni_bin_dir = g_strdup ("/usr/lib/cni");
   return config;
 }
 
@@ -100,6 +105,8 @@ berth_config_free (BerthConfig *config)
   g_free (config->metrics_address);
   g_free (config->registry_auth_file);
   g_clear_pointer (&config->registries, g_hash_table_unref);
+  g_free (config->cri_cni_conf_dir);
+  g_free (config->cri_cni_bin_dir);
   g_free (config);
 }
 
@@ -341,7 +348,7 @@ validate (BerthConfig *config, GError **error)
   for (guint i = 0; groups[i] != NULL; i++)
     {
       if (g_str_equal (groups[i], DAEMON_GROUP) || g_str_equal (groups[i], METRICS_GROUP)
-          || g_str_has_prefix (groups[i], "plugin."))
+          || g_str_equal (groups[i], CRI_GROUP) || g_str_has_prefix (groups[i], "plugin."))
         continue;
       if (g_str_has_prefix (groups[i], REGISTRY_GROUP_PREFIX))
         {
@@ -351,11 +358,12 @@ validate (BerthConfig *config, GError **error)
         }
       g_autofree char *where = berth_config_location (config, groups[i], NULL);
       return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
-                          "%sunknown group [%s]; groups are [berthd], [metrics], [registry.\"HOST\"] and "
+                          "%sunknown group [%s]; groups are [berthd], [metrics], [cri], [registry.\"HOST\"] and "
                           "[plugin.<kind>.<name>]",
                           where, groups[i]);
     }
-  return validate_group (config, DAEMON_GROUP, error) && validate_group (config, METRICS_GROUP, error);
+  return validate_group (config, DAEMON_GROUP, error) && validate_group (config, METRICS_GROUP, error)
+         && validate_group (config, CRI_GROUP, error);
 }
 
 BerthConfig *

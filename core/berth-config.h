@@ -41,6 +41,8 @@ typedef struct {
   char *registry_auth_file;         /* docker config.json format */
   gint64 max_concurrent_downloads;  /* layers fetched at once by one pull */
   GHashTable *registries;           /* "host[:port]" → BerthRegistryHostConfig, from [registry."HOST"] */
+  char *cri_cni_conf_dir;           /* [cri] cni-conf-dir */
+  char *cri_cni_bin_dir;            /* [cri] cni-bin-dir */
 } BerthConfig;
 
 /* Reads @path (NULL: BERTH_SYSCONF_DIR/berth/berthd.conf, which may be absent). */

@@ -12,6 +12,8 @@ PACKAGES=(
   curl prometheus glib-networking docker-registry skopeo apache2-utils openssl systemd man-db groff-base
   # tests/fuzz/make-seeds.py (zstd); tests/fuzz/run installs clang for libFuzzer itself
   zstd
+  # tests/cri.sh: CNI plugins for pod networks, python stubs from core/cri/api.proto
+  containernetworking-plugins python3-grpc-tools iproute2
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

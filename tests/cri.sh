@@ -1,0 +1,227 @@
+#!/bin/bash
+# Kubernetes' CRI (runtime.v1) on berthd's socket, driven the way kubelet drives it, by
+# a python client whose stubs are generated here from core/cri/api.proto: pull from a
+# loopback registry, pod sandboxes on a CNI bridge network of this test's own (its
+# bridge, subnet and IPAM state are private), busybox httpd reached at the pod's IP and
+# through a host port, ExecSync, CRI-format logs and their reopening, stats, and that
+# stopping and removing leave no network namespace, veth, mount, cgroup or iptables
+# chain behind. Bad requests get the codes kubelet expects.
+source "$(dirname "$0")/lib.sh"
+"$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # CNI plugins, grpc_tools, docker-registry, skopeo
+
+PY=/usr/bin/python3 # Debian's, with grpcio and grpc_tools
+CNI_BIN=/usr/lib/cni
+BR=bcri$((RANDOM % 10000))
+if ! ip link add "$BR" type bridge 2>/dev/null; then
+  echo "1..0 # SKIP this kernel (or container) cannot make bridges"
+  exit 77
+fi
+ip link del "$BR"
+for p in bridge host-local loopback portmap; do
+  [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
+done
+tap_plan 70
+
+NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
+cleanup_network () {
+  [ -n "${CRI_KEEP_LOG:-}" ] && cp "$BERTHD_LOG" "$CRI_KEEP_LOG"
+  ip link del "$BR" 2>/dev/null
+  # portmap's chains, should a failed run have left any.
+  iptables-save -t nat 2>/dev/null | grep -q "berth-cri-test-$BR" && diag "iptables rules left by this test"
+  tests_cleanup
+}
+trap cleanup_network EXIT
+
+mkdir -p "$TEST_TMP/stubs" "$TEST_TMP/net.d" "$TEST_TMP/logs"
+$PY -m grpc_tools.protoc -I"$SRCDIR/core/cri" --python_out="$TEST_TMP/stubs" --grpc_python_out="$TEST_TMP/stubs" \
+  "$SRCDIR/core/cri/api.proto" || { echo "Bail out! grpc_tools cannot compile core/cri/api.proto"; exit 1; }
+# cri SERVICE METHOD [JSON]: the response as JSON, or "error: CODE: …" (and status 3).
+cri () { $PY "$SRCDIR/tests/cri-client.py" "$TEST_TMP/stubs" "$BERTH_SOCK" "$@"; }
+rt () { cri RuntimeService "$@"; }
+img () { cri ImageService "$@"; }
+# jget PATH [JSON]: one field of a response ("status.network.ip"; "stdout" bytes decoded).
+jget () {
+  $PY -c '
+import base64, json, sys
+d = json.loads(sys.argv[2] if len(sys.argv) > 2 else sys.stdin.read())
+for part in sys.argv[1].split("."):
+    d = d[int(part)] if isinstance(d, list) else d.get(part)
+if sys.argv[1].split(".")[-1] in ("stdout", "stderr"):
+    d = base64.b64decode(d or "").decode()
+print(d if not isinstance(d, (list, dict)) else json.dumps(d), end="" if isinstance(d, str) and d.endswith("\n") else "\n")
+' "$@"
+}
+
+cat >"$TEST_TMP/net.d/10-test.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "berth-cri-test-$BR",
+  "plugins": [
+    {"type": "bridge", "bridge": "$BR", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$NET.0/24"}]], "dataDir": "$TEST_TMP/ipam"}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+JSON
+
+make_busybox_image "$TEST_TMP/busybox.tar"
+registry_start reg || true
+cat >"$TEST_TMP/berthd.conf" <<CONF
+[registry."$REG"]
+plain-http=true
+
+[cri]
+cni-conf-dir=$TEST_TMP/net.d
+cni-bin-dir=$CNI_BIN
+CONF
+export BERTH_DATADIR=$SRCDIR/data
+berthd_start cri -- --config "$TEST_TMP/berthd.conf" || true
+STATE=$BERTH_STATE
+
+# ---- version, status, images ----
+out=$(rt Version '{"version": "v1"}')
+expect_eq "Version names berth" berth "$(jget runtime_name "$out")"
+expect_eq "…and CRI v1" v1 "$(jget runtime_api_version "$out")"
+out=$(rt Status)
+expect_eq "Status: RuntimeReady" True "$(jget status.conditions.0.status "$out")"
+expect_eq "Status: NetworkReady (a CNI configuration is there)" True "$(jget status.conditions.1.status "$out")"
+check "skopeo puts busybox into the loopback registry" registry_put "$TEST_TMP/busybox.tar" "$REG/busybox:latest"
+out=$(img PullImage "{\"image\": {\"image\": \"$REG/busybox:latest\"}}")
+IMAGE_ID=$(jget image_ref "$out")
+expect_match "PullImage answers the image ID (its config digest)" '^sha256:[0-9a-f]{64}$' "$IMAGE_ID"
+out=$(img ImageStatus "{\"image\": {\"image\": \"$REG/busybox:latest\"}}")
+expect_eq "ImageStatus by name gives that ID" "$IMAGE_ID" "$(jget image.id "$out")"
+expect_match "…with its repo digest" "$REG/busybox@sha256:" "$(jget image.repo_digests "$out")"
+expect_match "ListImages lists the tag" "\"$REG/busybox:latest\"" "$(img ListImages)"
+expect_eq "ImageStatus of an unknown image: no image, no error" None \
+  "$(jget image "$(img ImageStatus '{"image": {"image": "nosuch/image:1"}}')")"
+expect_match "ImageFsInfo reports the root's filesystem" '"mountpoint"' "$(img ImageFsInfo)"
+
+# ---- a pod on the bridge network ----
+HP=$(free_port)
+pod_config () { # NAME: a PodSandboxConfig
+  cat <<JSON
+{"metadata": {"name": "$1", "uid": "uid-$1", "namespace": "test", "attempt": 0},
+ "hostname": "$1", "log_directory": "$TEST_TMP/logs/$1",
+ "dns_config": {"servers": ["10.0.0.10"], "searches": ["example.test"]},
+ "port_mappings": [{"protocol": "TCP", "container_port": 8080, "host_port": $2}],
+ "labels": {"app": "$1"}, "annotations": {"note": "kept as given"},
+ "linux": {"security_context": {"namespace_options": {"network": "POD", "pid": "CONTAINER", "ipc": "POD"}}}}
+JSON
+}
+out=$(rt RunPodSandbox "{\"config\": $(pod_config pod1 "$HP")}")
+POD1=$(jget pod_sandbox_id "$out")
+expect_match "RunPodSandbox makes a sandbox" '^[0-9a-f]{64}$' "$POD1"
+[ -n "$POD1" ] || POD1=none
+out=$(rt PodSandboxStatus "{\"pod_sandbox_id\": \"$POD1\"}")
+expect_eq "…READY" SANDBOX_READY "$(jget status.state "$out")"
+IP1=$(jget status.network.ip "$out")
+expect_match "…with an IP from the test's subnet" "^$NET\.[0-9]+$" "$IP1"
+expect_eq "…annotations returned unaltered" "kept as given" "$(jget status.annotations.note "$out")"
+check "its network namespace is a file under the state dir" test -f "$STATE/cri/netns/$POD1"
+expect_match "eth0 inside holds the pod IP" "inet $IP1/24" "$(nsenter --net="$STATE/cri/netns/$POD1" ip -4 addr show eth0 2>&1)"
+expect_match "a veth of the pod is on the test bridge" "master $BR" "$(ip -o link show master "$BR" 2>&1)"
+out=$(rt RunPodSandbox "{\"config\": $(pod_config pod1 "$HP")}")
+expect_match "the same pod again: ALREADY_EXISTS" "^error: ALREADY_EXISTS" "$out"
+
+container_config () { # NAME COMMAND-JSON
+  cat <<JSON
+{"metadata": {"name": "$1", "attempt": 0}, "image": {"image": "$REG/busybox:latest"},
+ "command": $2, "envs": [{"key": "GREETING", "value": "hello-from-pod"}],
+ "log_path": "$1/0.log", "labels": {"c": "$1"},
+ "linux": {"security_context": {"seccomp": {"profile_type": "RuntimeDefault"}}}}
+JSON
+}
+WEB_CMD='["sh", "-c", "trap \"echo bye; exit 7\" TERM; mkdir -p /www && echo $GREETING >/www/index.html && echo started && echo oops >&2 && httpd -f -p 8080 -h /www & wait"]'
+out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": $(container_config web "$WEB_CMD"), \"sandbox_config\": $(pod_config pod1 "$HP")}")
+WEB=$(jget container_id "$out")
+expect_match "CreateContainer" '^[0-9a-f]{64}$' "$WEB"
+expect_eq "…CREATED" CONTAINER_CREATED "$(jget status.state "$(rt ContainerStatus "{\"container_id\": \"$WEB\"}")")"
+out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": $(container_config web "$WEB_CMD")}")
+expect_match "the same container name in the pod again: ALREADY_EXISTS" "^error: ALREADY_EXISTS" "$out"
+check "StartContainer" rt StartContainer "{\"container_id\": \"$WEB\"}"
+expect_eq "…RUNNING" CONTAINER_RUNNING "$(jget status.state "$(rt ContainerStatus "{\"container_id\": \"$WEB\"}")")"
+for _ in $(seq 50); do body=$(http_get "http://$IP1:8080/" 2>/dev/null) && break; sleep 0.2; done
+expect_eq "busybox httpd in the pod answers at the pod IP" hello-from-pod "${body:-}"
+expect_eq "…and through the host port (portmap)" hello-from-pod "$(http_get "http://$NET.1:$HP/" 2>&1)"
+
+out=$(rt ExecSync "{\"container_id\": \"$WEB\", \"cmd\": [\"sh\", \"-c\", \"echo out; echo err >&2; hostname; exit 3\"], \"timeout\": 30}")
+expect_eq "ExecSync: stdout" "$(printf 'out\npod1\n')" "$(jget stdout "$out")"
+expect_eq "ExecSync: stderr" err "$(jget stderr "$out")"
+expect_eq "ExecSync: exit code" 3 "$(jget exit_code "$out")"
+expect_match "the pod's DNS config is the container's resolv.conf" "nameserver 10.0.0.10" \
+  "$(jget stdout "$(rt ExecSync "{\"container_id\": \"$WEB\", \"cmd\": [\"cat\", \"/etc/resolv.conf\"]}")")"
+out=$(rt ExecSync "{\"container_id\": \"$WEB\", \"cmd\": [\"sleep\", \"30\"], \"timeout\": 1}")
+expect_match "ExecSync past its timeout: DEADLINE_EXCEEDED" "^error: DEADLINE_EXCEEDED" "$out"
+
+LOG=$TEST_TMP/logs/pod1/web/0.log
+expect_match "stdout in the CRI log format" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{9}Z stdout F started$' "$(cat "$LOG" 2>&1)"
+expect_match "…and stderr" '^[0-9T:.-]+Z stderr F oops$' "$(cat "$LOG" 2>&1)"
+out=$(rt ContainerStatus "{\"container_id\": \"$WEB\"}")
+expect_eq "ContainerStatus gives the log path" "$LOG" "$(jget status.log_path "$out")"
+out=$(rt ContainerStats "{\"container_id\": \"$WEB\"}")
+expect_match "ContainerStats: memory from the cgroup" '^[1-9][0-9]*$' "$(jget stats.memory.working_set_bytes.value "$out")"
+expect_match "ListContainerStats has it" "$WEB" "$(rt ListContainerStats)"
+expect_match "PodSandboxStats sums its containers" '"usage_core_nano_seconds"' "$(rt PodSandboxStats "{\"pod_sandbox_id\": \"$POD1\"}")"
+
+# A ticker whose log kubelet rotates: after ReopenContainerLog the new file fills.
+TICK_CMD='["sh", "-c", "while true; do echo tick; sleep 0.1; done"]'
+out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": $(container_config ticker "$TICK_CMD")}")
+TICK=$(jget container_id "$out")
+rt StartContainer "{\"container_id\": \"$TICK\"}" >/dev/null
+sleep 0.5
+mv "$TEST_TMP/logs/pod1/ticker/0.log" "$TEST_TMP/logs/pod1/ticker/0.log.1"
+check "ReopenContainerLog" rt ReopenContainerLog "{\"container_id\": \"$TICK\"}"
+sleep 0.5
+expect_match "…the new log file gets the lines" "stdout F tick" "$(cat "$TEST_TMP/logs/pod1/ticker/0.log" 2>&1)"
+expect_eq "ListContainers by sandbox finds both" 2 \
+  "$(rt ListContainers "{\"filter\": {\"pod_sandbox_id\": \"$POD1\"}}" | jget containers | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+check "UpdateContainerResources (memory limit)" rt UpdateContainerResources \
+  "{\"container_id\": \"$TICK\", \"linux\": {\"memory_limit_in_bytes\": 67108864}}"
+
+# ---- a second pod ----
+out=$(rt RunPodSandbox "{\"config\": $(pod_config pod2 0)}")
+POD2=$(jget pod_sandbox_id "$out")
+IP2=$(jget status.network.ip "$(rt PodSandboxStatus "{\"pod_sandbox_id\": \"$POD2\"}")")
+expect_match "a second pod gets an IP of the subnet" "^$NET\.[0-9]+$" "$IP2"
+if [ "$IP2" != "$IP1" ]; then ok "…a different one"; else not_ok "…a different one ($IP1 twice)"; fi
+expect_eq "ListPodSandbox by label finds one pod" 1 \
+  "$(rt ListPodSandbox '{"filter": {"label_selector": {"app": "pod2"}}}' | jget items | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+
+# ---- bad requests ----
+expect_match "PodSandboxStatus of a missing sandbox: NOT_FOUND" "^error: NOT_FOUND" \
+  "$(rt PodSandboxStatus '{"pod_sandbox_id": "0000"}')"
+expect_match "CreateContainer in a missing sandbox: NOT_FOUND" "^error: NOT_FOUND" \
+  "$(rt CreateContainer "{\"pod_sandbox_id\": \"0000\", \"config\": $(container_config x '["true"]')}")"
+expect_match "StopPodSandbox of a missing sandbox: NOT_FOUND" "^error: NOT_FOUND" "$(rt StopPodSandbox '{"pod_sandbox_id": "0000"}')"
+expect_match "CreateContainer of an image not pulled: NOT_FOUND" "^error: NOT_FOUND" \
+  "$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD2\", \"config\": {\"metadata\": {\"name\": \"y\"}, \"image\": {\"image\": \"nosuch:1\"}}}")"
+expect_match "Exec (streaming, not done yet): UNIMPLEMENTED" "^error: UNIMPLEMENTED" \
+  "$(rt Exec "{\"container_id\": \"$WEB\", \"cmd\": [\"true\"], \"stdout\": true}")"
+
+# ---- stop and remove leave nothing behind ----
+check "StopContainer (SIGTERM, 2 s grace)" rt StopContainer "{\"container_id\": \"$WEB\", \"timeout\": 2}"
+out=$(rt ContainerStatus "{\"container_id\": \"$WEB\"}")
+expect_eq "…EXITED" CONTAINER_EXITED "$(jget status.state "$out")"
+expect_eq "…its shell ended by SIGTERM, with its own exit code" 7 "$(jget status.exit_code "$out")"
+expect_match "…its last words are in the log" "stdout F bye" "$(cat "$LOG" 2>&1)"
+check "StopPodSandbox" rt StopPodSandbox "{\"pod_sandbox_id\": \"$POD1\"}"
+expect_eq "…NOTREADY" SANDBOX_NOTREADY "$(jget status.state "$(rt PodSandboxStatus "{\"pod_sandbox_id\": \"$POD1\"}")")"
+expect_eq "…its containers are exited" CONTAINER_EXITED "$(jget status.state "$(rt ContainerStatus "{\"container_id\": \"$TICK\"}")")"
+check "…no network namespace file" test ! -e "$STATE/cri/netns/$POD1"
+check "StopPodSandbox again is fine" rt StopPodSandbox "{\"pod_sandbox_id\": \"$POD1\"}"
+check "RemovePodSandbox" rt RemovePodSandbox "{\"pod_sandbox_id\": \"$POD1\"}"
+check "RemovePodSandbox again is fine" rt RemovePodSandbox "{\"pod_sandbox_id\": \"$POD1\"}"
+expect_eq "its containers are gone" 0 \
+  "$(rt ListContainers "{\"filter\": {\"pod_sandbox_id\": \"$POD1\"}}" | jget containers | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+check "RemovePodSandbox of the second pod" rt RemovePodSandbox "{\"pod_sandbox_id\": \"$POD2\"}"
+expect_eq "no veth is left on the bridge" "" "$(ip -o link show master "$BR" 2>&1)"
+expect_eq "no mount of the pods is left" "" "$(grep -E "$POD1|$POD2|$WEB|$TICK" /proc/self/mounts)"
+expect_eq "no network namespace is left" "" "$(ls "$STATE/cri/netns" 2>&1)"
+leftover=$(find /sys/fs/cgroup -maxdepth 4 -type d \( -name "$POD1" -o -name "$POD2" -o -name "$WEB" -o -name "$TICK" \) 2>/dev/null)
+expect_eq "no cgroup is left" "" "$leftover"
+expect_eq "no portmap rule is left" "" "$(iptables-save -t nat 2>/dev/null | grep -F "berth-cri-test-$BR")"
+expect_eq "no shim or container process of theirs is left" "" "$(pgrep -f "while true; do echo tick" ; pgrep -f "httpd -f -p 8080")"
+check "RemoveImage" img RemoveImage "{\"image\": {\"image\": \"$IMAGE_ID\"}}"
+expect_eq "…the image is gone" None "$(jget image "$(img ImageStatus "{\"image\": {\"image\": \"$REG/busybox:latest\"}}")")"
+tests_done
