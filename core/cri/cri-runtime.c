@@ -887,10 +887,29 @@ cri_pod_sandbox_status (BerthGrpcCall *call, const ProtobufCMessage *request, gp
   response->timestamp = g_get_real_time () * 1000;
   if (req->verbose)
     {
+      /* What kubelet shows in `crictl inspectp`: the network's state, checked now with
+       * CNI CHECK against the ADD result. */
+      g_autoptr (JsonBuilder) builder = json_builder_new ();
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "pid");
+      json_builder_add_int_value (builder, record->pid);
+      json_builder_set_member_name (builder, "netns");
+      json_builder_add_string_value (builder, record->netns);
+      if (*record->cni_network != '\0')
+        {
+          g_autofree char *args = cni_args (record);
+          g_autoptr (JsonNode) rc = port_mappings (record->config);
+          g_autoptr (GError) check_error = NULL;
+          BerthCniCall cni;
+          cni_call_init (&cni, daemon, record, args, rc);
+          json_builder_set_member_name (builder, "cniCheck");
+          json_builder_add_string_value (builder, berth_cni_check (&cni, record->cni_result, &check_error)
+                                                    ? "ok" : check_error->message);
+        }
+      json_builder_end_object (builder);
+      g_autoptr (JsonNode) root = json_builder_get_root (builder);
       g_autoptr (GHashTable) info = berth_labels_new ();
-      g_hash_table_insert (info, g_strdup ("info"),
-                           g_strdup_printf ("{\"pid\": %u, \"netns\": \"%s\", \"cniResult\": %s}", record->pid,
-                                            record->netns, *record->cni_result ? record->cni_result : "null"));
+      g_hash_table_insert (info, g_strdup ("info"), berth_json_to_text (root, NULL));
       berth_api_labels_to_entries (info, &runtime__v1__pod_sandbox_status_response__info_entry__descriptor,
                                    (void ***) &response->info, &response->n_info);
     }
