@@ -53,6 +53,29 @@ berth_api_container_get (BerthMetadataTxn *txn, const char *ns, const char *id, 
 
 typedef struct {
   const char *ns;
+  const char *id;
+  Container *found;
+} ReadData;
+
+static gboolean
+read_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
+{
+  ReadData *r = user_data;
+  r->found = berth_api_container_get (txn, r->ns, r->id, error);
+  return r->found != NULL;
+}
+
+Container *
+berth_api_container_read (BerthDaemon *daemon, const char *ns, const char *id, GError **error)
+{
+  ReadData r = { ns, id, NULL };
+  if (!berth_metadata_read (berth_daemon_get_metadata (daemon), read_txn, &r, error))
+    return NULL;
+  return r.found;
+}
+
+typedef struct {
+  const char *ns;
   const Container *in;
   char **paths;
   gsize n_paths;

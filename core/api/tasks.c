@@ -14,20 +14,6 @@
 
 typedef Containerd__Services__Containers__V1__Container Container;
 
-typedef struct {
-  const char *ns;
-  const char *id;
-  Container *found;
-} GetContainer;
-
-static gboolean
-get_container_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  GetContainer *g = user_data;
-  g->found = berth_api_container_get (txn, g->ns, g->id, error);
-  return g->found != NULL;
-}
-
 static BerthTask *
 find_task (BerthGrpcCall *call, gpointer daemon, const char *id, GError **error)
 {
@@ -58,16 +44,16 @@ berth_api_ops_task_create (BerthDaemon *daemon, const char *ns, const char *cont
 {
   if (container_id == NULL || *container_id == '\0')
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container id given"), NULL;
-  GetContainer g = { ns, container_id, NULL };
-  if (!berth_metadata_read (berth_daemon_get_metadata (daemon), get_container_txn, &g, error))
+  Container *found = berth_api_container_read (daemon, ns, container_id, error);
+  if (found == NULL)
     return NULL;
-  g_autoptr (ProtobufCMessage) container = &g.found->base;
-  const char *runtime_name = g.found->runtime ? g.found->runtime->name : NULL;
+  g_autoptr (ProtobufCMessage) container = &found->base;
+  const char *runtime_name = found->runtime ? found->runtime->name : NULL;
   BerthRuntime *runtime = berth_daemon_get_runtime (daemon, runtime_name, error);
   if (runtime == NULL)
     return NULL;
-  const Google__Protobuf__Any *options = options_in ? options_in : g.found->runtime ? g.found->runtime->options : NULL;
-  g_autoptr (GBytes) spec = g.found->spec ? g_bytes_new (g.found->spec->value.data, g.found->spec->value.len) : NULL;
+  const Google__Protobuf__Any *options = options_in ? options_in : found->runtime ? found->runtime->options : NULL;
+  g_autoptr (GBytes) spec = found->spec ? g_bytes_new (found->spec->value.data, found->spec->value.len) : NULL;
   g_autoptr (GBytes) option_bytes = options ? g_bytes_new (options->value.data, options->value.len) : NULL;
   BerthTaskCreateOptions create = {
     .namespace_ = ns,

@@ -34,33 +34,16 @@ now_ns (void)
 
 /* ---------------- helpers ---------------- */
 
-typedef struct {
-  const char *id;
-  BerthContainer *found;
-} GetBerthContainer;
-
-static gboolean
-get_berth_container_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
+static GPtrArray *
+container_records (BerthDaemon *daemon, GError **error)
 {
-  GetBerthContainer *g = user_data;
-  g->found = berth_api_container_get (txn, BERTH_CRI_NAMESPACE, g->id, error);
-  return g->found != NULL;
-}
-
-/* The berth container record behind a CRI container or sandbox. */
-static BerthContainer *
-berth_container_get (BerthDaemon *daemon, const char *id, GError **error)
-{
-  GetBerthContainer g = { id, NULL };
-  if (!berth_metadata_read (berth_daemon_get_metadata (daemon), get_berth_container_txn, &g, error))
-    return NULL;
-  return g.found;
+  return berth_cri_record_list (daemon, "containers", &berth__cri__v1__container_record__descriptor, error);
 }
 
 static gboolean
 snapshots_for (BerthDaemon *daemon, const char *id, BerthSnapshots *snaps, char **name_out, GError **error)
 {
-  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_container_get (daemon, id, error);
+  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_api_container_read (daemon, BERTH_CRI_NAMESPACE, id, error);
   if (owned == NULL)
     return FALSE;
   *name_out = g_strdup (((BerthContainer *) owned)->snapshotter);
@@ -592,8 +575,7 @@ cri_remove_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoi
 gboolean
 berth_cri_containers_of_sandbox_stop (BerthDaemon *daemon, const char *sandbox_id, gboolean remove, GError **error)
 {
-  g_autoptr (GPtrArray) records = berth_cri_record_list (daemon, "containers",
-                                                         &berth__cri__v1__container_record__descriptor, error);
+  g_autoptr (GPtrArray) records = container_records (daemon, error);
   if (records == NULL)
     return FALSE;
   for (guint i = 0; i < records->len; i++)
@@ -633,13 +615,23 @@ container_state (BerthDaemon *daemon, const CriContainer *record, BerthExitStatu
     }
 }
 
+/* The filters ListContainers and ListContainerStats share (ids match by prefix). */
+static gboolean
+container_matches (const CriContainer *record, const char *id, const char *sandbox_id, void *const *selector,
+                   size_t n_selector)
+{
+  return (id == NULL || *id == '\0' || g_str_has_prefix (record->id, id))
+         && (sandbox_id == NULL || *sandbox_id == '\0' || g_str_has_prefix (record->sandbox_id, sandbox_id))
+         && berth_cri_labels_match (selector, n_selector, (void *const *) record->config->labels,
+                                    record->config->n_labels);
+}
+
 ProtobufCMessage *
 cri_list_containers (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
 {
   const Runtime__V1__ListContainersRequest *req = (gpointer) request;
   const Runtime__V1__ContainerFilter *filter = req->filter;
-  g_autoptr (GPtrArray) records = berth_cri_record_list (daemon, "containers",
-                                                         &berth__cri__v1__container_record__descriptor, error);
+  g_autoptr (GPtrArray) records = container_records (daemon, error);
   if (records == NULL)
     return NULL;
   g_autoptr (GPtrArray) items = g_ptr_array_new ();
@@ -649,12 +641,9 @@ cri_list_containers (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
       const Runtime__V1__ContainerConfig *config = record->config;
       Runtime__V1__ContainerState state = container_state (daemon, record, NULL, NULL);
       if (filter != NULL
-          && ((filter->id && *filter->id && !g_str_has_prefix (record->id, filter->id))
-              || (filter->pod_sandbox_id && *filter->pod_sandbox_id
-                  && !g_str_has_prefix (record->sandbox_id, filter->pod_sandbox_id))
-              || (filter->state && filter->state->state != state)
-              || !berth_cri_labels_match ((void *const *) filter->label_selector, filter->n_label_selector,
-                                          (void *const *) config->labels, config->n_labels)))
+          && ((filter->state && filter->state->state != state)
+              || !container_matches (record, filter->id, filter->pod_sandbox_id, (void *const *) filter->label_selector,
+                                     filter->n_label_selector)))
         continue;
       Runtime__V1__Container *item = berth_grpc_message_new (&runtime__v1__container__descriptor);
       item->id = g_strdup (record->id);
@@ -816,7 +805,7 @@ cri_reopen_container_log (BerthGrpcCall *call, const ProtobufCMessage *request, 
 static GBytes *
 exec_process (BerthDaemon *daemon, const char *id, char **cmd, size_t n_cmd, GError **error)
 {
-  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_container_get (daemon, id, error);
+  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_api_container_read (daemon, BERTH_CRI_NAMESPACE, id, error);
   if (owned == NULL)
     return NULL;
   const BerthContainer *c = (BerthContainer *) owned;
@@ -990,8 +979,7 @@ cri_list_container_stats (BerthGrpcCall *call, const ProtobufCMessage *request, 
 {
   const Runtime__V1__ListContainerStatsRequest *req = (gpointer) request;
   const Runtime__V1__ContainerStatsFilter *filter = req->filter;
-  g_autoptr (GPtrArray) records = berth_cri_record_list (daemon, "containers",
-                                                         &berth__cri__v1__container_record__descriptor, error);
+  g_autoptr (GPtrArray) records = container_records (daemon, error);
   if (records == NULL)
     return NULL;
   g_autoptr (GPtrArray) items = g_ptr_array_new ();
@@ -999,11 +987,8 @@ cri_list_container_stats (BerthGrpcCall *call, const ProtobufCMessage *request, 
     {
       const CriContainer *record = records->pdata[i];
       if (filter != NULL
-          && ((filter->id && *filter->id && !g_str_has_prefix (record->id, filter->id))
-              || (filter->pod_sandbox_id && *filter->pod_sandbox_id
-                  && !g_str_has_prefix (record->sandbox_id, filter->pod_sandbox_id))
-              || !berth_cri_labels_match ((void *const *) filter->label_selector, filter->n_label_selector,
-                                          (void *const *) record->config->labels, record->config->n_labels)))
+          && !container_matches (record, filter->id, filter->pod_sandbox_id, (void *const *) filter->label_selector,
+                                 filter->n_label_selector))
         continue;
       /* Only running containers have figures. */
       Runtime__V1__ContainerStats *stats = berth_cri_container_stats_new (daemon, record, NULL);
