@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 72
+tap_plan 81
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -154,6 +154,17 @@ expect_match "the pod's DNS config is the container's resolv.conf" "nameserver 1
 out=$(rt ExecSync "{\"container_id\": \"$WEB\", \"cmd\": [\"sleep\", \"30\"], \"timeout\": 1}")
 expect_match "ExecSync past its timeout: DEADLINE_EXCEEDED" "^error: DEADLINE_EXCEEDED" "$out"
 
+expect_match "RuntimeDefault puts the container under seccomp (filter mode)" "Seccomp:[[:space:]]+2" \
+  "$(jget stdout "$(rt ExecSync "{\"container_id\": \"$WEB\", \"cmd\": [\"grep\", \"Seccomp:\", \"/proc/self/status\"]}")")"
+
+# berthd restarts; the pod and its containers carry on, and it knows them again.
+berthd_stop
+berthd_start cri -- --config "$TEST_TMP/berthd.conf" || true
+expect_eq "after a berthd restart the pod is still READY" SANDBOX_READY \
+  "$(jget status.state "$(rt PodSandboxStatus "{\"pod_sandbox_id\": \"$POD1\"}")")"
+expect_eq "…its container still answers ExecSync" pod1 \
+  "$(jget stdout "$(rt ExecSync "{\"container_id\": \"$WEB\", \"cmd\": [\"hostname\"]}")" | tr -d '\n')"
+
 LOG=$TEST_TMP/logs/pod1/web/0.log
 expect_match "stdout in the CRI log format" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{9}Z stdout F started$' "$(cat "$LOG" 2>&1)"
 expect_match "…and stderr" '^[0-9T:.-]+Z stderr F oops$' "$(cat "$LOG" 2>&1)"
@@ -178,6 +189,10 @@ expect_eq "ListContainers by sandbox finds both" 2 \
   "$(rt ListContainers "{\"filter\": {\"pod_sandbox_id\": \"$POD1\"}}" | jget containers | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 check "UpdateContainerResources (memory limit)" rt UpdateContainerResources \
   "{\"container_id\": \"$TICK\", \"linux\": {\"memory_limit_in_bytes\": 67108864}}"
+limit=$(cat "/sys/fs/cgroup/memory/k8s.io/$TICK/memory.limit_in_bytes" 2>/dev/null \
+        || cat "/sys/fs/cgroup/unified/k8s.io/$TICK/memory.max" 2>/dev/null || cat "/sys/fs/cgroup/k8s.io/$TICK/memory.max")
+expect_eq "…the container's cgroup has it" 67108864 "$limit"
+expect_match "ListPodSandboxStats lists the running pod" "$POD1" "$(rt ListPodSandboxStats)"
 
 # ---- a second pod ----
 out=$(rt RunPodSandbox "{\"config\": $(pod_config pod2 0)}")
@@ -194,6 +209,17 @@ out=$(rt PodSandboxStatus "{\"pod_sandbox_id\": \"$POD2\", \"verbose\": true}")
 expect_match "…and says what is wrong once the pod's eth0 is gone" "eth0" "$(jget cniCheck "$(jget info.info "$out")")"
 expect_eq "ListPodSandbox by label finds one pod" 1 \
   "$(rt ListPodSandbox '{"filter": {"label_selector": {"app": "pod2"}}}' | jget items | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+
+# A network that fails to come up: nothing of the pod stays, not even its name.
+printf '{"cniVersion": "1.0.0", "name": "broken", "plugins": [{"type": "nosuchplugin"}]}\n' >"$TEST_TMP/net.d/00-broken.conflist"
+out=$(rt RunPodSandbox "{\"config\": $(pod_config pod3 0)}")
+expect_match "RunPodSandbox on a network whose plugin is missing fails, naming it" "nosuchplugin" "$out"
+expect_eq "…and leaves no network namespace behind" "$(ls "$STATE/cri/netns" | sort)" "$(printf '%s\n' "$POD1" "$POD2" | sort)"
+rm "$TEST_TMP/net.d/00-broken.conflist"
+out=$(rt RunPodSandbox "{\"config\": $(pod_config pod3 0)}")
+POD3=$(jget pod_sandbox_id "$out")
+expect_match "…nor its name: the same pod runs once the network is fixed" '^[0-9a-f]{64}$' "$POD3"
+check "…and is removed" rt RemovePodSandbox "{\"pod_sandbox_id\": \"$POD3\"}"
 
 # ---- bad requests ----
 expect_match "PodSandboxStatus of a missing sandbox: NOT_FOUND" "^error: NOT_FOUND" \

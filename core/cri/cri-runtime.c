@@ -955,30 +955,20 @@ cri_list_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request, gpoi
   return &response->base;
 }
 
-static ProtobufCMessage *
-cri_pod_sandbox_stats (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
+/* A pod's figures: the sum of its containers' (@containers: every container record). */
+static Runtime__V1__PodSandboxStats *
+sandbox_stats_new (BerthDaemon *daemon, const CriSandbox *record, GPtrArray *containers)
 {
-  const Runtime__V1__PodSandboxStatsRequest *req = (gpointer) request;
-  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_cri_sandbox_get (daemon, req->pod_sandbox_id, error);
-  if (owned == NULL)
-    return NULL;
-  const CriSandbox *record = (CriSandbox *) owned;
-  g_autoptr (GPtrArray) containers = berth_cri_record_list (daemon, "containers",
-                                                            &berth__cri__v1__container_record__descriptor, error);
-  if (containers == NULL)
-    return NULL;
   Runtime__V1__PodSandboxStats *stats = berth_grpc_message_new (&runtime__v1__pod_sandbox_stats__descriptor);
-  Runtime__V1__PodSandboxStatsResponse *response = berth_grpc_message_new (&runtime__v1__pod_sandbox_stats_response__descriptor);
-  response->stats = stats;
   stats->attributes = berth_grpc_message_new (&runtime__v1__pod_sandbox_attributes__descriptor);
   stats->attributes->id = g_strdup (record->id);
   stats->attributes->metadata = berth_api_message_copy (&record->config->metadata->base);
   BERTH_CRI_ENTRIES_COPY (record->config->labels, record->config->n_labels,
-                &runtime__v1__pod_sandbox_attributes__labels_entry__descriptor, stats->attributes->labels,
-                stats->attributes->n_labels);
+                          &runtime__v1__pod_sandbox_attributes__labels_entry__descriptor, stats->attributes->labels,
+                          stats->attributes->n_labels);
   BERTH_CRI_ENTRIES_COPY (record->config->annotations, record->config->n_annotations,
-                &runtime__v1__pod_sandbox_attributes__annotations_entry__descriptor, stats->attributes->annotations,
-                stats->attributes->n_annotations);
+                          &runtime__v1__pod_sandbox_attributes__annotations_entry__descriptor,
+                          stats->attributes->annotations, stats->attributes->n_annotations);
   stats->linux = berth_grpc_message_new (&runtime__v1__linux_pod_sandbox_stats__descriptor);
   g_autoptr (GPtrArray) items = g_ptr_array_new ();
   guint64 cpu = 0, memory = 0;
@@ -1005,6 +995,53 @@ cri_pod_sandbox_stats (BerthGrpcCall *call, const ProtobufCMessage *request, gpo
   stats->linux->memory->working_set_bytes->value = memory;
   stats->linux->n_containers = items->len;
   stats->linux->containers = (Runtime__V1__ContainerStats **) g_ptr_array_steal (items, NULL);
+  return stats;
+}
+
+static ProtobufCMessage *
+cri_pod_sandbox_stats (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
+{
+  const Runtime__V1__PodSandboxStatsRequest *req = (gpointer) request;
+  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_cri_sandbox_get (daemon, req->pod_sandbox_id, error);
+  g_autoptr (GPtrArray) containers = owned ? berth_cri_record_list (daemon, "containers",
+                                                                    &berth__cri__v1__container_record__descriptor, error)
+                                           : NULL;
+  if (containers == NULL)
+    return NULL;
+  Runtime__V1__PodSandboxStatsResponse *response = berth_grpc_message_new (&runtime__v1__pod_sandbox_stats_response__descriptor);
+  response->stats = sandbox_stats_new (daemon, (CriSandbox *) owned, containers);
+  return &response->base;
+}
+
+static ProtobufCMessage *
+cri_list_pod_sandbox_stats (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
+{
+  const Runtime__V1__ListPodSandboxStatsRequest *req = (gpointer) request;
+  const Runtime__V1__PodSandboxStatsFilter *filter = req->filter;
+  g_autoptr (GPtrArray) sandboxes = berth_cri_record_list (daemon, "sandboxes", &berth__cri__v1__sandbox_record__descriptor,
+                                                           error);
+  g_autoptr (GPtrArray) containers = sandboxes ? berth_cri_record_list (daemon, "containers",
+                                                                        &berth__cri__v1__container_record__descriptor,
+                                                                        error)
+                                               : NULL;
+  if (containers == NULL)
+    return NULL;
+  g_autoptr (GPtrArray) items = g_ptr_array_new ();
+  for (guint i = 0; i < sandboxes->len; i++)
+    {
+      const CriSandbox *record = sandboxes->pdata[i];
+      if (sandbox_state (daemon, record) != RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_READY
+          || (filter != NULL
+              && ((filter->id && *filter->id && !g_str_has_prefix (record->id, filter->id))
+                  || !berth_cri_labels_match ((void *const *) filter->label_selector, filter->n_label_selector,
+                                              (void *const *) record->config->labels, record->config->n_labels))))
+        continue;
+      g_ptr_array_add (items, sandbox_stats_new (daemon, record, containers));
+    }
+  Runtime__V1__ListPodSandboxStatsResponse *response =
+    berth_grpc_message_new (&runtime__v1__list_pod_sandbox_stats_response__descriptor);
+  response->n_stats = items->len;
+  response->stats = (Runtime__V1__PodSandboxStats **) g_ptr_array_steal (items, NULL);
   return &response->base;
 }
 
@@ -1036,7 +1073,7 @@ berth_cri_register (BerthGrpcServer *server, BerthDaemon *daemon)
     { "Exec", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
     { "Attach", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
     { "PortForward", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
-    { "ListPodSandboxStats", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
+    { "ListPodSandboxStats", BERTH_GRPC_UNARY, cri_list_pod_sandbox_stats, NULL },
     { "CheckpointContainer", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
     { "ListMetricDescriptors", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
     { "ListPodSandboxMetrics", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
