@@ -209,8 +209,9 @@ cri_image_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
   g_autoptr (GHashTable) images = collect_images (daemon, cancellable, error);
   if (images == NULL)
     return berth_grpc_message_free (&response->base), NULL;
-  gpointer image = NULL;
-  g_hash_table_steal_extended (images, info->config_digest, NULL, &image);
+  gpointer image = NULL, id = NULL;
+  g_hash_table_steal_extended (images, info->config_digest, &id, &image);
+  g_free (id);
   response->image = image;
   if (req->verbose && image != NULL)
     {
