@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 81
+tap_plan 88
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -66,8 +66,16 @@ JSON
 
 make_busybox_image "$TEST_TMP/busybox.tar"
 registry_start reg || true
+PLAIN=$REG
+htpasswd -Bbn kube s3cret >"$TEST_TMP/htpasswd"
+registry_start auth htpasswd "$TEST_TMP/htpasswd" || true
+AUTH=$REG
+REG=$PLAIN
 cat >"$TEST_TMP/berthd.conf" <<CONF
 [registry."$REG"]
+plain-http=true
+
+[registry."$AUTH"]
 plain-http=true
 
 [cri]
@@ -96,6 +104,13 @@ expect_match "ListImages lists the tag" "\"$REG/busybox:latest\"" "$(img ListIma
 expect_eq "ImageStatus of an unknown image: no image, no error" None \
   "$(jget image "$(img ImageStatus '{"image": {"image": "nosuch/image:1"}}')")"
 expect_match "ImageFsInfo reports the root's filesystem" '"mountpoint"' "$(img ImageFsInfo)"
+check "skopeo puts busybox into the registry with Basic auth" registry_put "$TEST_TMP/busybox.tar" "$AUTH/private:1" --dest-creds kube:s3cret
+expect_match "PullImage from it without credentials: UNAUTHENTICATED" "^error: UNAUTHENTICATED" \
+  "$(img PullImage "{\"image\": {\"image\": \"$AUTH/private:1\"}}")"
+expect_match "…with the request's username and password: pulled" '"image_ref": "sha256:' \
+  "$(img PullImage "{\"image\": {\"image\": \"$AUTH/private:1\"}, \"auth\": {\"username\": \"kube\", \"password\": \"s3cret\"}}")"
+check "…and with docker's base64 auth" img PullImage \
+  "{\"image\": {\"image\": \"$AUTH/private:1\"}, \"auth\": {\"auth\": \"$(printf kube:s3cret | base64)\"}}"
 
 # ---- a pod on the bridge network ----
 HP=$(free_port)
@@ -185,6 +200,16 @@ mv "$TEST_TMP/logs/pod1/ticker/0.log" "$TEST_TMP/logs/pod1/ticker/0.log.1"
 check "ReopenContainerLog" rt ReopenContainerLog "{\"container_id\": \"$TICK\"}"
 sleep 0.5
 expect_match "…the new log file gets the lines" "stdout F tick" "$(cat "$TEST_TMP/logs/pod1/ticker/0.log" 2>&1)"
+# One line longer than the shim's 16 KiB record: P records, then the F that ends it.
+LONG_CMD='["sh", "-c", "printf %020000d 0; echo; sleep 30"]'
+out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": $(container_config long "$LONG_CMD")}")
+LONG=$(jget container_id "$out")
+rt StartContainer "{\"container_id\": \"$LONG\"}" >/dev/null
+for _ in $(seq 50); do grep -q " F " "$TEST_TMP/logs/pod1/long/0.log" 2>/dev/null && break; sleep 0.1; done
+expect_eq "a 20000-character line is logged as P then F records" "P:16384 F:3616" \
+  "$(awk '{ printf("%s%s:%d", (NR > 1 ? " " : ""), $3, length($4)) }' "$TEST_TMP/logs/pod1/long/0.log" 2>&1)"
+check "RemoveContainer of a running container" rt RemoveContainer "{\"container_id\": \"$LONG\"}"
+expect_match "…it is gone" "^error: NOT_FOUND" "$(rt ContainerStatus "{\"container_id\": \"$LONG\"}")"
 expect_eq "ListContainers by sandbox finds both" 2 \
   "$(rt ListContainers "{\"filter\": {\"pod_sandbox_id\": \"$POD1\"}}" | jget containers | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 check "UpdateContainerResources (memory limit)" rt UpdateContainerResources \
