@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 88
+tap_plan 93
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -245,6 +245,22 @@ out=$(rt RunPodSandbox "{\"config\": $(pod_config pod3 0)}")
 POD3=$(jget pod_sandbox_id "$out")
 expect_match "…nor its name: the same pod runs once the network is fixed" '^[0-9a-f]{64}$' "$POD3"
 check "…and is removed" rt RemovePodSandbox "{\"pod_sandbox_id\": \"$POD3\"}"
+
+# RuntimeClass: a pod whose handler is "crun" runs its containers with crun.
+out=$(rt RunPodSandbox "{\"config\": $(pod_config podc 0), \"runtime_handler\": \"crun\"}")
+PODC=$(jget pod_sandbox_id "$out")
+expect_eq "a pod with runtime handler crun: its status says so" crun \
+  "$(jget status.runtime_handler "$(rt PodSandboxStatus "{\"pod_sandbox_id\": \"$PODC\"}")")"
+out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$PODC\", \"config\": $(container_config c '["sleep", "60"]')}")
+CC=$(jget container_id "$out")
+rt StartContainer "{\"container_id\": \"$CC\"}" >/dev/null
+expect_match "…its container runs under crun" "/crun$" \
+  "$(cat "$STATE/io.containerd.runtime.v2.task/k8s.io/$CC/runtime-binary" 2>&1)"
+expect_eq "…and answers ExecSync" podc \
+  "$(jget stdout "$(rt ExecSync "{\"container_id\": \"$CC\", \"cmd\": [\"hostname\"]}")" | tr -d '\n')"
+check "…and is removed with its pod" rt RemovePodSandbox "{\"pod_sandbox_id\": \"$PODC\"}"
+expect_match "an unknown runtime handler: INVALID_ARGUMENT" "^error: INVALID_ARGUMENT.*kata" \
+  "$(rt RunPodSandbox "{\"config\": $(pod_config podk 0), \"runtime_handler\": \"kata\"}")"
 
 # ---- bad requests ----
 expect_match "PodSandboxStatus of a missing sandbox: NOT_FOUND" "^error: NOT_FOUND" \

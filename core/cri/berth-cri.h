@@ -16,6 +16,7 @@
 #include "api.pb-c.h"
 #include "berth-cri.pb-c.h"
 #include "berth-image-info.h"
+#include "google/protobuf/any.pb-c.h"
 #include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
@@ -65,6 +66,10 @@ berth_cri_set_string (char **field, const char *value)
     g_free (*field);
   *field = g_strdup (value ? value : "");
 }
+
+/* The berth container's runtime options for a runtime handler: runc's Options naming
+ * the binary, NULL for the default handler "". Free with berth_grpc_message_free. */
+Google__Protobuf__Any *berth_cri_runtime_options (const char *handler);
 
 /* Map entries of one protoc-c type copied as another's (they share a layout). */
 void berth_cri_entries_copy (void *const *entries, size_t n, const ProtobufCMessageDescriptor *descriptor, void ***out,

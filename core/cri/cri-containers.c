@@ -296,7 +296,7 @@ sandbox_ready (BerthDaemon *daemon, const CriSandbox *sandbox)
 /* The berth container behind a CRI container: its spec, image and snapshot. */
 static gboolean
 create_berth_container (BerthDaemon *daemon, const CriContainer *record, const char *image_name, const char *snapshotter,
-                        JsonNode *spec, GError **error)
+                        const char *runtime_handler, JsonNode *spec, GError **error)
 {
   gsize len = 0;
   g_autofree char *text = berth_json_to_text (spec, &len);
@@ -314,6 +314,8 @@ create_berth_container (BerthDaemon *daemon, const CriContainer *record, const c
   sandbox.key = (char *) "io.kubernetes.cri.sandbox-id";
   sandbox.value = record->sandbox_id;
   runtime.name = berth_daemon_get_config (daemon)->default_runtime;
+  g_autoptr (ProtobufCMessage) options = (ProtobufCMessage *) berth_cri_runtime_options (runtime_handler);
+  runtime.options = (Google__Protobuf__Any *) options;
   any.type_url = (char *) SPEC_TYPE_URL;
   any.value.data = (guint8 *) text;
   any.value.len = len;
@@ -380,7 +382,7 @@ cri_create_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoi
                                                      error)) != NULL;
   gboolean prepared = ok;
   ok = ok && (spec = container_spec (daemon, sandbox, record, image, mounts, error)) != NULL
-       && create_berth_container (daemon, record, image->name, snaps.name, spec, error);
+       && create_berth_container (daemon, record, image->name, snaps.name, sandbox->runtime_handler, spec, error);
   if (!ok)
     {
       if (prepared)

@@ -16,11 +16,16 @@
 #include "api/berth-api-util.h"
 #include "berth-image-store.h"
 #include "berth-spec.h"
+#include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb-c.h"
 
 #undef G_LOG_DOMAIN
 #define G_LOG_DOMAIN "berth-cri"
 #define SPEC_TYPE_URL "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 #define PAUSE_BINARY "berth-pause"
+#define RUNC_OPTIONS_TYPE_URL "containerd.runc.v1.Options"
+/* Runtime handlers (RuntimeClass names): "" is berthd's default OCI runtime; the others
+ * name the binary, which the oci plugin's allowed-binaries must allow. */
+static const char *const runtime_handlers[] = { "", "runc", "crun", NULL };
 
 /* ---------------- records, ids, locks ---------------- */
 
@@ -216,6 +221,21 @@ berth_cri_entries_copy (void *const *entries, size_t n, const ProtobufCMessageDe
     }
 }
 
+Google__Protobuf__Any *
+berth_cri_runtime_options (const char *handler)
+{
+  if (handler == NULL || *handler == '\0')
+    return NULL;
+  Containerd__Runc__V1__Options options = CONTAINERD__RUNC__V1__OPTIONS__INIT;
+  options.binary_name = (char *) handler;
+  Google__Protobuf__Any *any = berth_grpc_message_new (&google__protobuf__any__descriptor);
+  any->type_url = g_strdup (RUNC_OPTIONS_TYPE_URL);
+  any->value.len = protobuf_c_message_get_packed_size (&options.base);
+  any->value.data = g_malloc (any->value.len + 1);
+  protobuf_c_message_pack (&options.base, any->value.data);
+  return any;
+}
+
 /* ---------------- version, status, runtime config ---------------- */
 
 static ProtobufCMessage *
@@ -256,12 +276,15 @@ cri_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemo
   response->status->conditions[1] = condition_new ("NetworkReady", network != NULL,
                                                    network ? NULL : "NetworkPluginNotReady",
                                                    network_error ? network_error->message : NULL);
-  Runtime__V1__RuntimeHandler *handler = berth_grpc_message_new (&runtime__v1__runtime_handler__descriptor);
-  handler->name = g_strdup ("");
-  handler->features = berth_grpc_message_new (&runtime__v1__runtime_handler_features__descriptor);
-  response->n_runtime_handlers = 1;
-  response->runtime_handlers = g_new0 (Runtime__V1__RuntimeHandler *, 2);
-  response->runtime_handlers[0] = handler;
+  response->n_runtime_handlers = g_strv_length ((GStrv) runtime_handlers);
+  response->runtime_handlers = g_new0 (Runtime__V1__RuntimeHandler *, response->n_runtime_handlers + 1);
+  for (guint i = 0; runtime_handlers[i] != NULL; i++)
+    {
+      Runtime__V1__RuntimeHandler *handler = berth_grpc_message_new (&runtime__v1__runtime_handler__descriptor);
+      handler->name = g_strdup (runtime_handlers[i]);
+      handler->features = berth_grpc_message_new (&runtime__v1__runtime_handler_features__descriptor);
+      response->runtime_handlers[i] = handler;
+    }
   return &response->base;
 }
 
@@ -675,6 +698,8 @@ sandbox_start (BerthDaemon *daemon, CriSandbox *record, GCancellable *cancellabl
   runtime.name = berth_daemon_get_config (daemon)->default_runtime;
   any.type_url = (char *) SPEC_TYPE_URL;
   any.value.data = (guint8 *) g_bytes_get_data (spec, &any.value.len);
+  g_autoptr (ProtobufCMessage) options = (ProtobufCMessage *) berth_cri_runtime_options (record->runtime_handler);
+  runtime.options = (Google__Protobuf__Any *) options;
   c.id = record->id;
   c.runtime = &runtime;
   c.spec = &any;
@@ -748,9 +773,10 @@ cri_run_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
       || !*config->metadata->namespace_)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "sandbox config must include metadata with a name, uid "
                         "and namespace"), NULL;
-  if (req->runtime_handler != NULL && *req->runtime_handler != '\0')
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "unknown runtime handler \"%s\" (berth has only the "
-                        "default one, \"\")", req->runtime_handler), NULL;
+  const char *handler = req->runtime_handler ? req->runtime_handler : "";
+  if (!g_strv_contains (runtime_handlers, handler))
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "unknown runtime handler \"%s\" (berth has \"\", the "
+                        "default, \"runc\" and \"crun\")", handler), NULL;
   g_autofree char *id = berth_cri_new_id ();
   g_autofree char *name = sandbox_name (config->metadata);
   CriSandbox *record = berth_grpc_message_new (&berth__cri__v1__sandbox_record__descriptor);
@@ -761,7 +787,7 @@ cri_run_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
   record->state = RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
   record->netns = g_strdup ("");
   record->ip = g_strdup ("");
-  record->runtime_handler = g_strdup ("");
+  record->runtime_handler = g_strdup (handler);
   record->cni_result = g_strdup ("");
   record->cni_network = g_strdup ("");
   Reserve reserve = { record, name };
