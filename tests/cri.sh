@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 93
+tap_plan 95
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -218,6 +218,13 @@ limit=$(cat "/sys/fs/cgroup/memory/k8s.io/$TICK/memory.limit_in_bytes" 2>/dev/nu
         || cat "/sys/fs/cgroup/unified/k8s.io/$TICK/memory.max" 2>/dev/null || cat "/sys/fs/cgroup/k8s.io/$TICK/memory.max")
 expect_eq "…the container's cgroup has it" 67108864 "$limit"
 expect_match "ListPodSandboxStats lists the running pod" "$POD1" "$(rt ListPodSandboxStats)"
+ctr_ls=$(bctr -n k8s.io containers ls -q 2>&1)
+if printf '%s\n' "$ctr_ls" | grep -qx "$POD1" && printf '%s\n' "$ctr_ls" | grep -qx "$WEB"; then
+  ok "ctr -n k8s.io sees the pod and its containers as berth containers"
+else
+  not_ok "ctr -n k8s.io sees the pod and its containers as berth containers"; diag "$ctr_ls"
+fi
+expect_match "…and their running tasks" "$WEB[[:space:]]+[0-9]+[[:space:]]+RUNNING" "$(bctr -n k8s.io tasks ls 2>&1)"
 
 # ---- a second pod ----
 out=$(rt RunPodSandbox "{\"config\": $(pod_config pod2 0)}")
