@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 95
+tap_plan 97
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -210,6 +210,29 @@ expect_eq "a 20000-character line is logged as P then F records" "P:16384 F:3616
   "$(awk '{ printf("%s%s:%d", (NR > 1 ? " " : ""), $3, length($4)) }' "$TEST_TMP/logs/pod1/long/0.log" 2>&1)"
 check "RemoveContainer of a running container" rt RemoveContainer "{\"container_id\": \"$LONG\"}"
 expect_match "…it is gone" "^error: NOT_FOUND" "$(rt ContainerStatus "{\"container_id\": \"$LONG\"}")"
+# Mount propagation: with HOST_TO_CONTAINER a mount made on the host later shows inside;
+# with PRIVATE (the default) it does not.
+mkdir -p "$TEST_TMP/shared"
+mount --bind "$TEST_TMP/shared" "$TEST_TMP/shared" && mount --make-shared "$TEST_TMP/shared"
+prop_container () { # NAME PROPAGATION: a running container with $TEST_TMP/shared at /mnt/h
+  local out id
+  out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": {\"metadata\": {\"name\": \"$1\"},
+    \"image\": {\"image\": \"$REG/busybox:latest\"}, \"command\": [\"sleep\", \"60\"],
+    \"mounts\": [{\"container_path\": \"/mnt/h\", \"host_path\": \"$TEST_TMP/shared\", \"propagation\": \"$2\"}]}}")
+  id=$(jget container_id "$out")
+  rt StartContainer "{\"container_id\": \"$id\"}" >/dev/null
+  echo "$id"
+}
+PROP=$(prop_container prop PROPAGATION_HOST_TO_CONTAINER)
+PRIV=$(prop_container priv PROPAGATION_PRIVATE)
+mkdir -p "$TEST_TMP/shared/sub" && mount -t tmpfs berth-prop-test "$TEST_TMP/shared/sub"
+expect_match "PROPAGATION_HOST_TO_CONTAINER: a later host mount appears in the container" "berth-prop-test /mnt/h/sub" \
+  "$(jget stdout "$(rt ExecSync "{\"container_id\": \"$PROP\", \"cmd\": [\"cat\", \"/proc/mounts\"]}")")"
+expect_eq "PROPAGATION_PRIVATE: it does not" "" \
+  "$(jget stdout "$(rt ExecSync "{\"container_id\": \"$PRIV\", \"cmd\": [\"grep\", \"berth-prop-test\", \"/proc/mounts\"]}")")"
+rt RemoveContainer "{\"container_id\": \"$PROP\"}" >/dev/null
+rt RemoveContainer "{\"container_id\": \"$PRIV\"}" >/dev/null
+umount "$TEST_TMP/shared/sub" "$TEST_TMP/shared"
 expect_eq "ListContainers by sandbox finds both" 2 \
   "$(rt ListContainers "{\"filter\": {\"pod_sandbox_id\": \"$POD1\"}}" | jget containers | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 check "UpdateContainerResources (memory limit)" rt UpdateContainerResources \

@@ -112,6 +112,36 @@ proc_ns (GPtrArray *keep, guint32 pid, const char *type)
 
 /* ---------------- spec ---------------- */
 
+/* Mount propagation the CRI asks for on each bind mount, as containerd does: rprivate
+ * (runc would otherwise leave it a slave of the host's), rslave (host to container) or
+ * rshared (both ways), and the root's propagation to match the last two. */
+static void
+spec_propagation (JsonObject *spec, const Runtime__V1__ContainerConfig *config)
+{
+  JsonArray *mounts = json_object_get_array_member (spec, "mounts");
+  const char *root_propagation = NULL;
+  for (size_t i = 0; i < config->n_mounts; i++)
+    {
+      const Runtime__V1__Mount *m = config->mounts[i];
+      const char *mode = m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_BIDIRECTIONAL ? "rshared"
+                         : m->propagation == RUNTIME__V1__MOUNT_PROPAGATION__PROPAGATION_HOST_TO_CONTAINER ? "rslave"
+                                                                                                         : "rprivate";
+      for (guint k = 0; mounts != NULL && k < json_array_get_length (mounts); k++)
+        {
+          JsonObject *mount = json_array_get_object_element (mounts, k);
+          if (g_strcmp0 (json_object_get_string_member_with_default (mount, "destination", NULL), m->container_path) != 0)
+            continue;
+          JsonArray *options = json_object_get_array_member (mount, "options");
+          if (options != NULL)
+            json_array_add_string_element (options, mode);
+        }
+      if (!g_str_equal (mode, "rprivate") && (root_propagation == NULL || g_str_equal (mode, "rshared")))
+        root_propagation = mode;
+    }
+  if (root_propagation != NULL)
+    json_object_set_string_member (json_object_get_object_member (spec, "linux"), "rootfsPropagation", root_propagation);
+}
+
 static JsonNode *
 container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContainer *record, BerthImageInfo *image,
                 GPtrArray *rootfs, GError **error)
@@ -241,6 +271,7 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
     json_object_set_array_member (linux_obj, "readonlyPaths", json_strings (sc->readonly_paths, sc->n_readonly_paths));
   if (sc && sc->no_new_privs)
     json_object_set_boolean_member (json_object_get_object_member (spec, "process"), "noNewPrivileges", TRUE);
+  spec_propagation (spec, config);
   return g_steal_pointer (&node);
 }
 
