@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 97
+tap_plan 99
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -233,6 +233,18 @@ expect_eq "PROPAGATION_PRIVATE: it does not" "" \
 rt RemoveContainer "{\"container_id\": \"$PROP\"}" >/dev/null
 rt RemoveContainer "{\"container_id\": \"$PRIV\"}" >/dev/null
 umount "$TEST_TMP/shared/sub" "$TEST_TMP/shared"
+# A host device mapped in: /dev/null as /dev/xnull, writable.
+out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": {\"metadata\": {\"name\": \"dev\"},
+  \"image\": {\"image\": \"$REG/busybox:latest\"}, \"command\": [\"sleep\", \"60\"],
+  \"devices\": [{\"container_path\": \"/dev/xnull\", \"host_path\": \"/dev/null\", \"permissions\": \"rw\"}]}}")
+DEV=$(jget container_id "$out")
+rt StartContainer "{\"container_id\": \"$DEV\"}" >/dev/null
+expect_eq "a device from the config is there and writable" "c ok" \
+  "$(jget stdout "$(rt ExecSync "{\"container_id\": \"$DEV\", \"cmd\": [\"sh\", \"-c\", \"test -c /dev/xnull && echo hi >/dev/xnull && echo c ok\"]}")" | tr -d '\n')"
+rt RemoveContainer "{\"container_id\": \"$DEV\"}" >/dev/null
+expect_match "a device path that is no device: INVALID_ARGUMENT" "^error: INVALID_ARGUMENT.*not a device" \
+  "$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": {\"metadata\": {\"name\": \"baddev\"},
+     \"image\": {\"image\": \"$REG/busybox:latest\"}, \"devices\": [{\"container_path\": \"/dev/x\", \"host_path\": \"/etc/hostname\"}]}}")"
 expect_eq "ListContainers by sandbox finds both" 2 \
   "$(rt ListContainers "{\"filter\": {\"pod_sandbox_id\": \"$POD1\"}}" | jget containers | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 check "UpdateContainerResources (memory limit)" rt UpdateContainerResources \

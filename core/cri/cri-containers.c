@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <berth/berth-error.h>
@@ -111,6 +113,53 @@ proc_ns (GPtrArray *keep, guint32 pid, const char *type)
 }
 
 /* ---------------- spec ---------------- */
+
+/* Host devices the CRI maps into the container: a node in linux.devices and an allow
+ * rule in the device cgroup, with the permissions asked for (default "rwm"). */
+static gboolean
+spec_devices (JsonObject *spec, const Runtime__V1__ContainerConfig *config, GError **error)
+{
+  JsonObject *linux_obj = json_object_get_object_member (spec, "linux");
+  JsonObject *resources = json_object_get_object_member (linux_obj, "resources");
+  for (size_t i = 0; i < config->n_devices; i++)
+    {
+      const Runtime__V1__Device *d = config->devices[i];
+      struct stat st;
+      if (d->host_path == NULL || stat (d->host_path, &st) < 0)
+        return berth_throw_errno (error, "device %s", d->host_path ? d->host_path : "");
+      if (!S_ISCHR (st.st_mode) && !S_ISBLK (st.st_mode))
+        return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s is not a device", d->host_path);
+      if (d->container_path == NULL || !g_path_is_absolute (d->container_path))
+        return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "device %s: container path must be absolute",
+                            d->host_path);
+      const char *type = S_ISCHR (st.st_mode) ? "c" : "b";
+      const char *access = d->permissions && *d->permissions ? d->permissions : "rwm";
+      if (strspn (access, "rwm") != strlen (access))
+        return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "device %s: permissions \"%s\" are not of r, w, m",
+                            d->host_path, access);
+      if (!json_object_has_member (linux_obj, "devices"))
+        json_object_set_array_member (linux_obj, "devices", json_array_new ());
+      JsonObject *node = json_object_new ();
+      json_object_set_string_member (node, "path", d->container_path);
+      json_object_set_string_member (node, "type", type);
+      json_object_set_int_member (node, "major", major (st.st_rdev));
+      json_object_set_int_member (node, "minor", minor (st.st_rdev));
+      json_object_set_int_member (node, "fileMode", st.st_mode & 07777);
+      json_object_set_int_member (node, "uid", 0);
+      json_object_set_int_member (node, "gid", 0);
+      json_array_add_object_element (json_object_get_array_member (linux_obj, "devices"), node);
+      if (!json_object_has_member (resources, "devices"))
+        json_object_set_array_member (resources, "devices", json_array_new ());
+      JsonObject *rule = json_object_new ();
+      json_object_set_boolean_member (rule, "allow", TRUE);
+      json_object_set_string_member (rule, "type", type);
+      json_object_set_int_member (rule, "major", major (st.st_rdev));
+      json_object_set_int_member (rule, "minor", minor (st.st_rdev));
+      json_object_set_string_member (rule, "access", access);
+      json_array_add_object_element (json_object_get_array_member (resources, "devices"), rule);
+    }
+  return TRUE;
+}
 
 /* Mount propagation the CRI asks for on each bind mount, as containerd does: rprivate
  * (runc would otherwise leave it a slave of the host's), rslave (host to container) or
@@ -272,6 +321,8 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
   if (sc && sc->no_new_privs)
     json_object_set_boolean_member (json_object_get_object_member (spec, "process"), "noNewPrivileges", TRUE);
   spec_propagation (spec, config);
+  if (!spec_devices (spec, config, error))
+    return NULL;
   return g_steal_pointer (&node);
 }
 
