@@ -10,6 +10,7 @@
 
 #define DAEMON_GROUP "berthd"
 #define METRICS_GROUP "metrics"
+#define CRI_GROUP "cri"
 
 typedef enum { KEY_STRING, KEY_LIST, KEY_SIZE, KEY_LOG_LEVEL, KEY_LISTEN_ADDRESS } KeyKind;
 
@@ -43,6 +44,8 @@ static const ConfigKey config_keys[] = {
   { DAEMON_GROUP, "max-concurrent-downloads", KEY_SIZE, FIELD (max_concurrent_downloads), "layers one pull fetches at once" },
   { DAEMON_GROUP, "push-chunk-size", KEY_SIZE, FIELD (push_chunk_size),
     "blobs larger than this are pushed in PATCH chunks of this size (0: always one PUT)" },
+  { CRI_GROUP, "cni-conf-dir", KEY_STRING, FIELD (cri_cni_conf_dir), "CNI network configurations for pods (*.conflist, *.conf)" },
+  { CRI_GROUP, "cni-bin-dir", KEY_STRING, FIELD (cri_cni_bin_dir), "CNI plugin binaries" },
 };
 
 #define REGISTRY_GROUP_PREFIX "registry."
@@ -78,6 +81,8 @@ berth_config_new_default (void)
   config->max_concurrent_downloads = 3;
   config->push_chunk_size = 32 * 1024 * 1024;
   config->registries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, registry_host_config_free);
+  config->cri_cni_conf_dir = g_strdup ("/etc/cni/net.d");
+  config->cri_cni_bin_dir = g_strdup ("/usr/lib/cni");
   return config;
 }
 
@@ -103,6 +108,8 @@ berth_config_free (BerthConfig *config)
   g_free (config->metrics_address);
   g_free (config->registry_auth_file);
   g_clear_pointer (&config->registries, g_hash_table_unref);
+  g_free (config->cri_cni_conf_dir);
+  g_free (config->cri_cni_bin_dir);
   g_free (config);
 }
 
@@ -371,7 +378,7 @@ validate (BerthConfig *config, GError **error)
   for (guint i = 0; groups[i] != NULL; i++)
     {
       if (g_str_equal (groups[i], DAEMON_GROUP) || g_str_equal (groups[i], METRICS_GROUP)
-          || g_str_has_prefix (groups[i], "plugin."))
+          || g_str_equal (groups[i], CRI_GROUP) || g_str_has_prefix (groups[i], "plugin."))
         continue;
       if (g_str_has_prefix (groups[i], REGISTRY_GROUP_PREFIX))
         {
@@ -381,11 +388,12 @@ validate (BerthConfig *config, GError **error)
         }
       g_autofree char *where = berth_config_location (config, groups[i], NULL);
       return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
-                          "%sunknown group [%s]; groups are [berthd], [metrics], [registry.\"HOST\"] and "
+                          "%sunknown group [%s]; groups are [berthd], [metrics], [cri], [registry.\"HOST\"] and "
                           "[plugin.<kind>.<name>]",
                           where, groups[i]);
     }
-  return validate_group (config, DAEMON_GROUP, error) && validate_group (config, METRICS_GROUP, error);
+  return validate_group (config, DAEMON_GROUP, error) && validate_group (config, METRICS_GROUP, error)
+         && validate_group (config, CRI_GROUP, error);
 }
 
 BerthConfig *

@@ -42,6 +42,8 @@ typedef struct {
   gint64 max_concurrent_downloads;  /* layers fetched at once by one pull */
   gint64 push_chunk_size;           /* larger blobs are pushed in chunks of this size; 0: never */
   GHashTable *registries;           /* "host[:port]" → BerthRegistryHostConfig, from [registry."HOST"] */
+  char *cri_cni_conf_dir;           /* [cri] cni-conf-dir */
+  char *cri_cni_bin_dir;            /* [cri] cni-bin-dir */
 } BerthConfig;
 
 /* Reads @path (NULL: BERTH_SYSCONF_DIR/berth/berthd.conf, which may be absent). */

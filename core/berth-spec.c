@@ -13,6 +13,7 @@
 
 #include <gio/gio.h>
 #include <berth/berth-error.h>
+#include <berth/berth-types.h>
 
 #include "berth-seccomp.h"
 #include "berth-spec.h"
@@ -896,4 +897,51 @@ berth_spec_generate (const BerthSpecOptions *opts, JsonNode *image_config, const
   g_debug ("spec for %s: %u args, uid %u gid %u, %u capabilities, %u mounts%s", image, args->len, uid, gid,
            caps->len - 1, mounts->len, opts->privileged ? ", privileged" : "");
   return json_builder_get_root (builder);
+}
+
+/* Does resolving @user need the image's /etc/passwd or /etc/group? Only "UID:GID"
+ * does not: a bare uid takes its group and supplementary groups from the image too. */
+static gboolean
+user_needs_lookup (const char *user)
+{
+  if (user == NULL || *user == 0)
+    return FALSE;
+  const char *colon = strchr (user, ':');
+  if (colon == NULL)
+    return TRUE;
+  for (const char *p = user; *p; p++)
+    if (!g_ascii_isdigit (*p) && p != colon)
+      return TRUE;
+  return FALSE;
+}
+
+JsonNode *
+berth_spec_generate_on_mounts (const BerthSpecOptions *opts, JsonNode *image_config, GPtrArray *rootfs_mounts,
+                               GError **error)
+{
+  const char *user = opts->user;
+  if (user == NULL && image_config != NULL && JSON_NODE_HOLDS_OBJECT (image_config))
+    {
+      JsonObject *root = json_node_get_object (image_config);
+      JsonNode *config = json_object_get_member (root, "config");
+      JsonNode *node = config && JSON_NODE_HOLDS_OBJECT (config)
+                         ? json_object_get_member (json_node_get_object (config), "User") : NULL;
+      if (node != NULL && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
+        user = json_node_get_string (node);
+    }
+  if (!user_needs_lookup (user) || rootfs_mounts == NULL)
+    return berth_spec_generate (opts, image_config, NULL, error);
+  /* Names are looked up in the image's own files: mount its root for a moment. */
+  g_autofree char *dir = g_dir_make_tmp ("berth-rootfs-XXXXXX", error);
+  if (dir == NULL)
+    return NULL;
+  if (!berth_mount_list_mount (rootfs_mounts, dir, error))
+    {
+      rmdir (dir);
+      return NULL;
+    }
+  JsonNode *spec = berth_spec_generate (opts, image_config, dir, error);
+  berth_mount_unmount (dir, NULL);
+  rmdir (dir);
+  return spec;
 }

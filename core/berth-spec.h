@@ -42,6 +42,12 @@ typedef struct {
 JsonNode *berth_spec_generate (const BerthSpecOptions *opts, JsonNode *image_config, const char *rootfs,
                                GError **error);
 
+/* berth_spec_generate for an image whose root filesystem is @rootfs_mounts (a BerthMount
+ * list, e.g. a prepared snapshot's): mounted on a temporary directory for a moment only
+ * when the user (@opts' or the image's) is a name to look up in its /etc/passwd. */
+JsonNode *berth_spec_generate_on_mounts (const BerthSpecOptions *opts, JsonNode *image_config, GPtrArray *rootfs_mounts,
+                                         GError **error);
+
 /* Where the default seccomp profile is read from: $BERTH_DATADIR/seccomp/default.json
  * if that variable is set (tests), else the installed one under the package data dir. */
 char *berth_spec_default_seccomp_profile (void);

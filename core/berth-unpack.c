@@ -53,9 +53,8 @@ berth_unpacker_get_snapshotter (BerthUnpacker *unpacker)
   return unpacker->snaps.name;
 }
 
-/* The OCI chain ID: the first diff ID, then sha256 of "parent-chain diff-id". */
-static char *
-next_chain_id (const char *parent, const char *diff_id)
+char *
+berth_chain_id_next (const char *parent, const char *diff_id)
 {
   if (parent == NULL)
     return g_strdup (diff_id);
@@ -74,7 +73,7 @@ berth_unpacker_apply (BerthUnpacker *unpacker, const BerthDescriptor *layer, con
       g_prefix_error (error, "layer %s: diff ID: ", layer->digest);
       return FALSE;
     }
-  g_autofree char *chain_id = next_chain_id (unpacker->chain_id, diff_id);
+  g_autofree char *chain_id = berth_chain_id_next (unpacker->chain_id, diff_id);
   g_autoptr (BerthSnapshotInfo) existing = berth_snapshots_stat (&unpacker->snaps, chain_id, NULL);
   if (existing != NULL && existing->kind == BERTH_SNAPSHOT_KIND_COMMITTED)
     {

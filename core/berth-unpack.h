@@ -30,4 +30,8 @@ const char *berth_unpacker_get_chain_id (BerthUnpacker *unpacker);
 /* The snapshotter's name, default filled in. */
 const char *berth_unpacker_get_snapshotter (BerthUnpacker *unpacker);
 
+/* The OCI chain ID after layer @diff_id on @parent's chain (NULL for the first layer):
+ * the first diff ID, then the sha256 of "PARENT-CHAIN DIFF-ID". */
+char *berth_chain_id_next (const char *parent, const char *diff_id);
+
 G_END_DECLS

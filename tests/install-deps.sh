@@ -15,6 +15,8 @@ PACKAGES=(
   zstd
   # tests/shim-valgrind.sh
   valgrind
+  # tests/cri.sh: CNI plugins for pod networks, python stubs from core/cri/api.proto
+  containernetworking-plugins python3-grpc-tools iproute2
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

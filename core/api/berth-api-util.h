@@ -5,6 +5,7 @@
 
 #include "berth-grpc.h"
 #include "berth-metadata.h"
+#include "berth-daemon.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "github.com/containerd/containerd/api/types/mount.pb-c.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
@@ -87,5 +88,9 @@ gboolean berth_api_content_record (BerthMetadataTxn *txn, const char *ns, const 
 /* A container record (containers.c); free with berth_grpc_message_free. */
 Containerd__Services__Containers__V1__Container *berth_api_container_get (BerthMetadataTxn *txn, const char *ns,
                                                                           const char *id, GError **error);
+
+/* The same in a read transaction of its own. */
+Containerd__Services__Containers__V1__Container *berth_api_container_read (BerthDaemon *daemon, const char *ns,
+                                                                           const char *id, GError **error);
 
 G_END_DECLS

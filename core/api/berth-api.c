@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "berth-api.h"
+#include "cri/berth-cri.h"
 
 void
 berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon)
@@ -22,4 +23,6 @@ berth_api_register_all (BerthGrpcServer *server, BerthDaemon *daemon)
   berth_api_register_archive (server, daemon);
   berth_api_register_gc (server, daemon);
   berth_api_register_transfer (server, daemon);
+  /* Kubernetes' CRI (runtime.v1) on the same socket, as containerd's CRI plugin. */
+  berth_cri_register (server, daemon);
 }

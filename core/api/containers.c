@@ -7,6 +7,7 @@
 #include <berth/berth-error.h>
 #include "berth-api.h"
 #include "berth-api-util.h"
+#include "berth-api-ops.h"
 #include "github.com/containerd/containerd/api/events/container.pb-c.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
@@ -15,9 +16,9 @@ typedef Containerd__Services__Containers__V1__Container Container;
 #define CONTAINER_DESC containerd__services__containers__v1__container__descriptor
 
 static char *
-container_key (BerthGrpcCall *call, const char *id)
+container_key (const char *ns, const char *id)
 {
-  return g_strdup_printf ("v1/%s/containers/%s", berth_grpc_call_get_namespace (call), id);
+  return g_strdup_printf ("v1/%s/containers/%s", ns, id);
 }
 
 static gboolean
@@ -51,7 +52,30 @@ berth_api_container_get (BerthMetadataTxn *txn, const char *ns, const char *id, 
 }
 
 typedef struct {
-  BerthGrpcCall *call;
+  const char *ns;
+  const char *id;
+  Container *found;
+} ReadData;
+
+static gboolean
+read_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
+{
+  ReadData *r = user_data;
+  r->found = berth_api_container_get (txn, r->ns, r->id, error);
+  return r->found != NULL;
+}
+
+Container *
+berth_api_container_read (BerthDaemon *daemon, const char *ns, const char *id, GError **error)
+{
+  ReadData r = { ns, id, NULL };
+  if (!berth_metadata_read (berth_daemon_get_metadata (daemon), read_txn, &r, error))
+    return NULL;
+  return r.found;
+}
+
+typedef struct {
+  const char *ns;
   const Container *in;
   char **paths;
   gsize n_paths;
@@ -63,7 +87,7 @@ static gboolean
 get_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   Data *d = user_data;
-  d->result = berth_api_container_get (txn, berth_grpc_call_get_namespace (d->call), d->id, error);
+  d->result = berth_api_container_get (txn, d->ns, d->id, error);
   return d->result != NULL;
 }
 
@@ -71,7 +95,7 @@ static ProtobufCMessage *
 containers_get (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Containers__V1__GetContainerRequest *req = (gpointer) request;
-  Data d = { call, NULL, NULL, 0, req->id, NULL };
+  Data d = { berth_grpc_call_get_namespace (call), NULL, NULL, 0, req->id, NULL };
   if (!validate_id (req->id, error) || !berth_metadata_read (berth_daemon_get_metadata (user_data), get_txn, &d, error))
     return NULL;
   Containerd__Services__Containers__V1__GetContainerResponse *response =
@@ -154,10 +178,10 @@ static gboolean
 create_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   Data *d = user_data;
-  g_autofree char *key = container_key (d->call, d->in->id);
+  g_autofree char *key = container_key (d->ns, d->in->id);
   if (berth_api_key_exists (txn, key))
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "container \"%s\": already exists", d->in->id);
-  if (!berth_api_namespace_touch (txn, berth_grpc_call_get_namespace (d->call), error))
+  if (!berth_api_namespace_touch (txn, d->ns, error))
     return FALSE;
   d->result = berth_api_message_copy (&d->in->base);
   gint64 now = g_get_real_time ();
@@ -175,22 +199,20 @@ publish (BerthGrpcCall *call, const char *topic, const ProtobufCMessage *event)
                         topic, event);
 }
 
-static ProtobufCMessage *
-containers_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+Container *
+berth_api_ops_container_create (BerthDaemon *daemon, const char *ns, const Container *in, GError **error)
 {
-  const Containerd__Services__Containers__V1__CreateContainerRequest *req = (gpointer) request;
-  if (req->container == NULL || !validate_id (req->container->id, error))
-    return req->container ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container given"), NULL);
-  if (req->container->spec == NULL)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "container %s has no spec", req->container->id), NULL;
-  if (req->container->runtime == NULL || req->container->runtime->name == NULL || !*req->container->runtime->name)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "container %s names no runtime", req->container->id), NULL;
-  g_autoptr (GHashTable) labels =
-    berth_api_labels_from_entries ((void *const *) req->container->labels, req->container->n_labels, error);
+  if (in == NULL || !validate_id (in->id, error))
+    return in ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container given"), NULL);
+  if (in->spec == NULL)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "container %s has no spec", in->id), NULL;
+  if (in->runtime == NULL || in->runtime->name == NULL || !*in->runtime->name)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "container %s names no runtime", in->id), NULL;
+  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) in->labels, in->n_labels, error);
   if (labels == NULL)
     return NULL;
-  Data d = { call, req->container, NULL, 0, NULL, NULL };
-  if (!berth_metadata_write (berth_daemon_get_metadata (user_data), create_txn, &d, error))
+  Data d = { ns, in, NULL, 0, NULL, NULL };
+  if (!berth_metadata_write (berth_daemon_get_metadata (daemon), create_txn, &d, error))
     {
       berth_grpc_message_free ((ProtobufCMessage *) d.result);
       return NULL;
@@ -201,10 +223,20 @@ containers_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointe
   event.id = d.result->id;
   event.image = d.result->image;
   event.runtime = &runtime;
-  publish (call, "/containers/create", &event.base);
+  berth_events_publish (berth_daemon_get_events (daemon), ns, "/containers/create", &event.base);
+  return d.result;
+}
+
+static ProtobufCMessage *
+containers_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Containers__V1__CreateContainerRequest *req = (gpointer) request;
+  Container *created = berth_api_ops_container_create (user_data, berth_grpc_call_get_namespace (call), req->container, error);
+  if (created == NULL)
+    return NULL;
   Containerd__Services__Containers__V1__CreateContainerResponse *response =
     berth_grpc_message_new (&containerd__services__containers__v1__create_container_response__descriptor);
-  response->container = d.result;
+  response->container = created;
   return &response->base;
 }
 
@@ -254,7 +286,7 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
     }
   berth_grpc_message_free ((ProtobufCMessage *) c->updated_at);
   c->updated_at = berth_api_timestamp_new (g_get_real_time ());
-  g_autofree char *key = container_key (d->call, c->id);
+  g_autofree char *key = container_key (d->ns, c->id);
   return berth_api_put_message (txn, key, &c->base, error);
 }
 
@@ -264,7 +296,7 @@ containers_update (BerthGrpcCall *call, const ProtobufCMessage *request, gpointe
   const Containerd__Services__Containers__V1__UpdateContainerRequest *req = (gpointer) request;
   if (req->container == NULL || !validate_id (req->container->id, error))
     return req->container ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container given"), NULL);
-  Data d = { call, req->container, req->update_mask ? req->update_mask->paths : NULL,
+  Data d = { berth_grpc_call_get_namespace (call), req->container, req->update_mask ? req->update_mask->paths : NULL,
              req->update_mask ? req->update_mask->n_paths : 0, NULL, NULL };
   if (!berth_metadata_write (berth_daemon_get_metadata (user_data), update_txn, &d, error))
     {
@@ -285,9 +317,28 @@ static gboolean
 delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   Data *d = user_data;
-  g_autofree char *key = container_key (d->call, d->id);
+  g_autofree char *key = container_key (d->ns, d->id);
   if (!berth_metadata_txn_delete (txn, key, NULL))
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "container \"%s\": not found", d->id);
+  return TRUE;
+}
+
+gboolean
+berth_api_ops_container_delete (BerthDaemon *daemon, const char *ns, const char *id, GError **error)
+{
+  if (!validate_id (id, error))
+    return FALSE;
+  /* A container with a live task keeps it: containerd refuses too. */
+  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, NULL, NULL);
+  g_autoptr (BerthTask) task = runtime ? berth_runtime_get (runtime, ns, id, NULL) : NULL;
+  if (task != NULL)
+    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "container %s has a task; delete the task first", id);
+  Data d = { ns, NULL, NULL, 0, id, NULL };
+  if (!berth_metadata_write (berth_daemon_get_metadata (daemon), delete_txn, &d, error))
+    return FALSE;
+  Containerd__Events__ContainerDelete event = CONTAINERD__EVENTS__CONTAINER_DELETE__INIT;
+  event.id = (char *) id;
+  berth_events_publish (berth_daemon_get_events (daemon), ns, "/containers/delete", &event.base);
   return TRUE;
 }
 
@@ -295,20 +346,8 @@ static ProtobufCMessage *
 containers_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Containers__V1__DeleteContainerRequest *req = (gpointer) request;
-  if (!validate_id (req->id, error))
+  if (!berth_api_ops_container_delete (user_data, berth_grpc_call_get_namespace (call), req->id, error))
     return NULL;
-  /* A container with a live task keeps it: containerd refuses too. */
-  BerthRuntime *runtime = berth_daemon_get_runtime (user_data, NULL, NULL);
-  g_autoptr (BerthTask) task = runtime ? berth_runtime_get (runtime, berth_grpc_call_get_namespace (call), req->id, NULL) : NULL;
-  if (task != NULL)
-    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "container %s has a task; delete the task first", req->id),
-           NULL;
-  Data d = { call, NULL, NULL, 0, req->id, NULL };
-  if (!berth_metadata_write (berth_daemon_get_metadata (user_data), delete_txn, &d, error))
-    return NULL;
-  Containerd__Events__ContainerDelete event = CONTAINERD__EVENTS__CONTAINER_DELETE__INIT;
-  event.id = req->id;
-  publish (call, "/containers/delete", &event.base);
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
 

@@ -6,6 +6,7 @@
 #include <berth/berth-error.h>
 #include "berth-api.h"
 #include "berth-api-util.h"
+#include "berth-api-ops.h"
 #include "berth-gc.h"
 #include "github.com/containerd/containerd/api/events/image.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
@@ -244,13 +245,30 @@ images_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user
   return &response->base;
 }
 
+typedef struct {
+  const char *ns;
+  const char *name;
+} DeleteData;
+
 static gboolean
-delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
+ops_delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
-  WriteData *data = user_data;
-  g_autofree char *key = image_key (data->call, data->in->name);
+  DeleteData *data = user_data;
+  g_autofree char *key = g_strdup_printf ("v1/%s/images/%s", data->ns, data->name);
   if (!berth_metadata_txn_delete (txn, key, NULL))
-    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "image \"%s\": not found", data->in->name);
+    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "image \"%s\": not found", data->name);
+  return TRUE;
+}
+
+gboolean
+berth_api_ops_image_delete (BerthDaemon *daemon, const char *ns, const char *name, GError **error)
+{
+  DeleteData data = { ns, name };
+  if (!berth_metadata_write (berth_daemon_get_metadata (daemon), ops_delete_txn, &data, error))
+    return FALSE;
+  Containerd__Services__Images__V1__ImageDelete event = CONTAINERD__SERVICES__IMAGES__V1__IMAGE_DELETE__INIT;
+  event.name = (char *) name;
+  berth_events_publish (berth_daemon_get_events (daemon), ns, "/images/delete", &event.base);
   return TRUE;
 }
 
@@ -262,13 +280,8 @@ images_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer us
   query.name = req->name;
   if (!validate_image (&query, FALSE, error))
     return NULL;
-  WriteData data = { call, &query, NULL, 0, NULL };
-  if (!berth_metadata_write (berth_daemon_get_metadata (user_data), delete_txn, &data, error))
+  if (!berth_api_ops_image_delete (user_data, berth_grpc_call_get_namespace (call), req->name, error))
     return NULL;
-  Containerd__Services__Images__V1__ImageDelete event = CONTAINERD__SERVICES__IMAGES__V1__IMAGE_DELETE__INIT;
-  event.name = req->name;
-  berth_events_publish (berth_daemon_get_events (user_data), berth_grpc_call_get_namespace (call), "/images/delete",
-                        &event.base);
   if (req->sync && !berth_gc_run (user_data, berth_grpc_call_get_cancellable (call), NULL, error))
     return NULL;
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);

@@ -6,26 +6,13 @@
 #include <berth/berth-error.h>
 #include "berth-api.h"
 #include "berth-api-util.h"
+#include "berth-api-ops.h"
 #include "berth-cgroup.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
 
 typedef Containerd__Services__Containers__V1__Container Container;
-
-typedef struct {
-  const char *ns;
-  const char *id;
-  Container *found;
-} GetContainer;
-
-static gboolean
-get_container_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  GetContainer *g = user_data;
-  g->found = berth_api_container_get (txn, g->ns, g->id, error);
-  return g->found != NULL;
-}
 
 static BerthTask *
 find_task (BerthGrpcCall *call, gpointer daemon, const char *id, GError **error)
@@ -50,50 +37,92 @@ publish (BerthGrpcCall *call, const char *topic, const ProtobufCMessage *event)
 }
 
 
-static ProtobufCMessage *
-tasks_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+BerthTask *
+berth_api_ops_task_create (BerthDaemon *daemon, const char *ns, const char *container_id, GPtrArray *rootfs,
+                           const BerthStdio *stdio, const Google__Protobuf__Any *options_in, GCancellable *cancellable,
+                           GError **error)
 {
-  const Containerd__Services__Tasks__V1__CreateTaskRequest *req = (gpointer) request;
-  if (req->container_id == NULL || *req->container_id == '\0')
+  if (container_id == NULL || *container_id == '\0')
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container id given"), NULL;
-  if (req->checkpoint != NULL)
-    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "restoring from a checkpoint is not supported"), NULL;
-  GetContainer g = { berth_grpc_call_get_namespace (call), req->container_id, NULL };
-  if (!berth_metadata_read (berth_daemon_get_metadata (user_data), get_container_txn, &g, error))
+  Container *found = berth_api_container_read (daemon, ns, container_id, error);
+  if (found == NULL)
     return NULL;
-  g_autoptr (ProtobufCMessage) container = &g.found->base;
-  const char *runtime_name = g.found->runtime ? g.found->runtime->name : NULL;
-  BerthRuntime *runtime = berth_daemon_get_runtime (user_data, runtime_name, error);
+  g_autoptr (ProtobufCMessage) container = &found->base;
+  const char *runtime_name = found->runtime ? found->runtime->name : NULL;
+  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, runtime_name, error);
   if (runtime == NULL)
     return NULL;
-  const Google__Protobuf__Any *options = req->options ? req->options
-                                         : g.found->runtime ? g.found->runtime->options : NULL;
-  g_autoptr (GBytes) spec = g.found->spec ? g_bytes_new (g.found->spec->value.data, g.found->spec->value.len) : NULL;
+  const Google__Protobuf__Any *options = options_in ? options_in : found->runtime ? found->runtime->options : NULL;
+  g_autoptr (GBytes) spec = found->spec ? g_bytes_new (found->spec->value.data, found->spec->value.len) : NULL;
   g_autoptr (GBytes) option_bytes = options ? g_bytes_new (options->value.data, options->value.len) : NULL;
-  g_autoptr (GPtrArray) rootfs = berth_proto_mounts_to_list (req->rootfs, req->n_rootfs);
   BerthTaskCreateOptions create = {
-    .namespace_ = berth_grpc_call_get_namespace (call),
-    .id = req->container_id,
+    .namespace_ = ns,
+    .id = container_id,
     .spec_json = spec,
     .rootfs = rootfs,
-    .stdio = { req->stdin, req->stdout, req->stderr, req->terminal },
+    .stdio = *stdio,
     .runtime_name = runtime_name,
     .options_type_url = options ? options->type_url : NULL,
     .options = option_bytes,
   };
-  g_autoptr (BerthTask) task = berth_runtime_create (runtime, &create, berth_grpc_call_get_cancellable (call), error);
+  BerthTask *task = berth_runtime_create (runtime, &create, cancellable, error);
   if (task == NULL)
     return NULL;
   Containerd__Events__TaskCreate event = CONTAINERD__EVENTS__TASK_CREATE__INIT;
-  event.container_id = req->container_id;
+  event.container_id = (char *) container_id;
   event.pid = berth_task_get_pid (task);
-  publish (call, "/tasks/create", &event.base);
-  berth_daemon_watch_exit (user_data, task, NULL);
+  berth_events_publish (berth_daemon_get_events (daemon), ns, "/tasks/create", &event.base);
+  berth_daemon_watch_exit (daemon, task, NULL);
+  return task;
+}
+
+static ProtobufCMessage *
+tasks_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__CreateTaskRequest *req = (gpointer) request;
+  if (req->checkpoint != NULL)
+    return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "restoring from a checkpoint is not supported"), NULL;
+  g_autoptr (GPtrArray) rootfs = berth_proto_mounts_to_list (req->rootfs, req->n_rootfs);
+  BerthStdio stdio = { req->stdin, req->stdout, req->stderr, req->terminal };
+  g_autoptr (BerthTask) task = berth_api_ops_task_create (user_data, berth_grpc_call_get_namespace (call), req->container_id,
+                                                          rootfs, &stdio, req->options,
+                                                          berth_grpc_call_get_cancellable (call), error);
+  if (task == NULL)
+    return NULL;
   Containerd__Services__Tasks__V1__CreateTaskResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__create_task_response__descriptor);
   response->container_id = g_strdup (req->container_id);
   response->pid = berth_task_get_pid (task);
   return &response->base;
+}
+
+gboolean
+berth_api_ops_task_start (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint32 *pid_out,
+                          GCancellable *cancellable, GError **error)
+{
+  guint32 pid = 0;
+  if (!berth_task_start (task, exec_id, &pid, cancellable, error))
+    return FALSE;
+  const char *ns = berth_task_get_namespace (task);
+  if (exec_id != NULL && *exec_id != '\0')
+    {
+      Containerd__Events__TaskExecStarted event = CONTAINERD__EVENTS__TASK_EXEC_STARTED__INIT;
+      event.container_id = (char *) berth_task_get_id (task);
+      event.exec_id = (char *) exec_id;
+      event.pid = pid;
+      berth_events_publish (berth_daemon_get_events (daemon), ns, "/tasks/exec-started", &event.base);
+      berth_daemon_watch_exit (daemon, task, exec_id);
+    }
+  else
+    {
+      Containerd__Events__TaskStart event = CONTAINERD__EVENTS__TASK_START__INIT;
+      event.container_id = (char *) berth_task_get_id (task);
+      event.pid = pid;
+      berth_events_publish (berth_daemon_get_events (daemon), ns, "/tasks/start", &event.base);
+    }
+  if (pid_out != NULL)
+    *pid_out = pid;
+  return TRUE;
 }
 
 static ProtobufCMessage *
@@ -102,28 +131,33 @@ tasks_start (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user
   const Containerd__Services__Tasks__V1__StartRequest *req = (gpointer) request;
   g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
   guint32 pid = 0;
-  if (task == NULL || !berth_task_start (task, req->exec_id, &pid, berth_grpc_call_get_cancellable (call), error))
+  if (task == NULL
+      || !berth_api_ops_task_start (user_data, task, req->exec_id, &pid, berth_grpc_call_get_cancellable (call), error))
     return NULL;
-  if (req->exec_id != NULL && *req->exec_id != '\0')
-    {
-      Containerd__Events__TaskExecStarted event = CONTAINERD__EVENTS__TASK_EXEC_STARTED__INIT;
-      event.container_id = req->container_id;
-      event.exec_id = req->exec_id;
-      event.pid = pid;
-      publish (call, "/tasks/exec-started", &event.base);
-      berth_daemon_watch_exit (user_data, task, req->exec_id);
-    }
-  else
-    {
-      Containerd__Events__TaskStart event = CONTAINERD__EVENTS__TASK_START__INIT;
-      event.container_id = req->container_id;
-      event.pid = pid;
-      publish (call, "/tasks/start", &event.base);
-    }
   Containerd__Services__Tasks__V1__StartResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__start_response__descriptor);
   response->pid = pid;
   return &response->base;
+}
+
+gboolean
+berth_api_ops_task_delete (BerthDaemon *daemon, BerthTask *task, BerthExitStatus *exit_out, GCancellable *cancellable,
+                           GError **error)
+{
+  BerthExitStatus exit = { 0 };
+  guint32 pid = berth_task_get_pid (task);
+  if (!berth_task_delete (task, NULL, &exit, cancellable, error))
+    return FALSE;
+  Containerd__Events__TaskDelete event = CONTAINERD__EVENTS__TASK_DELETE__INIT;
+  g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exit.exited_at)->base;
+  event.container_id = (char *) berth_task_get_id (task);
+  event.pid = pid;
+  event.exit_status = exit.exit_status;
+  event.exited_at = (Google__Protobuf__Timestamp *) ts;
+  berth_events_publish (berth_daemon_get_events (daemon), berth_task_get_namespace (task), "/tasks/delete", &event.base);
+  if (exit_out != NULL)
+    *exit_out = exit;
+  return TRUE;
 }
 
 static ProtobufCMessage *
@@ -135,15 +169,8 @@ tasks_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
   if (task == NULL)
     return NULL;
   guint32 pid = berth_task_get_pid (task);
-  if (!berth_task_delete (task, NULL, &exit, berth_grpc_call_get_cancellable (call), error))
+  if (!berth_api_ops_task_delete (user_data, task, &exit, berth_grpc_call_get_cancellable (call), error))
     return NULL;
-  Containerd__Events__TaskDelete event = CONTAINERD__EVENTS__TASK_DELETE__INIT;
-  g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exit.exited_at)->base;
-  event.container_id = req->container_id;
-  event.pid = pid;
-  event.exit_status = exit.exit_status;
-  event.exited_at = (Google__Protobuf__Timestamp *) ts;
-  publish (call, "/tasks/delete", &event.base);
   Containerd__Services__Tasks__V1__DeleteResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__delete_response__descriptor);
   response->id = g_strdup (req->container_id);

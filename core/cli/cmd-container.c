@@ -474,47 +474,6 @@ random_id (void)
   return g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
 }
 
-/* Does resolving @user need the image's /etc/passwd or /etc/group? Only "UID:GID"
- * does not: a bare uid takes its group and supplementary groups from the image too. */
-static gboolean
-user_needs_lookup (const char *user)
-{
-  if (user == NULL || *user == 0)
-    return FALSE;
-  const char *colon = strchr (user, ':');
-  if (colon == NULL)
-    return TRUE;
-  for (const char *p = user; *p; p++)
-    if (!g_ascii_isdigit (*p) && p != colon)
-      return TRUE;
-  return FALSE;
-}
-
-static JsonNode *
-generate_spec (BerthCli *cli, BerthSpecOptions *opts, CliImage *image, GPtrArray *mounts, const char *image_user,
-               GError **error)
-{
-  g_autoptr (JsonNode) config = json_node_new (JSON_NODE_OBJECT);
-  json_node_set_object (config, image->config);
-  const char *user = opts->user ? opts->user : image_user;
-  if (!user_needs_lookup (user))
-    return berth_spec_generate (opts, config, NULL, error);
-  /* Names are looked up in the image's own files: mount its root for a moment. */
-  g_autofree char *dir = g_dir_make_tmp ("berth-rootfs-XXXXXX", error);
-  if (dir == NULL)
-    return NULL;
-  if (!berth_mount_list_mount (mounts, dir, error))
-    {
-      rmdir (dir);
-      return NULL;
-    }
-  JsonNode *spec = berth_spec_generate (opts, config, dir, error);
-  berth_mount_unmount (dir, NULL);
-  rmdir (dir);
-  (void) cli;
-  return spec;
-}
-
 static char *
 log_path_for (BerthCli *cli, const char *id, GError **error)
 {
@@ -655,9 +614,8 @@ cli_cmd_run (BerthCli *cli, int argc, char **argv)
   opts.namespace = cli->ns;
   opts.id = id;
   opts.image_name = image->name;
-  JsonObject *image_cfg = json_object_has_member (image->config, "config") ? json_object_get_object_member (image->config, "config") : NULL;
-  const char *image_user = image_cfg && json_object_has_member (image_cfg, "User") ? json_object_get_string_member (image_cfg, "User") : NULL;
-  g_autoptr (JsonNode) spec = generate_spec (cli, &opts, image, mounts, image_user, &error);
+  g_autoptr (JsonNode) image_config = json_node_init_object (json_node_alloc (), image->config);
+  g_autoptr (JsonNode) spec = berth_spec_generate_on_mounts (&opts, image_config, mounts, &error);
   gboolean created_container = FALSE;
   int result = CLI_EXIT_ERROR;
   Attach attach = { .cli = cli, .id = id, .tty = tty, .interactive = interactive, .out_fd = -1, .err_fd = -1 };

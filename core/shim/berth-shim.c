@@ -2,6 +2,9 @@
  *
  *   berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR [--terminal]   ("-" for no stream)
  *
+ * A stream is a FIFO path, file://PATH (appended to) or, for STDOUT and STDERR alike,
+ * cri://PATH: init's output written to PATH in the CRI log format (cri-log.h).
+ *
  * With --terminal the runtime hands the container's pty master over a console socket;
  * the shim copies STDIN → pty and pty → STDOUT, and "resize W H" sets its window size.
  *
@@ -38,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cri-log.h"
 #include "shim-request.h"
 
 #define MAX_WAITERS 64
@@ -71,6 +75,9 @@ typedef struct {
   Console console;
 } Exec;
 static Exec execs[MAX_EXECS];
+/* With cri://PATH as STDOUT/STDERR, init's output comes through these pipes and is
+ * written to PATH in the CRI log format. */
+static CriLogStream cri_streams[2] = { { .fd = -1 }, { .fd = -1 } };
 
 static void die (int ready_fd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3), noreturn));
 static void
@@ -218,10 +225,11 @@ open_stream (const char *path, int flags)
 {
   if (strcmp (path, "-") == 0)
     return open ("/dev/null", O_RDWR | O_CLOEXEC);
-  /* containerd's file:// stdio: output appended to a log file (detached containers). */
-  if (strncmp (path, "file://", 7) == 0)
+  /* containerd's file:// stdio: output appended to a log file (detached containers);
+   * cri:// (the CRI log format) where the shim cannot format, e.g. a terminal's output. */
+  if (strncmp (path, "file://", 7) == 0 || strncmp (path, "cri://", 6) == 0)
     return (flags & O_ACCMODE) == O_RDONLY ? open ("/dev/null", O_RDONLY | O_CLOEXEC)
-                                          : open (path + 7, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+                                          : open (strchr (path, ':') + 3, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   /* O_RDWR on a FIFO never blocks waiting for the other side. */
   return open (path, flags | O_CLOEXEC);
 }
@@ -772,8 +780,20 @@ main (int argc, char **argv)
     die (ready, "signalfd: %s", strerror (errno));
 
   int in = open_stream (argv[5], O_RDONLY | O_NONBLOCK);
-  int out = open_stream (argv[6], O_RDWR);
-  int err_fd = open_stream (argv[7], O_RDWR);
+  int out, err_fd;
+  if (!terminal && strncmp (argv[6], "cri://", 6) == 0)
+    {
+      if (cri_log_open (argv[6] + 6) < 0)
+        die (ready, "opening log %s: %s", argv[6] + 6, strerror (errno));
+      out = cri_log_stream_init (&cri_streams[0], "stdout");
+      err_fd = strcmp (argv[7], argv[6]) == 0 ? cri_log_stream_init (&cri_streams[1], "stderr")
+                                              : open_stream (argv[7], O_RDWR);
+    }
+  else
+    {
+      out = open_stream (argv[6], O_RDWR);
+      err_fd = open_stream (argv[7], O_RDWR);
+    }
   if (in < 0 || out < 0 || err_fd < 0)
     die (ready, "opening the container's stdio: %s", strerror (errno));
   if (strcmp (argv[5], "-") != 0)
@@ -781,9 +801,9 @@ main (int argc, char **argv)
 
   int lfd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  if (strlen (sock_path) >= sizeof addr.sun_path)
-    die (ready, "socket path %s is too long", sock_path);
-  strcpy (addr.sun_path, sock_path);
+  /* Relative to STATE_DIR, our working directory: an absolute path there can pass
+   * sun_path's 108 bytes (CRI ids are 64 characters). */
+  strcpy (addr.sun_path, "shim.sock");
   unlink (sock_path);
   if (lfd < 0 || bind (lfd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (lfd, 16) < 0)
     die (ready, "listening on %s: %s", sock_path, strerror (errno));
@@ -859,10 +879,11 @@ main (int argc, char **argv)
 
   for (;;)
     {
-      /* The sockets, then each live terminal's master and input. */
-      struct pollfd fds[2 + 2 * (MAX_EXECS + 1)] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
-      Console *owners[2 + 2 * (MAX_EXECS + 1)] = { NULL, NULL };
-      int nfds = 2;
+      /* The sockets, the CRI log pipes, then each live terminal's master and input. */
+      struct pollfd fds[4 + 2 * (MAX_EXECS + 1)] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 },
+                                                      { cri_streams[0].fd, POLLIN, 0 }, { cri_streams[1].fd, POLLIN, 0 } };
+      Console *owners[4 + 2 * (MAX_EXECS + 1)] = { NULL, NULL, NULL, NULL };
+      int nfds = 4;
       for (int c = -1; c < MAX_EXECS; c++)
         {
           Console *console = c < 0 ? &init_console : execs[c].used ? &execs[c].console : NULL;
@@ -882,7 +903,10 @@ main (int argc, char **argv)
             continue;
           return 1;
         }
-      for (int i = 2; i < nfds; i++)
+      for (int i = 2; i < 4; i++)
+        if (fds[i].revents & (POLLIN | POLLHUP))
+          cri_log_pump (&cri_streams[i - 2]);
+      for (int i = 4; i < nfds; i++)
         {
           Console *console = owners[i];
           if (!(fds[i].revents & (POLLIN | POLLHUP)))
@@ -924,6 +948,8 @@ main (int argc, char **argv)
             close (cfd);
           if (done == 1)
             {
+              cri_log_drain (&cri_streams[0]);
+              cri_log_drain (&cri_streams[1]);
               unlink (sock_path);
               return 0;
             }

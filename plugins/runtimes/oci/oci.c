@@ -81,9 +81,12 @@ shim_request (OciTask *task, const char *request, GCancellable *cancellable, GEr
 {
   g_autofree char *path = g_build_filename (task->dir, "shim.sock", NULL);
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  if (strlen (path) >= sizeof addr.sun_path)
-    return berth_throw (error, BERTH_ERROR_INTERNAL, "shim socket path %s is too long", path), NULL;
-  strcpy (addr.sun_path, path);
+  /* A long state path (CRI ids are 64 characters) is reached through a directory fd. */
+  berth_autofd int dirfd = strlen (path) >= sizeof addr.sun_path ? open (task->dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+  g_autofree char *short_path = dirfd >= 0 ? g_strdup_printf ("/proc/self/fd/%d/shim.sock", dirfd) : NULL;
+  if (short_path == NULL && strlen (path) >= sizeof addr.sun_path)
+    return berth_throw_errno (error, "task %s: opening %s", task->id, task->dir), NULL;
+  strcpy (addr.sun_path, short_path ? short_path : path);
   berth_autofd int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
     {
