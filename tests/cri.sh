@@ -24,10 +24,12 @@ tap_plan 99
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
+  local rc=$?  # the test's own status: tests_cleanup exits with it
   [ -n "${CRI_KEEP_LOG:-}" ] && cp "$BERTHD_LOG" "$CRI_KEEP_LOG"
   ip link del "$BR" 2>/dev/null
   # portmap's chains, should a failed run have left any.
   iptables-save -t nat 2>/dev/null | grep -q "berth-cri-test-$BR" && diag "iptables rules left by this test"
+  (exit $rc)
   tests_cleanup
 }
 trap cleanup_network EXIT
