@@ -10,15 +10,13 @@
  * containerd.io/gc.ref.content labels GC follows (index → manifests, manifest →
  * config and layers); finish writes those labels and the image records in one
  * transaction and publishes /images/create or /images/update.
- *
- * The JSON helpers read documents from hostile sources: a member of the wrong type
- * reads as absent (json-glib's own getters complain loudly instead).
  */
 #pragma once
 
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 #include "berth-daemon.h"
+#include "berth-json.h"
 
 G_BEGIN_DECLS
 
@@ -40,19 +38,6 @@ G_BEGIN_DECLS
 
 gboolean berth_media_type_is_index (const char *media_type);
 gboolean berth_media_type_is_manifest (const char *media_type);
-/* This machine's GOARCH: "amd64", "arm64", … */
-const char *berth_host_architecture (void);
-
-JsonObject *berth_json_member_object (JsonObject *object, const char *name);
-JsonArray *berth_json_member_array (JsonObject *object, const char *name);
-const char *berth_json_member_string (JsonObject *object, const char *name);
-gint64 berth_json_member_int (JsonObject *object, const char *name);
-guint berth_json_array_length (JsonArray *array);
-JsonObject *berth_json_element_object (JsonArray *array, guint i);
-const char *berth_json_element_string (JsonArray *array, guint i);
-/* A JSON document's root object; INVALID_ARGUMENT naming @what when it is not one. */
-JsonNode *berth_json_parse_object (GBytes *bytes, const char *what, GError **error);
-char *berth_json_to_text (JsonNode *node, gsize *len);
 /* An OCI descriptor object; INVALID_ARGUMENT naming @what when malformed. */
 BerthDescriptor *berth_descriptor_from_json (JsonObject *object, const char *what, GError **error);
 JsonNode *berth_descriptor_to_json (const BerthDescriptor *desc);

@@ -9,6 +9,7 @@
 
 #include <berth/berth-error.h>
 #include "berth-cli.h"
+#include "berth-json.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 
@@ -283,42 +284,6 @@ cli_image_free (CliImage *image)
   g_free (image);
 }
 
-static const char *
-object_string (JsonObject *object, const char *member)
-{
-  JsonNode *node = object ? json_object_get_member (object, member) : NULL;
-  return node != NULL && JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
-           ? json_node_get_string (node)
-           : NULL;
-}
-
-static JsonArray *
-object_array (JsonObject *object, const char *member)
-{
-  JsonNode *node = object ? json_object_get_member (object, member) : NULL;
-  return node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
-}
-
-static const char *
-host_architecture (void)
-{
-#if defined(__x86_64__)
-  return "amd64";
-#elif defined(__aarch64__)
-  return "arm64";
-#elif defined(__i386__)
-  return "386";
-#elif defined(__arm__)
-  return "arm";
-#elif defined(__powerpc64__)
-  return "ppc64le";
-#elif defined(__s390x__)
-  return "s390x";
-#else
-  return "unknown";
-#endif
-}
-
 CliImage *
 cli_image_resolve (BerthCli *cli, const char *name, GError **error)
 {
@@ -363,7 +328,7 @@ cli_image_resolve (BerthCli *cli, const char *name, GError **error)
       g_autoptr (JsonObject) doc = cli_read_json_blob (cli, digest, error);
       if (doc == NULL)
         return NULL;
-      JsonArray *manifests = object_array (doc, "manifests");
+      JsonArray *manifests = berth_json_member_array (doc, "manifests");
       if (manifests == NULL)
         {
           image->manifest = g_steal_pointer (&doc);
@@ -371,19 +336,19 @@ cli_image_resolve (BerthCli *cli, const char *name, GError **error)
           break;
         }
       const char *chosen = NULL;
-      for (guint i = 0; i < json_array_get_length (manifests) && chosen == NULL; i++)
+      for (guint i = 0; i < berth_json_array_length (manifests) && chosen == NULL; i++)
         {
-          JsonObject *entry = json_array_get_object_element (manifests, i);
-          JsonObject *platform = json_object_has_member (entry, "platform") ? json_object_get_object_member (entry, "platform") : NULL;
+          JsonObject *entry = berth_json_element_object (manifests, i);
+          JsonObject *platform = berth_json_member_object (entry, "platform");
           if (platform == NULL
-              || (g_strcmp0 (object_string (platform, "os"), "linux") == 0
-                  && g_strcmp0 (object_string (platform, "architecture"), host_architecture ()) == 0))
-            chosen = object_string (entry, "digest");
+              || (g_strcmp0 (berth_json_member_string (platform, "os"), "linux") == 0
+                  && g_strcmp0 (berth_json_member_string (platform, "architecture"), berth_host_architecture ()) == 0))
+            chosen = berth_json_member_string (entry, "digest");
         }
       if (chosen == NULL)
         {
           berth_throw (error, BERTH_ERROR_NOT_FOUND, "image %s has no manifest for linux/%s", image->name,
-                       host_architecture ());
+                       berth_host_architecture ());
           return NULL;
         }
       g_free (digest);
@@ -395,9 +360,8 @@ cli_image_resolve (BerthCli *cli, const char *name, GError **error)
       return NULL;
     }
   (void) media_type;
-  JsonObject *config_desc = json_object_has_member (image->manifest, "config")
-                              ? json_object_get_object_member (image->manifest, "config") : NULL;
-  image->config_digest = g_strdup (object_string (config_desc, "digest"));
+  JsonObject *config_desc = berth_json_member_object (image->manifest, "config");
+  image->config_digest = g_strdup (berth_json_member_string (config_desc, "digest"));
   if (image->config_digest == NULL)
     {
       berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "image %s: manifest %s has no config", image->name,
@@ -407,26 +371,32 @@ cli_image_resolve (BerthCli *cli, const char *name, GError **error)
   image->config = cli_read_json_blob (cli, image->config_digest, error);
   if (image->config == NULL)
     return NULL;
-  image->size = json_object_get_int_member_with_default (config_desc, "size", 0);
+  image->size = berth_json_member_int (config_desc, "size");
   image->layers = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
   image->chain_ids = g_ptr_array_new_with_free_func (g_free);
-  JsonArray *layers = object_array (image->manifest, "layers");
-  JsonObject *rootfs = json_object_has_member (image->config, "rootfs") ? json_object_get_object_member (image->config, "rootfs") : NULL;
-  JsonArray *diff_ids = object_array (rootfs, "diff_ids");
-  guint n = layers ? json_array_get_length (layers) : 0;
-  if (diff_ids == NULL || json_array_get_length (diff_ids) != n)
+  JsonArray *layers = berth_json_member_array (image->manifest, "layers");
+  JsonObject *rootfs = berth_json_member_object (image->config, "rootfs");
+  JsonArray *diff_ids = berth_json_member_array (rootfs, "diff_ids");
+  guint n = berth_json_array_length (layers);
+  if (diff_ids == NULL || berth_json_array_length (diff_ids) != n)
     {
       berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "image %s: config %s lists %u diff_ids for %u layers", image->name,
-                   image->config_digest, diff_ids ? json_array_get_length (diff_ids) : 0, n);
+                   image->config_digest, berth_json_array_length (diff_ids), n);
       return NULL;
     }
   g_autofree char *chain = NULL;
   for (guint i = 0; i < n; i++)
     {
-      JsonObject *layer = json_array_get_object_element (layers, i);
-      image->size += json_object_get_int_member_with_default (layer, "size", 0);
+      JsonObject *layer = berth_json_element_object (layers, i);
+      const char *diff_id = berth_json_element_string (diff_ids, i);
+      if (layer == NULL || diff_id == NULL)
+        {
+          berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "image %s: layer %u of manifest %s or its diff_id is malformed",
+                       image->name, i, image->manifest_digest);
+          return NULL;
+        }
+      image->size += berth_json_member_int (layer, "size");
       g_ptr_array_add (image->layers, json_object_ref (layer));
-      const char *diff_id = json_array_get_string_element (diff_ids, i);
       if (chain == NULL)
         chain = g_strdup (diff_id);
       else

@@ -10,6 +10,7 @@
 
 #include <berth/berth-error.h>
 #include "berth-cli.h"
+#include "berth-json.h"
 #include "berth/services/archive/v1/archive.pb-c.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "github.com/containerd/containerd/api/services/diff/v1/diff.pb-c.h"
@@ -70,9 +71,9 @@ apply_layer (BerthCli *cli, const char *snapshotter, JsonObject *layer, const ch
     return FALSE;
 
   Containerd__Types__Descriptor desc = CONTAINERD__TYPES__DESCRIPTOR__INIT;
-  desc.media_type = (char *) json_object_get_string_member_with_default (layer, "mediaType", "");
-  desc.digest = (char *) json_object_get_string_member_with_default (layer, "digest", "");
-  desc.size = json_object_get_int_member_with_default (layer, "size", 0);
+  desc.media_type = (char *) (berth_json_member_string (layer, "mediaType") ?: "");
+  desc.digest = (char *) (berth_json_member_string (layer, "digest") ?: "");
+  desc.size = berth_json_member_int (layer, "size");
   Containerd__Services__Diff__V1__ApplyRequest apply = CONTAINERD__SERVICES__DIFF__V1__APPLY_REQUEST__INIT;
   apply.diff = &desc;
   apply.mounts = prepared->mounts;
