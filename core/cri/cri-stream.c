@@ -129,7 +129,8 @@ request_lookup (const char *path, gboolean take)
 /* ---------------- the server ---------------- */
 
 static GMutex server_lock;
-static char *server_base; /* "http://127.0.0.1:PORT", once listening */
+static SoupServer *stream_server; /* serves until berthd exits */
+static char *server_base;         /* "http://127.0.0.1:PORT", once listening */
 
 static void on_websocket (SoupServer *server, SoupServerMessage *msg, const char *path, SoupWebsocketConnection *ws,
                           gpointer user_data);
@@ -191,8 +192,7 @@ server_start (const char *address, GError **error)
                  ? g_strdup_printf ("http://[%s]:%d", host, g_uri_get_port (uri))
                  : g_strdup_printf ("http://%s:%d", host, g_uri_get_port (uri));
   g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-  /* Serves until berthd exits. */
-  g_steal_pointer (&server);
+  stream_server = g_steal_pointer (&server);
   g_debug ("CRI streaming server on %s", base);
   return base;
 }
