@@ -119,8 +119,9 @@ request_lookup (const char *path, gboolean take)
       req = g_hash_table_lookup (pending, slash + 1);
       if (req != NULL && strcmp (kind_paths[req->kind], prefix) != 0)
         req = NULL;
-      if (req != NULL && take)
-        g_hash_table_steal (pending, slash + 1);
+      char *token = NULL;
+      if (req != NULL && take && g_hash_table_steal_extended (pending, slash + 1, (gpointer *) &token, NULL))
+        g_free (token);
     }
   g_mutex_unlock (&pending_lock);
   return req;
@@ -387,6 +388,7 @@ typedef struct {
   guint read_source;
   guint write_source;
   GByteArray *queue;
+  gboolean connecting; /* port forwarding: what the client sends is queued meanwhile */
   gboolean close_when_flushed;
 } Pump;
 
@@ -506,12 +508,12 @@ static gboolean pump_writable (int fd, GIOCondition condition, gpointer data);
 static void
 pump_write (Pump *p, const guint8 *data, gsize len)
 {
-  if (p->fd < 0 || p->close_when_flushed)
+  if ((p->fd < 0 && !p->connecting) || p->close_when_flushed)
     return;
   if (p->queue == NULL)
     p->queue = g_byte_array_new ();
   g_byte_array_append (p->queue, data, len);
-  if (p->write_source == 0)
+  if (p->write_source == 0 && !p->connecting)
     pump_writable (p->fd, G_IO_OUT, p);
 }
 
@@ -873,6 +875,7 @@ forward_done (GObject *source, GAsyncResult *result, gpointer data)
   for (guint i = 0; i < s->n_pumps; i++)
     {
       Pump *p = &s->pumps[i];
+      p->connecting = FALSE;
       guint8 port_le[2] = { dials[i].port & 0xff, dials[i].port >> 8 };
       session_send (s, 2 * i, port_le, 2);
       session_send (s, 2 * i + 1, port_le, 2);
@@ -891,6 +894,8 @@ forward_done (GObject *source, GAsyncResult *result, gpointer data)
       p->fd = dials[i].fd;
       g_unix_set_fd_nonblocking (p->fd, TRUE, NULL);
       pump_start_reading (p);
+      if (p->queue != NULL && p->queue->len > 0)
+        pump_writable (p->fd, G_IO_OUT, p);
       any = TRUE;
     }
   if (!any)
@@ -925,7 +930,7 @@ forward_begin (Session *s, SoupServerMessage *msg, GError **error)
   s->n_pumps = s->req->ports->len;
   s->pumps = g_new0 (Pump, s->n_pumps);
   for (guint i = 0; i < s->n_pumps; i++)
-    s->pumps[i] = (Pump) { .session = s, .fd = -1, .is_socket = TRUE, .channel = 2 * i };
+    s->pumps[i] = (Pump) { .session = s, .fd = -1, .is_socket = TRUE, .channel = 2 * i, .connecting = TRUE };
   g_autoptr (GTask) task = g_task_new (NULL, s->cancellable, forward_done, session_ref (s));
   g_task_set_source_tag (task, forward_begin);
   g_task_set_task_data (task, s, NULL);
