@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 118
+tap_plan 120
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -235,6 +235,16 @@ url=$(jget url "$(rt Attach "{\"container_id\": \"$TICK\", \"stdout\": true, \"s
 expect_match "Attach: a URL of the streaming server" '^http://127\.0\.0\.1:[0-9]+/attach/[0-9a-f]{32}$' "$url"
 out=$(timeout 30 $PY "$SRCDIR/tests/cri-stream.py" channels "${url/http:/ws:}" "" tick 2>&1)
 expect_match "…receives a line the container prints" '"1": "tick\\n' "$out"
+# A container with a terminal: its log is the terminal's output as it is.
+out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": {\"metadata\": {\"name\": \"tty\"},
+  \"image\": {\"image\": \"$REG/busybox:latest\"}, \"tty\": true, \"log_path\": \"tty/0.log\",
+  \"command\": [\"sh\", \"-c\", \"while true; do echo tty-tick; sleep 0.1; done\"]}}")
+TTY=$(jget container_id "$out")
+rt StartContainer "{\"container_id\": \"$TTY\"}" >/dev/null
+url=$(jget url "$(rt Attach "{\"container_id\": \"$TTY\", \"stdout\": true, \"tty\": true}")")
+expect_match "Attach to a container with a terminal: its output on stdout" '"1": "[^"]*tty-tick\\r\\n' \
+  "$(timeout 30 $PY "$SRCDIR/tests/cri-stream.py" channels "${url/http:/ws:}" "" tty-tick 2>&1)"
+check "…which is then removed" rt RemoveContainer "{\"container_id\": \"$TTY\"}"
 # One line longer than the shim's 16 KiB record: P records, then the F that ends it.
 LONG_CMD='["sh", "-c", "printf %020000d 0; echo; sleep 30"]'
 out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": $(container_config long "$LONG_CMD")}")

@@ -63,6 +63,7 @@ typedef struct {
   GStrv cmd;
   gboolean in, out, err;
   char *log_path; /* attach */
+  gboolean raw_log; /* attach: a terminal's output, logged as it is (not in CRI format) */
   char *netns;    /* port forwarding: "" for the host's */
   GArray *ports;  /* guint16 */
   gint64 expires; /* monotonic */
@@ -344,6 +345,7 @@ cri_attach (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemo
                         "container %s has no log path, which berth's Attach follows", record->id), NULL;
   StreamRequest *sr = stream_request_new (STREAM_ATTACH, daemon, req->container_id);
   sr->log_path = g_strdup (record->log_path);
+  sr->raw_log = record->config != NULL && record->config->tty;
   sr->out = req->stdout;
   sr->err = req->stderr;
   return url_response (&runtime__v1__attach_response__descriptor, sr, error);
@@ -742,6 +744,17 @@ output_send (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* Sends @data on @channel from a worker, through the main context. */
+static void
+attach_emit (Session *s, guint8 channel, const char *data, gsize len)
+{
+  Output *o = g_new0 (Output, 1);
+  o->session = session_ref (s);
+  o->channel = channel;
+  o->data = g_bytes_new (data, len);
+  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, output_send, o, (GDestroyNotify) output_free);
+}
+
 /* One line of the CRI log format, "TIME STREAM P|F TEXT", to its channel. */
 static void
 attach_line (Session *s, const char *line)
@@ -753,11 +766,7 @@ attach_line (Session *s, const char *line)
   if ((is_err && !s->req->err) || (!is_err && !s->req->out))
     return;
   g_autofree char *text = g_strconcat (fields[3] ? fields[3] : "", strcmp (fields[2], "F") == 0 ? "\n" : "", NULL);
-  Output *o = g_new0 (Output, 1);
-  o->session = session_ref (s);
-  o->channel = is_err ? CHANNEL_STDERR : CHANNEL_STDOUT;
-  o->data = g_bytes_new (text, strlen (text));
-  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, output_send, o, (GDestroyNotify) output_free);
+  attach_emit (s, is_err ? CHANNEL_STDERR : CHANNEL_STDOUT, text, strlen (text));
 }
 
 /* Follows the log from its current end until the container exits or the client goes. */
@@ -784,6 +793,11 @@ attach_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancel
       ssize_t n;
       while ((n = read (fd, buf, sizeof buf)) > 0)
         {
+          if (s->req->raw_log)
+            {
+              attach_emit (s, CHANNEL_STDOUT, buf, n);
+              continue;
+            }
           g_string_append_len (partial, buf, n);
           char *nl;
           while ((nl = memchr (partial->str, '\n', partial->len)) != NULL)
