@@ -46,6 +46,8 @@ static const ConfigKey config_keys[] = {
     "blobs larger than this are pushed in PATCH chunks of this size (0: always one PUT)" },
   { CRI_GROUP, "cni-conf-dir", KEY_STRING, FIELD (cri_cni_conf_dir), "CNI network configurations for pods (*.conflist, *.conf)" },
   { CRI_GROUP, "cni-bin-dir", KEY_STRING, FIELD (cri_cni_bin_dir), "CNI plugin binaries" },
+  { CRI_GROUP, "stream-address", KEY_STRING, FIELD (cri_stream_address),
+    "IP or IP:PORT of the Exec/Attach/PortForward streaming server (port 0: any free one)" },
 };
 
 #define REGISTRY_GROUP_PREFIX "registry."
@@ -82,6 +84,7 @@ berth_config_new_default (void)
   config->push_chunk_size = 32 * 1024 * 1024;
   config->registries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, registry_host_config_free);
   config->cri_cni_conf_dir = g_strdup ("/etc/cni/net.d");
+  config->cri_stream_address = g_strdup ("127.0.0.1");
   config->cri_cni_bin_dir = g_strdup ("/usr/lib/cni");
   return config;
 }
@@ -109,6 +112,7 @@ berth_config_free (BerthConfig *config)
   g_free (config->registry_auth_file);
   g_clear_pointer (&config->registries, g_hash_table_unref);
   g_free (config->cri_cni_conf_dir);
+  g_free (config->cri_stream_address);
   g_free (config->cri_cni_bin_dir);
   g_free (config);
 }

@@ -44,6 +44,7 @@ typedef struct {
   GHashTable *registries;           /* "host[:port]" → BerthRegistryHostConfig, from [registry."HOST"] */
   char *cri_cni_conf_dir;           /* [cri] cni-conf-dir */
   char *cri_cni_bin_dir;            /* [cri] cni-bin-dir */
+  char *cri_stream_address;         /* [cri] stream-address: "IP" or "IP:PORT" */
 } BerthConfig;
 
 /* Reads @path (NULL: BERTH_SYSCONF_DIR/berth/berthd.conf, which may be absent). */

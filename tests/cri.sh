@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 99
+tap_plan 120
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -162,6 +162,35 @@ for _ in $(seq 50); do body=$(http_get "http://$IP1:8080/" 2>/dev/null) && break
 expect_eq "busybox httpd in the pod answers at the pod IP" hello-from-pod "${body:-}"
 expect_eq "…and through the host port (portmap)" hello-from-pod "$(http_get "http://$NET.1:$HP/" 2>&1)"
 
+# Exec, Attach and PortForward answer with a URL of the streaming server on loopback.
+stream () { timeout 60 $PY "$SRCDIR/tests/cri-stream.py" "$1" "${2/http:/ws:}" "${@:3}" 2>&1; }
+exec_url () { # CMD-JSON [STDIN]
+  jget url "$(rt Exec "{\"container_id\": \"$WEB\", \"cmd\": $1, \"stdin\": ${2:-false}, \"stdout\": true, \"stderr\": true}")"
+}
+url=$(exec_url '["echo", "hello-exec"]')
+expect_match "Exec: a URL of the streaming server" '^http://127\.0\.0\.1:[0-9]+/exec/[0-9a-f]{32}$' "$url"
+out=$(stream channels "$url")
+expect_eq "…the WebSocket speaks v5.channel.k8s.io" v5.channel.k8s.io "$(jget protocol "$out")"
+expect_eq "…stdout on channel 1" hello-exec "$(jget 1 "$out" | tr -d '\n')"
+expect_eq "…and a Success status on channel 3" "Success {}" \
+  "$(jget 3 "$out" | $PY -c 'import json, sys; s = json.load(sys.stdin); print(s["status"], json.dumps(s["metadata"]))')"
+expect_match "the token again: 404" "^status 404$" "$(stream channels "$url")"
+expect_match "an unknown token: 404" "^status 404$" "$(stream channels "${url%/*}/0123456789abcdef0123456789abcdef")"
+out=$(stream channels "$(exec_url '["sh", "-c", "echo to-err >&2; exit 3"]')")
+expect_eq "Exec exiting 3: stderr on channel 2" to-err "$(jget 2 "$out" | tr -d '\n')"
+expect_eq "…a NonZeroExitCode status whose ExitCode cause is 3" "Failure NonZeroExitCode ExitCode 3" \
+  "$(jget 3 "$out" | $PY -c 'import json, sys; s = json.load(sys.stdin); c = s["details"]["causes"][0]; print(s["status"], s["reason"], c["reason"], c["message"])')"
+out=$(stream channels "$(exec_url '["cat"]' true)" "$(printf 'line one\nline two\n')")
+expect_eq "Exec of cat with stdin echoes it (stdin closed by v5's close message)" "$(printf 'line one\nline two')" "$(jget 1 "$out")"
+expect_eq "…and ends with Success" Success "$(jget 3 "$out" | $PY -c 'import json, sys; print(json.load(sys.stdin)["status"])')"
+url=$(jget url "$(rt PortForward "{\"pod_sandbox_id\": \"$POD1\", \"port\": [8080]}")")
+expect_match "PortForward: a URL of the streaming server" '^http://127\.0\.0\.1:[0-9]+/portforward/[0-9a-f]{32}$' "$url"
+out=$(stream forward "$url" 'GET / HTTP/1.0\r\n\r\n')
+expect_match "…both channels open with the port, little endian" '"ports": \[8080, 8080\]' "$out"
+expect_match "…busybox httpd in the pod answers through it" "hello-from-pod" "$(jget data "$out")"
+url=$(jget url "$(rt PortForward "{\"pod_sandbox_id\": \"$POD1\"}")")
+out=$(stream forward "$url?ports=8081" "x")
+expect_match "PortForward to a closed port (from ?ports=): the error channel says so" "8081.*refused" "$(jget error "$out")"
 out=$(rt ExecSync "{\"container_id\": \"$WEB\", \"cmd\": [\"sh\", \"-c\", \"echo out; echo err >&2; hostname; exit 3\"], \"timeout\": 30}")
 expect_eq "ExecSync: stdout" "$(printf 'out\npod1\n')" "$(jget stdout "$out")"
 expect_eq "ExecSync: stderr" err "$(jget stderr "$out")"
@@ -202,6 +231,20 @@ mv "$TEST_TMP/logs/pod1/ticker/0.log" "$TEST_TMP/logs/pod1/ticker/0.log.1"
 check "ReopenContainerLog" rt ReopenContainerLog "{\"container_id\": \"$TICK\"}"
 sleep 0.5
 expect_match "…the new log file gets the lines" "stdout F tick" "$(cat "$TEST_TMP/logs/pod1/ticker/0.log" 2>&1)"
+url=$(jget url "$(rt Attach "{\"container_id\": \"$TICK\", \"stdout\": true, \"stderr\": true}")")
+expect_match "Attach: a URL of the streaming server" '^http://127\.0\.0\.1:[0-9]+/attach/[0-9a-f]{32}$' "$url"
+out=$(timeout 30 $PY "$SRCDIR/tests/cri-stream.py" channels "${url/http:/ws:}" "" tick 2>&1)
+expect_match "…receives a line the container prints" '"1": "tick\\n' "$out"
+# A container with a terminal: its log is the terminal's output as it is.
+out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": {\"metadata\": {\"name\": \"tty\"},
+  \"image\": {\"image\": \"$REG/busybox:latest\"}, \"tty\": true, \"log_path\": \"tty/0.log\",
+  \"command\": [\"sh\", \"-c\", \"while true; do echo tty-tick; sleep 0.1; done\"]}}")
+TTY=$(jget container_id "$out")
+rt StartContainer "{\"container_id\": \"$TTY\"}" >/dev/null
+url=$(jget url "$(rt Attach "{\"container_id\": \"$TTY\", \"stdout\": true, \"tty\": true}")")
+expect_match "Attach to a container with a terminal: its output on stdout" '"1": "[^"]*tty-tick\\r\\n' \
+  "$(timeout 30 $PY "$SRCDIR/tests/cri-stream.py" channels "${url/http:/ws:}" "" tty-tick 2>&1)"
+check "…which is then removed" rt RemoveContainer "{\"container_id\": \"$TTY\"}"
 # One line longer than the shim's 16 KiB record: P records, then the F that ends it.
 LONG_CMD='["sh", "-c", "printf %020000d 0; echo; sleep 30"]'
 out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": $(container_config long "$LONG_CMD")}")
@@ -314,8 +357,14 @@ expect_match "CreateContainer in a missing sandbox: NOT_FOUND" "^error: NOT_FOUN
 expect_match "StopPodSandbox of a missing sandbox: NOT_FOUND" "^error: NOT_FOUND" "$(rt StopPodSandbox '{"pod_sandbox_id": "0000"}')"
 expect_match "CreateContainer of an image not pulled: NOT_FOUND" "^error: NOT_FOUND" \
   "$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD2\", \"config\": {\"metadata\": {\"name\": \"y\"}, \"image\": {\"image\": \"nosuch:1\"}}}")"
-expect_match "Exec (streaming, not done yet): UNIMPLEMENTED" "^error: UNIMPLEMENTED" \
-  "$(rt Exec "{\"container_id\": \"$WEB\", \"cmd\": [\"true\"], \"stdout\": true}")"
+expect_match "Exec in a missing container: NOT_FOUND" "^error: NOT_FOUND" \
+  "$(rt Exec '{"container_id": "0000", "cmd": ["true"], "stdout": true}')"
+expect_match "Exec with a terminal: INVALID_ARGUMENT naming it" "^error: INVALID_ARGUMENT.*terminal" \
+  "$(rt Exec "{\"container_id\": \"$WEB\", \"cmd\": [\"sh\"], \"stdout\": true, \"tty\": true}")"
+expect_match "Attach with stdin: INVALID_ARGUMENT naming it" "^error: INVALID_ARGUMENT.*stdin" \
+  "$(rt Attach "{\"container_id\": \"$WEB\", \"stdin\": true, \"stdout\": true}")"
+expect_match "PortForward of a missing sandbox: NOT_FOUND" "^error: NOT_FOUND" \
+  "$(rt PortForward '{"pod_sandbox_id": "0000", "port": [80]}')"
 
 # ---- stop and remove leave nothing behind ----
 check "StopContainer (SIGTERM, 2 s grace)" rt StopContainer "{\"container_id\": \"$WEB\", \"timeout\": 2}"

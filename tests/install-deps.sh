@@ -15,8 +15,9 @@ PACKAGES=(
   zstd
   # tests/shim-valgrind.sh
   valgrind
-  # tests/cri.sh: CNI plugins for pod networks, python stubs from core/cri/api.proto
-  containernetworking-plugins python3-grpc-tools iproute2
+  # tests/cri.sh: CNI plugins for pod networks, python stubs from core/cri/api.proto,
+  # WebSockets for the streaming server
+  containernetworking-plugins python3-grpc-tools iproute2 python3-websocket
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -54,6 +54,8 @@ char *berth_cri_path (BerthDaemon *daemon, const char *what, const char *id);
 gboolean berth_cri_labels_match (void *const *selector, size_t n_selector, void *const *entries, size_t n_entries);
 /* The task of berth container @id in k8s.io, NULL when there is none. */
 BerthTask *berth_cri_task (BerthDaemon *daemon, const char *id);
+/* The task of container (or sandbox) @id when it is running; else FAILED_PRECONDITION. */
+BerthTask *berth_cri_running_task (BerthDaemon *daemon, const char *id, GError **error);
 /* Kills @task's processes with SIGKILL, waits for the exit and deletes the task. */
 gboolean berth_cri_task_destroy (BerthDaemon *daemon, BerthTask *task, BerthExitStatus *exit_out, GError **error);
 
@@ -111,6 +113,15 @@ ProtobufCMessage *cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *re
 ProtobufCMessage *cri_container_stats (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);
 ProtobufCMessage *cri_list_container_stats (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon,
                                             GError **error);
+/* Runs @cmd in running container @container_id (FAILED_PRECONDITION when it is not)
+ * with @stdio, waits up to @timeout_ms (< 0: no limit) for its exit, and deletes the
+ * exec. On timeout or cancellation the process is killed: DEADLINE_EXCEEDED/CANCELLED. */
+gboolean berth_cri_exec (BerthDaemon *daemon, const char *container_id, char **cmd, size_t n_cmd, const BerthStdio *stdio,
+                         gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable, GError **error);
+/* <state>/cri/exec/<random>, created 0700, for one exec's stdio files or FIFOs
+ * ("stdin", "stdout", "stderr"); berth_cri_exec_dir_remove removes them and it. */
+char *berth_cri_exec_dir_new (BerthDaemon *daemon, GError **error);
+void berth_cri_exec_dir_remove (const char *dir);
 /* Stops (and with @remove, removes) every container of sandbox @sandbox_id. */
 gboolean berth_cri_containers_of_sandbox_stop (BerthDaemon *daemon, const char *sandbox_id, gboolean remove,
                                                GError **error);
@@ -119,6 +130,12 @@ Runtime__V1__ContainerStatus *berth_cri_container_status_new (BerthDaemon *daemo
 /* Stats of one container (NULL with @error when its figures cannot be read). */
 Runtime__V1__ContainerStats *berth_cri_container_stats_new (BerthDaemon *daemon, const CriContainer *record,
                                                             GError **error);
+
+/* cri-stream.c: Exec, Attach and PortForward, answered with a URL of the streaming
+ * server on loopback ([cri] stream-address), started on the first such request. */
+ProtobufCMessage *cri_exec (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);
+ProtobufCMessage *cri_attach (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);
+ProtobufCMessage *cri_port_forward (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);
 
 /* cri-images.c: an image by name, normalised reference or ID ("sha256:<config digest>"). */
 BerthImageInfo *berth_cri_image_lookup (BerthDaemon *daemon, const char *ref, GCancellable *cancellable, GError **error);

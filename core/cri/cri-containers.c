@@ -818,8 +818,8 @@ cri_container_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpoi
 
 /* ---------------- resources, logs ---------------- */
 
-static BerthTask *
-running_task (BerthDaemon *daemon, const char *id, GError **error)
+BerthTask *
+berth_cri_running_task (BerthDaemon *daemon, const char *id, GError **error)
 {
   BerthTask *task = berth_cri_task (daemon, id);
   if (task == NULL || berth_task_get_status (task, NULL, NULL) != BERTH_TASK_STATUS_RUNNING)
@@ -870,7 +870,7 @@ cri_reopen_container_log (BerthGrpcCall *call, const ProtobufCMessage *request, 
   if (owned == NULL)
     return NULL;
   const CriContainer *record = (CriContainer *) owned;
-  g_autoptr (BerthTask) task = running_task (daemon, record->id, error);
+  g_autoptr (BerthTask) task = berth_cri_running_task (daemon, record->id, error);
   if (task == NULL)
     return NULL;
   if (*record->log_path == '\0')
@@ -930,6 +930,36 @@ read_output (const char *path, ProtobufCBinaryData *out)
   out->data = g_byte_array_free (buf, FALSE);
 }
 
+gboolean
+berth_cri_exec (BerthDaemon *daemon, const char *container_id, char **cmd, size_t n_cmd, const BerthStdio *stdio,
+                gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (BerthTask) task = berth_cri_running_task (daemon, container_id, error);
+  g_autoptr (GBytes) process = task ? exec_process (daemon, container_id, cmd, n_cmd, error) : NULL;
+  if (process == NULL)
+    return FALSE;
+  g_autofree char *exec_id = g_strdup_printf ("exec-%08x%08x", g_random_int (), g_random_int ());
+  gboolean ok = FALSE;
+  gboolean added = berth_task_exec (task, exec_id, process, stdio, cancellable, error);
+  if (added && berth_api_ops_task_start (daemon, task, exec_id, NULL, cancellable, error))
+    {
+      ok = wait_exit (task, exec_id, timeout_ms, exit, cancellable);
+      if (!ok)
+        {
+          berth_task_kill (task, exec_id, SIGKILL, FALSE, NULL);
+          wait_exit (task, exec_id, 5000, exit, NULL);
+          if (g_cancellable_is_cancelled (cancellable))
+            berth_throw (error, BERTH_ERROR_CANCELLED, "command in container %s cancelled", container_id);
+          else
+            berth_throw (error, BERTH_ERROR_DEADLINE_EXCEEDED, "command in container %s timed out after %" G_GINT64_FORMAT "s",
+                         container_id, timeout_ms / 1000);
+        }
+    }
+  if (added)
+    berth_task_delete (task, exec_id, NULL, NULL, NULL);
+  return ok;
+}
+
 ProtobufCMessage *
 cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
 {
@@ -939,47 +969,49 @@ cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer da
   g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_cri_container_get (daemon, req->container_id, error);
   if (owned == NULL)
     return NULL;
-  g_autoptr (BerthTask) task = running_task (daemon, req->container_id, error);
-  g_autoptr (GBytes) process = task ? exec_process (daemon, req->container_id, req->cmd, req->n_cmd, error) : NULL;
-  if (process == NULL)
+  g_autofree char *dir = berth_cri_exec_dir_new (daemon, error);
+  if (dir == NULL)
     return NULL;
-  g_autofree char *exec_id = g_strdup_printf ("exec-%08x%08x", g_random_int (), g_random_int ());
-  g_autofree char *dir = berth_cri_path (daemon, "exec", exec_id);
-  if (g_mkdir_with_parents (dir, 0700) < 0)
-    return berth_throw_errno (error, "creating %s", dir), NULL;
   g_autofree char *out_path = g_build_filename (dir, "stdout", NULL);
   g_autofree char *err_path = g_build_filename (dir, "stderr", NULL);
   g_autofree char *out_uri = g_strconcat ("file://", out_path, NULL);
   g_autofree char *err_uri = g_strconcat ("file://", err_path, NULL);
   BerthStdio stdio = { NULL, out_uri, err_uri, FALSE };
-  GCancellable *cancellable = berth_grpc_call_get_cancellable (call);
   BerthExitStatus exit = { 0 };
   Runtime__V1__ExecSyncResponse *response = NULL;
-  gboolean added = berth_task_exec (task, exec_id, process, &stdio, cancellable, error);
-  if (added && berth_api_ops_task_start (daemon, task, exec_id, NULL, cancellable, error))
+  if (berth_cri_exec (daemon, req->container_id, req->cmd, req->n_cmd, &stdio, req->timeout > 0 ? req->timeout * 1000 : -1,
+                      &exit, berth_grpc_call_get_cancellable (call), error))
     {
-      if (!wait_exit (task, exec_id, req->timeout > 0 ? req->timeout * 1000 : -1, &exit, cancellable))
-        {
-          berth_task_kill (task, exec_id, SIGKILL, FALSE, NULL);
-          wait_exit (task, exec_id, 5000, &exit, NULL);
-          berth_throw (error, g_cancellable_is_cancelled (cancellable) ? BERTH_ERROR_CANCELLED
-                                                                       : BERTH_ERROR_DEADLINE_EXCEEDED,
-                       "command in container %s timed out after %" G_GINT64_FORMAT "s", req->container_id, req->timeout);
-        }
-      else
-        {
-          response = berth_grpc_message_new (&runtime__v1__exec_sync_response__descriptor);
-          read_output (out_path, &response->stdout);
-          read_output (err_path, &response->stderr);
-          response->exit_code = (gint32) exit.exit_status;
-        }
+      response = berth_grpc_message_new (&runtime__v1__exec_sync_response__descriptor);
+      read_output (out_path, &response->stdout);
+      read_output (err_path, &response->stderr);
+      response->exit_code = (gint32) exit.exit_status;
     }
-  if (added)
-    berth_task_delete (task, exec_id, NULL, NULL, NULL);
-  unlink (out_path);
-  unlink (err_path);
-  rmdir (dir);
+  berth_cri_exec_dir_remove (dir);
   return response ? &response->base : NULL;
+}
+
+/* A fresh private directory for one exec's stdio. */
+char *
+berth_cri_exec_dir_new (BerthDaemon *daemon, GError **error)
+{
+  g_autofree char *name = g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
+  g_autofree char *dir = berth_cri_path (daemon, "exec", name);
+  if (g_mkdir_with_parents (dir, 0700) < 0)
+    return berth_throw_errno (error, "creating %s", dir), NULL;
+  return g_steal_pointer (&dir);
+}
+
+void
+berth_cri_exec_dir_remove (const char *dir)
+{
+  static const char *const names[] = { "stdin", "stdout", "stderr" };
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autofree char *path = g_build_filename (dir, names[i], NULL);
+      unlink (path);
+    }
+  rmdir (dir);
 }
 
 /* ---------------- stats ---------------- */
@@ -995,7 +1027,7 @@ u64 (guint64 value)
 Runtime__V1__ContainerStats *
 berth_cri_container_stats_new (BerthDaemon *daemon, const CriContainer *record, GError **error)
 {
-  g_autoptr (BerthTask) task = running_task (daemon, record->id, error);
+  g_autoptr (BerthTask) task = berth_cri_running_task (daemon, record->id, error);
   BerthCgroupStats figures = { 0 };
   if (task == NULL || !berth_cgroup_stats (berth_task_get_pid (task), &figures, error))
     return NULL;

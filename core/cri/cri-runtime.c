@@ -310,8 +310,8 @@ cri_unimplemented (BerthGrpcCall *call, const ProtobufCMessage *request, gpointe
 {
   const char *method = strrchr (berth_grpc_call_get_method (call), '/');
   return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED,
-                      "%s is not implemented by berth yet (streaming Exec/Attach/PortForward, checkpoints, container "
-                      "events and pod metrics are not; see the README's CRI section)",
+                      "%s is not implemented by berth yet (checkpoints, container events and pod metrics are not; "
+                      "see the README's CRI section)",
                       method ? method + 1 : "this method"), NULL;
 }
 
@@ -1096,9 +1096,9 @@ berth_cri_register (BerthGrpcServer *server, BerthDaemon *daemon)
     { "ExecSync", BERTH_GRPC_UNARY, cri_exec_sync, NULL },
     { "ContainerStats", BERTH_GRPC_UNARY, cri_container_stats, NULL },
     { "ListContainerStats", BERTH_GRPC_UNARY, cri_list_container_stats, NULL },
-    { "Exec", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
-    { "Attach", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
-    { "PortForward", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
+    { "Exec", BERTH_GRPC_UNARY, cri_exec, NULL },
+    { "Attach", BERTH_GRPC_UNARY, cri_attach, NULL },
+    { "PortForward", BERTH_GRPC_UNARY, cri_port_forward, NULL },
     { "ListPodSandboxStats", BERTH_GRPC_UNARY, cri_list_pod_sandbox_stats, NULL },
     { "CheckpointContainer", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
     { "ListMetricDescriptors", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
