@@ -1354,40 +1354,16 @@ collect (Push *push, const BerthDescriptor *desc, const char *kind, gboolean opt
                     : berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
                                    "%s %s is not in the content store of namespace %s", kind, desc->digest, push->ns);
   g_hash_table_add (push->seen, g_strdup (desc->digest));
-  if (berth_media_type_is_index (desc->media_type) || berth_media_type_is_manifest (desc->media_type))
+  g_autoptr (GPtrArray) children = berth_image_read_children (push->store, desc, push->cancellable, error);
+  if (children == NULL)
+    return FALSE;
+  for (guint i = 0; i < children->len; i++)
     {
-      g_autoptr (GBytes) bytes = berth_image_read_json_blob (push->store, desc->digest, push->cancellable, error);
-      g_autoptr (JsonNode) root = bytes ? berth_json_parse_object (bytes, desc->digest, error) : NULL;
-      if (root == NULL)
+      const BerthImageChild *child = children->pdata[i];
+      /* Platforms never pulled cannot be pushed; the registry takes the index without them. */
+      gboolean child_optional = child->kind == BERTH_IMAGE_CHILD_MANIFEST;
+      if (!collect (push, child->desc, berth_image_child_kind_name (child->kind), child_optional, depth + 1, error))
         return FALSE;
-      JsonObject *object = json_node_get_object (root);
-      if (berth_media_type_is_index (desc->media_type))
-        {
-          JsonArray *manifests = berth_json_member_array (object, "manifests");
-          for (guint i = 0; i < berth_json_array_length (manifests); i++)
-            {
-              g_autoptr (BerthDescriptor) child = berth_descriptor_from_json (berth_json_element_object (manifests, i),
-                                                                              desc->digest, error);
-              /* Platforms never pulled cannot be pushed; the registry takes the index without them. */
-              if (child == NULL || !collect (push, child, "manifest", TRUE, depth + 1, error))
-                return FALSE;
-            }
-        }
-      else
-        {
-          g_autoptr (BerthDescriptor) config = berth_descriptor_from_json (berth_json_member_object (object, "config"),
-                                                                           desc->digest, error);
-          if (config == NULL || !collect (push, config, "config", FALSE, depth + 1, error))
-            return FALSE;
-          JsonArray *layers = berth_json_member_array (object, "layers");
-          for (guint i = 0; i < berth_json_array_length (layers); i++)
-            {
-              g_autoptr (BerthDescriptor) layer = berth_descriptor_from_json (berth_json_element_object (layers, i),
-                                                                              desc->digest, error);
-              if (layer == NULL || !collect (push, layer, "layer", FALSE, depth + 1, error))
-                return FALSE;
-            }
-        }
     }
   BerthDescriptor *copy = berth_descriptor_copy (desc);
   copy->size = info->size;

@@ -464,36 +464,15 @@ collect_blob (Export *ex, const BerthDescriptor *desc, const char *owner, gboole
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "indexes nested deeper than 8 at %s", desc->digest);
   g_hash_table_add (ex->seen, g_strdup (desc->digest));
   g_ptr_array_add (ex->blobs, berth_descriptor_new (desc->media_type, desc->digest, desc->size));
-  if (!berth_media_type_is_index (desc->media_type) && !berth_media_type_is_manifest (desc->media_type))
-    return TRUE;
-  g_autoptr (GBytes) bytes = berth_image_read_json_blob (ex->store, desc->digest, ex->cancellable, error);
-  if (bytes == NULL)
+  g_autoptr (GPtrArray) children = berth_image_read_children (ex->store, desc, ex->cancellable, error);
+  if (children == NULL)
     return FALSE;
-  g_autoptr (JsonNode) root = berth_json_parse_object (bytes, desc->digest, error);
-  if (root == NULL)
-    return FALSE;
-  JsonObject *object = json_node_get_object (root);
-  if (berth_media_type_is_index (desc->media_type))
+  for (guint i = 0; i < children->len; i++)
     {
-      JsonArray *manifests = berth_json_member_array (object, "manifests");
-      for (guint i = 0; i < berth_json_array_length (manifests); i++)
-        {
-          g_autoptr (BerthDescriptor) child = berth_descriptor_from_json (berth_json_element_object (manifests, i), desc->digest, error);
-          /* Platforms never pulled are left out, as containerd's export does. */
-          if (child == NULL || !collect_blob (ex, child, desc->digest, TRUE, depth + 1, error))
-            return FALSE;
-        }
-      return TRUE;
-    }
-  g_autoptr (BerthDescriptor) config = berth_descriptor_from_json (berth_json_member_object (object, "config"),
-                                            desc->digest, error);
-  if (config == NULL || !collect_blob (ex, config, desc->digest, FALSE, depth + 1, error))
-    return FALSE;
-  JsonArray *layers = berth_json_member_array (object, "layers");
-  for (guint i = 0; i < berth_json_array_length (layers); i++)
-    {
-      g_autoptr (BerthDescriptor) layer = berth_descriptor_from_json (berth_json_element_object (layers, i), desc->digest, error);
-      if (layer == NULL || !collect_blob (ex, layer, desc->digest, FALSE, depth + 1, error))
+      const BerthImageChild *child = children->pdata[i];
+      /* Platforms never pulled are left out, as containerd's export does. */
+      gboolean child_optional = child->kind == BERTH_IMAGE_CHILD_MANIFEST;
+      if (!collect_blob (ex, child->desc, desc->digest, child_optional, depth + 1, error))
         return FALSE;
     }
   return TRUE;

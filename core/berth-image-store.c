@@ -66,6 +66,74 @@ berth_image_read_json_blob (BerthContentStore *store, const char *digest, GCance
   return berth_content_store_read_all (store, digest, BERTH_MAX_JSON, cancellable, error);
 }
 
+static void
+image_child_free (BerthImageChild *child)
+{
+  berth_descriptor_free (child->desc);
+  g_free (child);
+}
+
+static gboolean
+add_child (GPtrArray *children, BerthImageChildKind kind, guint index, JsonObject *object, const char *owner,
+           GError **error)
+{
+  BerthDescriptor *desc = berth_descriptor_from_json (object, owner, error);
+  if (desc == NULL)
+    return FALSE;
+  BerthImageChild *child = g_new0 (BerthImageChild, 1);
+  *child = (BerthImageChild) { kind, index, desc };
+  g_ptr_array_add (children, child);
+  return TRUE;
+}
+
+GPtrArray *
+berth_image_read_children (BerthContentStore *store, const BerthDescriptor *desc, GCancellable *cancellable,
+                           GError **error)
+{
+  g_autoptr (GPtrArray) children = g_ptr_array_new_with_free_func ((GDestroyNotify) image_child_free);
+  gboolean index = berth_media_type_is_index (desc->media_type);
+  if (!index && !berth_media_type_is_manifest (desc->media_type))
+    return g_steal_pointer (&children);
+  g_autoptr (GBytes) bytes = berth_image_read_json_blob (store, desc->digest, cancellable, error);
+  g_autoptr (JsonNode) root = bytes != NULL ? berth_json_parse_object (bytes, desc->digest, error) : NULL;
+  if (root == NULL)
+    return NULL;
+  JsonObject *object = json_node_get_object (root);
+  if (index)
+    {
+      JsonArray *manifests = berth_json_member_array (object, "manifests");
+      for (guint i = 0; i < berth_json_array_length (manifests); i++)
+        if (!add_child (children, BERTH_IMAGE_CHILD_MANIFEST, i, berth_json_element_object (manifests, i),
+                        desc->digest, error))
+          return NULL;
+      return g_steal_pointer (&children);
+    }
+  if (!add_child (children, BERTH_IMAGE_CHILD_CONFIG, 0, berth_json_member_object (object, "config"), desc->digest,
+                  error))
+    return NULL;
+  JsonArray *layers = berth_json_member_array (object, "layers");
+  for (guint i = 0; i < berth_json_array_length (layers); i++)
+    if (!add_child (children, BERTH_IMAGE_CHILD_LAYER, i, berth_json_element_object (layers, i), desc->digest,
+                    error))
+      return NULL;
+  return g_steal_pointer (&children);
+}
+
+const char *
+berth_image_child_kind_name (BerthImageChildKind kind)
+{
+  switch (kind)
+    {
+    case BERTH_IMAGE_CHILD_MANIFEST:
+      return "manifest";
+    case BERTH_IMAGE_CHILD_CONFIG:
+      return "config";
+    case BERTH_IMAGE_CHILD_LAYER:
+      return "layer";
+    }
+  return "blob";
+}
+
 static gboolean
 is_visible (BerthMetadataTxn *txn, gpointer key, GError **error)
 {
@@ -386,48 +454,34 @@ label_tree (BerthImageIngest *ingest, const BerthDescriptor *desc, guint depth, 
 {
   if (depth > 8)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "indexes nested deeper than 8 at %s", desc->digest);
-  if (!berth_media_type_is_index (desc->media_type) && !berth_media_type_is_manifest (desc->media_type))
-    return TRUE;
-  g_autoptr (GBytes) bytes = berth_image_read_json_blob (ingest->store, desc->digest, ingest->cancellable, error);
-  if (bytes == NULL)
+  g_autoptr (GPtrArray) children = berth_image_read_children (ingest->store, desc, ingest->cancellable, error);
+  if (children == NULL)
     return FALSE;
-  g_autoptr (JsonNode) root = berth_json_parse_object (bytes, desc->digest, error);
-  if (root == NULL)
-    return FALSE;
-  JsonObject *object = json_node_get_object (root);
-  if (berth_media_type_is_index (desc->media_type))
+  for (guint i = 0; i < children->len; i++)
     {
-      JsonArray *manifests = berth_json_member_array (object, "manifests");
-      for (guint i = 0; i < berth_json_array_length (manifests); i++)
+      const BerthImageChild *child = children->pdata[i];
+      g_autofree char *key = NULL;
+      switch (child->kind)
         {
-          g_autoptr (BerthDescriptor) child = berth_descriptor_from_json (berth_json_element_object (manifests, i),
-                                                                          desc->digest, error);
-          if (child == NULL)
-            return FALSE;
+        case BERTH_IMAGE_CHILD_MANIFEST:
           /* A multi-platform index often comes with only some platforms: the others are skipped. */
-          if (!berth_image_ingest_adopt (ingest, child, desc->digest, NULL))
+          if (!berth_image_ingest_adopt (ingest, child->desc, desc->digest, NULL))
             continue;
-          g_autofree char *key = g_strdup_printf (BERTH_LABEL_REF_CONTENT "m.%u", i);
-          berth_image_ingest_add_label (ingest, desc->digest, key, child->digest);
-          if (!label_tree (ingest, child, depth + 1, error))
+          key = g_strdup_printf (BERTH_LABEL_REF_CONTENT "m.%u", child->index);
+          berth_image_ingest_add_label (ingest, desc->digest, key, child->desc->digest);
+          if (!label_tree (ingest, child->desc, depth + 1, error))
             return FALSE;
+          break;
+        case BERTH_IMAGE_CHILD_CONFIG:
+        case BERTH_IMAGE_CHILD_LAYER:
+          if (!berth_image_ingest_adopt (ingest, child->desc, desc->digest, error))
+            return FALSE;
+          key = child->kind == BERTH_IMAGE_CHILD_CONFIG
+                  ? g_strdup (BERTH_LABEL_REF_CONTENT "config")
+                  : g_strdup_printf (BERTH_LABEL_REF_CONTENT "l.%u", child->index);
+          berth_image_ingest_add_label (ingest, desc->digest, key, child->desc->digest);
+          break;
         }
-      return TRUE;
-    }
-  g_autoptr (BerthDescriptor) config = berth_descriptor_from_json (berth_json_member_object (object, "config"),
-                                                                   desc->digest, error);
-  if (config == NULL || !berth_image_ingest_adopt (ingest, config, desc->digest, error))
-    return FALSE;
-  berth_image_ingest_add_label (ingest, desc->digest, BERTH_LABEL_REF_CONTENT "config", config->digest);
-  JsonArray *layers = berth_json_member_array (object, "layers");
-  for (guint i = 0; i < berth_json_array_length (layers); i++)
-    {
-      g_autoptr (BerthDescriptor) layer = berth_descriptor_from_json (berth_json_element_object (layers, i),
-                                                                      desc->digest, error);
-      if (layer == NULL || !berth_image_ingest_adopt (ingest, layer, desc->digest, error))
-        return FALSE;
-      g_autofree char *key = g_strdup_printf (BERTH_LABEL_REF_CONTENT "l.%u", i);
-      berth_image_ingest_add_label (ingest, desc->digest, key, layer->digest);
     }
   return TRUE;
 }

@@ -45,6 +45,26 @@ JsonNode *berth_descriptor_to_json (const BerthDescriptor *desc);
 /* A manifest, index or config blob (≤ BERTH_MAX_JSON). */
 GBytes *berth_image_read_json_blob (BerthContentStore *store, const char *digest, GCancellable *cancellable,
                                     GError **error);
+typedef enum {
+  BERTH_IMAGE_CHILD_MANIFEST, /* an entry of an index */
+  BERTH_IMAGE_CHILD_CONFIG,
+  BERTH_IMAGE_CHILD_LAYER,
+} BerthImageChildKind;
+
+typedef struct {
+  BerthImageChildKind kind;
+  guint index; /* its position among the index's manifests or the manifest's layers */
+  BerthDescriptor *desc;
+} BerthImageChild;
+
+/* The blobs an index or a manifest (@desc) names, in document order: an index's manifests;
+ * a manifest's config, then its layers. Empty for any other media type. INVALID_ARGUMENT
+ * when the document or one of its descriptors is malformed. Import, export and push all
+ * walk an image through this. */
+GPtrArray *berth_image_read_children (BerthContentStore *store, const BerthDescriptor *desc,
+                                      GCancellable *cancellable, GError **error);
+const char *berth_image_child_kind_name (BerthImageChildKind kind);
+
 /* Whether namespace @ns sees blob @digest. */
 gboolean berth_image_blob_visible (BerthDaemon *daemon, const char *ns, const char *digest);
 /* The image's target; NOT_FOUND naming it when @ns has no such image. */
