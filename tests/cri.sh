@@ -149,7 +149,11 @@ container_config () { # NAME COMMAND-JSON
  "linux": {"security_context": {"seccomp": {"profile_type": "RuntimeDefault"}}}}
 JSON
 }
-WEB_CMD='["sh", "-c", "trap \"echo bye; exit 7\" TERM; mkdir -p /www && echo $GREETING >/www/index.html && echo started && echo oops >&2 && httpd -f -p 8080 -h /www & wait"]'
+# The container commands carry this test's mark, so the leftover check at the end finds
+# its own processes and not those of another run of this test on the same machine.
+MARK=${TEST_TMP##*/}
+WWW=/www-$MARK
+WEB_CMD='["sh", "-c", "trap \"echo bye; exit 7\" TERM; mkdir -p '$WWW' && echo $GREETING >'$WWW'/index.html && echo started && echo oops >&2 && httpd -f -p 8080 -h '$WWW' & wait"]'
 out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": $(container_config web "$WEB_CMD"), \"sandbox_config\": $(pod_config pod1 "$HP")}")
 WEB=$(jget container_id "$out")
 expect_match "CreateContainer" '^[0-9a-f]{64}$' "$WEB"
@@ -222,7 +226,7 @@ expect_match "ListContainerStats has it" "$WEB" "$(rt ListContainerStats)"
 expect_match "PodSandboxStats sums its containers" '"usage_core_nano_seconds"' "$(rt PodSandboxStats "{\"pod_sandbox_id\": \"$POD1\"}")"
 
 # A ticker whose log kubelet rotates: after ReopenContainerLog the new file fills.
-TICK_CMD='["sh", "-c", "while true; do echo tick; sleep 0.1; done"]'
+TICK_CMD='["sh", "-c", "while true; do echo tick; sleep 0.1; : '$MARK'; done"]'
 out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": $(container_config ticker "$TICK_CMD")}")
 TICK=$(jget container_id "$out")
 rt StartContainer "{\"container_id\": \"$TICK\"}" >/dev/null
@@ -388,7 +392,7 @@ expect_eq "no network namespace is left" "" "$(ls "$STATE/cri/netns" 2>&1)"
 leftover=$(find /sys/fs/cgroup -maxdepth 4 -type d \( -name "$POD1" -o -name "$POD2" -o -name "$WEB" -o -name "$TICK" \) 2>/dev/null)
 expect_eq "no cgroup is left" "" "$leftover"
 expect_eq "no portmap rule is left" "" "$(iptables-save -t nat 2>/dev/null | grep -F "berth-cri-test-$BR")"
-expect_eq "no shim or container process of theirs is left" "" "$(pgrep -f "while true; do echo tick" ; pgrep -f "httpd -f -p 8080")"
+expect_eq "no shim or container process of theirs is left" "" "$(pgrep -f ": $MARK; done" ; pgrep -f "httpd -f -p 8080 -h $WWW")"
 check "RemoveImage" img RemoveImage "{\"image\": {\"image\": \"$IMAGE_ID\"}}"
 expect_eq "…the image is gone" None "$(jget image "$(img ImageStatus "{\"image\": {\"image\": \"$REG/busybox:latest\"}}")")"
 tests_done
