@@ -40,16 +40,7 @@ platform_manifest (BerthContentStore *store, const char *name, char **digest, GC
       JsonArray *manifests = berth_json_member_array (json_node_get_object (doc), "manifests");
       if (manifests == NULL)
         return g_steal_pointer (&doc);
-      const char *chosen = NULL;
-      for (guint i = 0; i < berth_json_array_length (manifests) && chosen == NULL; i++)
-        {
-          JsonObject *entry = berth_json_element_object (manifests, i);
-          JsonObject *platform = berth_json_member_object (entry, "platform");
-          if (platform == NULL
-              || (g_strcmp0 (berth_json_member_string (platform, "os"), "linux") == 0
-                  && g_strcmp0 (berth_json_member_string (platform, "architecture"), berth_host_architecture ()) == 0))
-            chosen = berth_json_member_string (entry, "digest");
-        }
+      const char *chosen = berth_json_host_manifest (manifests);
       if (chosen == NULL)
         return berth_throw (error, BERTH_ERROR_NOT_FOUND, "image %s has no manifest for linux/%s", name,
                             berth_host_architecture ()), NULL;

@@ -117,3 +117,20 @@ berth_json_to_text (JsonNode *node, gsize *len)
   json_generator_set_root (generator, node);
   return json_generator_to_data (generator, len);
 }
+
+const char *
+berth_json_host_manifest (JsonArray *manifests)
+{
+  for (guint i = 0; i < berth_json_array_length (manifests); i++)
+    {
+      JsonObject *entry = berth_json_element_object (manifests, i);
+      JsonObject *platform = berth_json_member_object (entry, "platform");
+      const char *digest = berth_json_member_string (entry, "digest");
+      if (digest != NULL
+          && (platform == NULL
+              || (g_strcmp0 (berth_json_member_string (platform, "os"), "linux") == 0
+                  && g_strcmp0 (berth_json_member_string (platform, "architecture"), berth_host_architecture ()) == 0)))
+        return digest;
+    }
+  return NULL;
+}

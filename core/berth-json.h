@@ -18,6 +18,9 @@ gint64 berth_json_member_int (JsonObject *object, const char *name);
 guint berth_json_array_length (JsonArray *array);
 JsonObject *berth_json_element_object (JsonArray *array, guint i);
 const char *berth_json_element_string (JsonArray *array, guint i);
+/* The digest of the entry of an index's @manifests for linux on this machine's
+ * architecture (an entry without a platform counts as one); NULL when none is. */
+const char *berth_json_host_manifest (JsonArray *manifests);
 /* A JSON document's root object; INVALID_ARGUMENT naming @what when it is not one. */
 JsonNode *berth_json_parse_object (GBytes *bytes, const char *what, GError **error);
 char *berth_json_to_text (JsonNode *node, gsize *len);
