@@ -38,6 +38,8 @@
 #define CONNECTION_WINDOW (16 * 1024 * 1024)
 #define MAX_CONCURRENT_STREAMS 1000
 #define READ_CHUNK (64 * 1024)
+/* A request header block past this is reset: gRPC metadata is far smaller. */
+#define MAX_HEADER_BYTES (64 * 1024)
 
 typedef struct {
   char *path;
@@ -99,6 +101,7 @@ struct _BerthGrpcCall {
   gboolean dispatched;
   gboolean response_submitted;
   gboolean rejected;        /* answered before the request was complete: ignore the rest */
+  gsize header_bytes;       /* of the request's header block, against MAX_HEADER_BYTES */
 
   GMutex lock;
   GCond cond;
@@ -612,6 +615,12 @@ call_dispatch (BerthGrpcCall *call)
 static void
 on_request_headers_done (Connection *conn, BerthGrpcCall *call)
 {
+  const char *method = g_hash_table_lookup (call->headers, ":method");
+  if (g_strcmp0 (method, "POST") != 0)
+    {
+      call_reject (call, BERTH_ERROR_UNIMPLEMENTED, "HTTP method \"%s\": gRPC takes POST", method ? method : "");
+      return;
+    }
   const char *content_type = g_hash_table_lookup (call->headers, "content-type");
   if (content_type == NULL || !g_str_has_prefix (content_type, "application/grpc"))
     {
@@ -720,8 +729,14 @@ on_header (nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *
   BerthGrpcCall *call = nghttp2_session_get_stream_user_data (session, frame->hd.stream_id);
   if (call == NULL || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;
-  g_hash_table_replace (call->headers, g_strndup ((const char *) name, namelen),
-                        g_strndup ((const char *) value, valuelen));
+  /* A repeated header keeps its first value: grpc-go puts the newest metadata first
+   * and containerd uses it (e.g. two containerd-namespace values). */
+  call->header_bytes += namelen + valuelen + 32;
+  if (call->header_bytes > MAX_HEADER_BYTES)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+  g_autofree char *key = g_strndup ((const char *) name, namelen);
+  if (!g_hash_table_contains (call->headers, key))
+    g_hash_table_insert (call->headers, g_steal_pointer (&key), g_strndup ((const char *) value, valuelen));
   return 0;
 }
 
@@ -965,6 +980,11 @@ connection_new (BerthGrpcServer *server, int fd)
   nghttp2_option *option;
   nghttp2_option_new (&option);
   nghttp2_option_set_no_auto_window_update (option, 1);
+  /* grpc-go dialling a unix socket sends the socket's path (or its percent-encoded
+   * form) as :authority, which nghttp2's HTTP messaging rules reject; containerd
+   * accepts any authority. The gRPC layer checks what it relies on itself
+   * (:method, :path, content-type). */
+  nghttp2_option_set_no_http_messaging (option, 1);
   nghttp2_session_server_new2 (&conn->session, callbacks, conn, option);
   nghttp2_option_del (option);
   nghttp2_session_callbacks_del (callbacks);

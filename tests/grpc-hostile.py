@@ -54,7 +54,7 @@ def version_works():
     return raw_call(VERSION, b"")[0] == grpc.StatusCode.OK
 
 
-print("1..13")
+print("1..17")
 ok(version_works(), "a normal Version call works")
 idle = rss_kb()
 
@@ -116,6 +116,29 @@ except grpc.RpcError as e:
     ok(e.code() == grpc.StatusCode.INVALID_ARGUMENT and "bad..name" in e.details(), "an invalid namespace header is refused",
        (e.code(), e.details()))
 ch.close()
+
+# grpc-go (kubelet, crictl, dockerd) sends a unix socket's path as :authority.
+for authority in (SOCK, SOCK.replace("/", "%2F"), "localhost"):
+    ch = grpc.insecure_channel("unix:" + SOCK, options=(("grpc.default_authority", authority),))
+    call = ch.unary_unary(VERSION, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    try:
+        call(b"", timeout=5)
+        ok(True, "a call with :authority %s is served" % authority)
+    except grpc.RpcError as e:
+        ok(False, "a call with :authority %s is served" % authority, (e.code(), e.details()))
+    ch.close()
+
+# Two namespace values: containerd takes the first (grpc-go puts the newest first).
+code, details = None, ""
+ch = channel()
+call = ch.unary_unary(VERSION, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+try:
+    call(b"", timeout=5, metadata=(("containerd-namespace", "default"), ("containerd-namespace", "bad..name")))
+    code = grpc.StatusCode.OK
+except grpc.RpcError as e:
+    code, details = e.code(), e.details()
+ch.close()
+ok(code == grpc.StatusCode.OK, "of two containerd-namespace values the first is used", (code, details))
 
 # A subscriber that goes away mid-stream.
 ch = channel()
