@@ -564,8 +564,11 @@ check_crun_host (const char *binary, GError **error)
                       controllers);
 }
 
+/* Writes the bundle's config.json. The rootfs is bundle/rootfs, where the snapshot is
+ * mounted; but a task created without rootfs mounts whose spec names an absolute root.path
+ * keeps it, as containerd does: that is Docker's, whose own graph driver mounted it. */
 static gboolean
-write_config (const char *bundle, GBytes *spec_json, GError **error)
+write_config (const char *bundle, GBytes *spec_json, gboolean has_mounts, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   gsize len = 0;
@@ -575,7 +578,6 @@ write_config (const char *bundle, GBytes *spec_json, GError **error)
   JsonNode *root = json_parser_get_root (parser);
   if (!JSON_NODE_HOLDS_OBJECT (root))
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "the container's OCI spec is not a JSON object");
-  /* The rootfs is always bundle/rootfs, where the snapshot is mounted. */
   JsonObject *spec = json_node_get_object (root);
   JsonObject *rootobj = json_object_has_member (spec, "root") ? json_object_get_object_member (spec, "root") : NULL;
   if (rootobj == NULL)
@@ -583,12 +585,14 @@ write_config (const char *bundle, GBytes *spec_json, GError **error)
       rootobj = json_object_new ();
       json_object_set_object_member (spec, "root", rootobj);
     }
-  json_object_set_string_member (rootobj, "path", "rootfs");
+  const char *path = json_object_has_member (rootobj, "path") ? json_object_get_string_member (rootobj, "path") : NULL;
+  if (has_mounts || path == NULL || !g_path_is_absolute (path))
+    json_object_set_string_member (rootobj, "path", "rootfs");
   g_autoptr (JsonGenerator) gen = json_generator_new ();
   json_generator_set_root (gen, root);
-  g_autofree char *path = g_build_filename (bundle, "config.json", NULL);
+  g_autofree char *config = g_build_filename (bundle, "config.json", NULL);
   g_autofree char *text = json_generator_to_data (gen, NULL);
-  return g_file_set_contents (path, text, -1, error);
+  return g_file_set_contents (config, text, -1, error);
 }
 
 /* Starts the shim and waits for its "ok PID" / "err MESSAGE". */
@@ -684,11 +688,12 @@ runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCan
   g_autofree char *bundle = g_build_filename (dir, "bundle", NULL);
   gboolean mounted = FALSE;
   gboolean ok = g_mkdir_with_parents (task->rootfs, 0711) == 0 || berth_throw_errno (error, "creating %s", task->rootfs);
-  ok = ok && write_config (bundle, options->spec_json, error);
+  gboolean has_mounts = options->rootfs != NULL && options->rootfs->len > 0;
+  ok = ok && write_config (bundle, options->spec_json, has_mounts, error);
   /* What to clean up with should the shim die: see reap_dead_shim. */
   g_autofree char *binary_file = g_build_filename (dir, "runtime-binary", NULL);
   ok = ok && g_file_set_contents (binary_file, binary, -1, error);
-  if (ok && options->rootfs != NULL && options->rootfs->len > 0)
+  if (ok && has_mounts)
     ok = mounted = berth_mount_list_mount (options->rootfs, task->rootfs, error);
   ok = ok && spawn_shim (self, dir, binary, options, &task->pid, error);
   if (!ok)
