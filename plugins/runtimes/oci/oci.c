@@ -573,7 +573,8 @@ write_config (const char *bundle, GBytes *spec_json, gboolean has_mounts, GError
   g_autoptr (JsonParser) parser = json_parser_new ();
   gsize len = 0;
   const char *data = spec_json ? g_bytes_get_data (spec_json, &len) : NULL;
-  if (data == NULL || !json_parser_load_from_data (parser, data, len, error))
+  if (data == NULL || !berth_json_check_limits (data, len, "the container's OCI spec", error)
+      || !json_parser_load_from_data (parser, data, len, error))
     return data ? FALSE : berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "the container has no OCI spec");
   JsonNode *root = json_parser_get_root (parser);
   if (!JSON_NODE_HOLDS_OBJECT (root))
