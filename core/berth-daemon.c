@@ -156,6 +156,21 @@ berth_daemon_new (BerthConfig *config, GError **error)
   return g_steal_pointer (&daemon);
 }
 
+/* An event a runtime's supervisor published (a containerd shim's Events/Forward). The
+ * task lifecycle topics the Tasks service publishes itself are not published twice. */
+static void
+on_runtime_event (GObject *runtime, const char *ns, const char *topic, const char *type_url, GBytes *payload,
+                  gint64 timestamp, gpointer user_data)
+{
+  BerthDaemon *daemon = user_data;
+  const char *const own[] = { "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete", "/tasks/exec-added",
+                              "/tasks/exec-started", "/tasks/paused", "/tasks/resumed", NULL };
+  if (g_strv_contains (own, topic))
+    return;
+  BerthEventEnvelope envelope = { timestamp, (char *) ns, (char *) topic, (char *) type_url, payload };
+  berth_events_publish_envelope (daemon->events, &envelope);
+}
+
 gboolean
 berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
 {
@@ -167,6 +182,8 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
       if (record->instance == NULL || !BERTH_IS_RUNTIME (record->instance))
         continue;
       BerthRuntime *runtime = BERTH_RUNTIME (record->instance);
+      if (g_signal_lookup ("event", G_OBJECT_TYPE (runtime)) != 0)
+        g_signal_connect (runtime, "event", G_CALLBACK (on_runtime_event), daemon);
       if (!berth_runtime_restore (runtime, NULL, &local_error))
         {
           g_warning ("runtime %s: reconnecting to running tasks: %s", record->id, local_error->message);
@@ -329,13 +346,6 @@ berth_daemon_reload (BerthDaemon *daemon, BerthConfig *new_config)
     reload_metrics (daemon, config->metrics_address);
 }
 
-GPtrArray *
-berth_daemon_list_tasks (BerthDaemon *daemon, const char *namespace_, GError **error)
-{
-  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, NULL, error);
-  return runtime != NULL ? berth_runtime_list (runtime, namespace_, error) : NULL;
-}
-
 BerthConfig *
 berth_daemon_get_config (BerthDaemon *daemon)
 {
@@ -409,13 +419,92 @@ berth_daemon_get_differ (BerthDaemon *daemon, const char *name, GError **error)
   return (BerthDiffer *) get_named_backend (daemon, "differ", BERTH_PLUGIN_TYPE_DIFFER, name, error);
 }
 
+/* berth-shim's plugin, which runs tasks whose runtime is unnamed or one of runc's. */
+#define DEFAULT_RUNTIME_PLUGIN BERTH_PLUGIN_TYPE_RUNTIME ".task"
+/* The plugin that runs every other runtime name as a containerd shim v2. */
+#define SHIM_RUNTIME_PLUGIN BERTH_PLUGIN_TYPE_RUNTIME ".shimv2"
+
+static BerthRuntime *
+default_runtime (BerthDaemon *daemon, GError **error)
+{
+  gboolean have_default = berth_registry_lookup (daemon->registry, DEFAULT_RUNTIME_PLUGIN) != NULL;
+  return (BerthRuntime *) get_backend (daemon, "runtime", have_default ? DEFAULT_RUNTIME_PLUGIN : BERTH_PLUGIN_TYPE_RUNTIME,
+                                       error);
+}
+
+/* Whether a runtime plugin's config routes @name to it: its "runtime-names" property. */
+static gboolean
+claims_runtime_name (GObject *instance, const char *name)
+{
+  if (instance == NULL || !BERTH_IS_RUNTIME (instance)
+      || g_object_class_find_property (G_OBJECT_GET_CLASS (instance), "runtime-names") == NULL)
+    return FALSE;
+  g_auto (GStrv) names = NULL;
+  g_object_get (instance, "runtime-names", &names, NULL);
+  return names != NULL && g_strv_contains ((const char *const *) names, name);
+}
+
 BerthRuntime *
 berth_daemon_get_runtime (BerthDaemon *daemon, const char *name, GError **error)
 {
-  /* Clients name runtimes by shim name ("io.containerd.runc.v2"), not by plugin: a
-   * plugin id is honoured, anything else goes to the loaded runtime plugin, which
-   * decides whether it handles that name. */
+  /* Clients name runtimes by shim name ("io.containerd.runc.v2"), as containerd does: a
+   * plugin id is honoured; a name that a runtime plugin's config claims goes there;
+   * berth-shim runs unnamed tasks and runc's names; any other name is a containerd shim
+   * (containerd-shim-NAME-VERSION), which the shimv2 plugin runs or refuses with
+   * NOT_FOUND naming the binary. */
   if (name != NULL && g_str_has_prefix (name, BERTH_PLUGIN_TYPE_RUNTIME "."))
     return (BerthRuntime *) get_backend (daemon, "runtime", name, error);
-  return (BerthRuntime *) get_backend (daemon, "runtime", BERTH_PLUGIN_TYPE_RUNTIME, error);
+  if (name == NULL || *name == '\0')
+    return default_runtime (daemon, error);
+  GPtrArray *plugins = berth_registry_get_plugins (daemon->registry);
+  for (guint i = 0; i < plugins->len; i++)
+    {
+      const BerthPluginRecord *record = plugins->pdata[i];
+      if (claims_runtime_name (record->instance, name))
+        return BERTH_RUNTIME (record->instance);
+    }
+  const char *const runc_names[] = { "io.containerd.runc.v2", "io.containerd.runc.v1", "io.containerd.runtime.v1.linux", NULL };
+  if (g_strv_contains (runc_names, name))
+    return default_runtime (daemon, error);
+  BerthRuntime *runtime = (BerthRuntime *) get_backend (daemon, "runtime", SHIM_RUNTIME_PLUGIN, error);
+  if (runtime == NULL)
+    g_prefix_error (error, "runtime \"%s\" needs a containerd shim: ", name);
+  return runtime;
+}
+
+GPtrArray *
+berth_daemon_list_tasks (BerthDaemon *daemon, const char *namespace_, GError **error)
+{
+  if (default_runtime (daemon, error) == NULL)
+    return NULL;
+  GPtrArray *all = g_ptr_array_new_with_free_func (g_object_unref);
+  GPtrArray *plugins = berth_registry_get_plugins (daemon->registry);
+  for (guint i = 0; i < plugins->len; i++)
+    {
+      const BerthPluginRecord *record = plugins->pdata[i];
+      if (record->instance == NULL || !BERTH_IS_RUNTIME (record->instance))
+        continue;
+      g_autoptr (GPtrArray) tasks = berth_runtime_list (BERTH_RUNTIME (record->instance), namespace_, NULL);
+      for (guint t = 0; tasks != NULL && t < tasks->len; t++)
+        g_ptr_array_add (all, g_object_ref (tasks->pdata[t]));
+    }
+  return all;
+}
+
+BerthTask *
+berth_daemon_find_task (BerthDaemon *daemon, const char *namespace_, const char *id, GError **error)
+{
+  GPtrArray *plugins = berth_registry_get_plugins (daemon->registry);
+  for (guint i = 0; i < plugins->len; i++)
+    {
+      const BerthPluginRecord *record = plugins->pdata[i];
+      if (record->instance == NULL || !BERTH_IS_RUNTIME (record->instance))
+        continue;
+      BerthTask *task = berth_runtime_get (BERTH_RUNTIME (record->instance), namespace_, id, NULL);
+      if (task != NULL)
+        return task;
+    }
+  if (default_runtime (daemon, error) == NULL)
+    return NULL;
+  return berth_throw (error, BERTH_ERROR_NOT_FOUND, "task %s: not found", id), NULL;
 }

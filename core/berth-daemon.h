@@ -26,9 +26,11 @@ BerthDiffer *berth_daemon_get_differ (BerthDaemon *daemon, const char *name, GEr
 /* @name: a runtime name as clients send it ("io.containerd.runc.v2") or NULL. */
 BerthRuntime *berth_daemon_get_runtime (BerthDaemon *daemon, const char *name, GError **error);
 
-/* Every task of @namespace_ (NULL: of all namespaces) on the runtime that serves
- * clients by default. (transfer full) */
+/* Every task of @namespace_ (NULL: of all namespaces), of every runtime plugin.
+ * (transfer full) */
 GPtrArray *berth_daemon_list_tasks (BerthDaemon *daemon, const char *namespace_, GError **error);
+/* The task @id of @namespace_, whichever runtime plugin runs it; NOT_FOUND. (transfer full) */
+BerthTask *berth_daemon_find_task (BerthDaemon *daemon, const char *namespace_, const char *id, GError **error);
 
 /* Publishes /tasks/exit when @task's process (@exec_id, NULL for init) exits, from a
  * watcher that blocks on the runtime's wait. */

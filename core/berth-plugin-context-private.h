@@ -9,6 +9,7 @@ struct _BerthPluginContext {
   const char *state;
   const char *daemon_root;
   const char *daemon_state;
+  const char *daemon_address;
   GKeyFile *keyfile;                /* the daemon config, may be NULL */
   const char *group;                /* the plugin's group in it */
   const BerthConfigKey *config_keys;

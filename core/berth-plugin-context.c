@@ -38,6 +38,12 @@ berth_plugin_context_get_daemon_state (BerthPluginContext *context)
   return context->daemon_state;
 }
 
+const char *
+berth_plugin_context_get_daemon_address (BerthPluginContext *context)
+{
+  return context->daemon_address;
+}
+
 static const BerthConfigKey *
 find_key (BerthPluginContext *context, const char *key)
 {

@@ -458,6 +458,7 @@ load_one (BerthRegistry *self, Record *record, GError **error)
     .state = state,
     .daemon_root = self->config->root,
     .daemon_state = self->config->state,
+    .daemon_address = self->config->address,
     .keyfile = self->config->keyfile,
     .group = group,
     .config_keys = desc->config_keys,

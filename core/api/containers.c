@@ -329,8 +329,7 @@ berth_api_ops_container_delete (BerthDaemon *daemon, const char *ns, const char 
   if (!validate_id (id, error))
     return FALSE;
   /* A container with a live task keeps it: containerd refuses too. */
-  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, NULL, NULL);
-  g_autoptr (BerthTask) task = runtime ? berth_runtime_get (runtime, ns, id, NULL) : NULL;
+  g_autoptr (BerthTask) task = berth_daemon_find_task (daemon, ns, id, NULL);
   if (task != NULL)
     return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "container %s has a task; delete the task first", id);
   Data d = { ns, NULL, NULL, 0, id, NULL };

@@ -17,15 +17,14 @@ typedef Containerd__Services__Containers__V1__Container Container;
 static BerthTask *
 find_task (BerthGrpcCall *call, gpointer daemon, const char *id, GError **error)
 {
-  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, NULL, error);
-  if (runtime == NULL)
-    return NULL;
   if (id == NULL || *id == '\0')
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container id given"), NULL;
   g_autoptr (GError) local_error = NULL;
-  BerthTask *task = berth_runtime_get (runtime, berth_grpc_call_get_namespace (call), id, &local_error);
-  if (task == NULL)
+  BerthTask *task = berth_daemon_find_task (daemon, berth_grpc_call_get_namespace (call), id, &local_error);
+  if (task == NULL && g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_NOT_FOUND))
     berth_throw (error, BERTH_ERROR_NOT_FOUND, "no running task found: task %s: not found", id);
+  else if (task == NULL)
+    g_propagate_error (error, g_steal_pointer (&local_error));
   return task;
 }
 

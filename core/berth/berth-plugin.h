@@ -86,6 +86,8 @@ const char *berth_plugin_context_get_state (BerthPluginContext *context);
 /* The daemon's root and state. */
 const char *berth_plugin_context_get_daemon_root (BerthPluginContext *context);
 const char *berth_plugin_context_get_daemon_state (BerthPluginContext *context);
+/* The daemon's gRPC socket path (containerd's -address for shims). */
+const char *berth_plugin_context_get_daemon_address (BerthPluginContext *context);
 /* Config values of the plugin's own group, already validated against config_keys;
  * unset keys give the declared default. */
 char *berth_plugin_context_get_string (BerthPluginContext *context, const char *key);

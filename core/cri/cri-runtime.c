@@ -185,8 +185,7 @@ berth_cri_labels_match (void *const *selector, size_t n_selector, void *const *e
 BerthTask *
 berth_cri_task (BerthDaemon *daemon, const char *id)
 {
-  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, NULL, NULL);
-  return runtime ? berth_runtime_get (runtime, BERTH_CRI_NAMESPACE, id, NULL) : NULL;
+  return berth_daemon_find_task (daemon, BERTH_CRI_NAMESPACE, id, NULL);
 }
 
 gboolean
