@@ -30,8 +30,8 @@ BerthRuntime *berth_daemon_get_runtime (BerthDaemon *daemon, const char *name, G
  * clients by default. (transfer full) */
 GPtrArray *berth_daemon_list_tasks (BerthDaemon *daemon, const char *namespace_, GError **error);
 
-/* Publishes /tasks/exit when @task's process (@exec_id, NULL for init) exits, from a
- * watcher that blocks on the runtime's wait. */
+/* Publishes /tasks/exit when a process of @task exits, on the runtime's "exited"
+ * signal (no thread waits). Idempotent per task; @exec_id is not needed any more. */
 void berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id);
 
 G_END_DECLS
