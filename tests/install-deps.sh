@@ -18,6 +18,8 @@ PACKAGES=(
   # tests/cri.sh: CNI plugins for pod networks, python stubs from core/cri/api.proto,
   # WebSockets for the streaming server
   containernetworking-plugins python3-grpc-tools iproute2 python3-websocket
+  # tests/critest.sh, tests/crictl.sh: cri-tools built offline from its vendored tarball
+  golang-go
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
