@@ -235,7 +235,7 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
       has_resolv |= g_strcmp0 (m->container_path, "/etc/resolv.conf") == 0;
       g_ptr_array_add (mounts, g_strdup_printf ("%s:%s:%s", m->host_path, m->container_path, m->readonly ? "ro" : "rw"));
     }
-  g_autofree char *dir = berth_cri_path (daemon, "sandboxes", sandbox->id);
+  g_autofree char *dir = berth_cri_sandbox_dir (daemon, sandbox->id);
   const struct { const char *name; gboolean given; } files[] = {
     { "hostname", has_hostname }, { "hosts", has_hosts }, { "resolv.conf", has_resolv },
   };
@@ -261,6 +261,16 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
                             : g_strdup_printf ("%" G_GINT64_FORMAT, sc->run_as_user->value);
   else if (sc && sc->run_as_group)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "run_as_group needs run_as_user or run_as_username"), NULL;
+  const char *seccomp = "unconfined", *apparmor = NULL;
+  if (sc && (!berth_cri_seccomp (sc->seccomp, berth_cri_legacy_seccomp_container (sc), &seccomp, error)
+             || !berth_cri_apparmor (sc->apparmor, berth_cri_legacy_apparmor_container (sc), &apparmor, error)))
+    return NULL;
+  const Runtime__V1__LinuxSandboxSecurityContext *sandbox_sc =
+    sandbox->config->linux ? sandbox->config->linux->security_context : NULL;
+  /* As containerd: a pod kubelet did not make privileged holds no privileged container. */
+  if (sc && sc->privileged && !(sandbox_sc && sandbox_sc->privileged))
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no privileged container allowed in sandbox %s",
+                        sandbox->id), NULL;
   const char *parent = sandbox->config->linux ? sandbox->config->linux->cgroup_parent : NULL;
   g_autofree char *cgroups = parent && *parent ? g_build_path ("/", parent, record->id, NULL) : NULL;
   BerthSpecOptions opts = {
@@ -274,7 +284,7 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
     .read_only = sc && sc->readonly_rootfs,
     .privileged = sc && sc->privileged,
     .terminal = config->tty,
-    .seccomp_profile = sc ? berth_cri_seccomp (sc->seccomp, berth_cri_legacy_seccomp_container (sc)) : "unconfined",
+    .seccomp_profile = seccomp,
     .cgroups_path = cgroups,
     .namespace = BERTH_CRI_NAMESPACE,
     .id = record->id,
@@ -318,8 +328,30 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
     json_object_set_array_member (linux_obj, "maskedPaths", json_strings (sc->masked_paths, sc->n_masked_paths));
   if (sc && sc->n_readonly_paths > 0)
     json_object_set_array_member (linux_obj, "readonlyPaths", json_strings (sc->readonly_paths, sc->n_readonly_paths));
-  if (sc && sc->no_new_privs)
-    json_object_set_boolean_member (json_object_get_object_member (spec, "process"), "noNewPrivileges", TRUE);
+  JsonObject *process = json_object_get_object_member (spec, "process");
+  /* The CRI's say, both ways (berth's own default is TRUE); privileged never has it. */
+  json_object_set_boolean_member (process, "noNewPrivileges", sc && sc->no_new_privs && !sc->privileged);
+  if (apparmor != NULL && !(sc && sc->privileged))
+    json_object_set_string_member (process, "apparmorProfile", apparmor);
+  /* The request's supplemental groups, after the primary and the image's (/etc/group). */
+  JsonObject *user_obj = json_object_get_object_member (process, "user");
+  if (sc && sc->n_supplemental_groups > 0 && user_obj != NULL)
+    {
+      JsonArray *gids = json_object_get_array_member (user_obj, "additionalGids");
+      if (gids == NULL)
+        {
+          gids = json_array_new ();
+          json_object_set_array_member (user_obj, "additionalGids", gids);
+        }
+      for (size_t i = 0; i < sc->n_supplemental_groups; i++)
+        {
+          gboolean seen = FALSE;
+          for (guint j = 0; j < json_array_get_length (gids) && !seen; j++)
+            seen = json_array_get_int_element (gids, j) == sc->supplemental_groups[i];
+          if (!seen)
+            json_array_add_int_element (gids, sc->supplemental_groups[i]);
+        }
+    }
   spec_propagation (spec, config);
   if (!spec_devices (spec, config, error))
     return NULL;
