@@ -13,7 +13,7 @@ if ! "$SRCDIR/tests/cri-tools-build.sh" "$TOOLS"; then
   echo "Bail out! cannot build crictl (tests/cri-tools-build.sh)"
   exit 1
 fi
-tap_plan 28
+tap_plan 34
 
 PY=/usr/bin/python3
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -104,6 +104,38 @@ check "a container printing ticks starts" crictl start "$TICK"
 out=$(crictl attach "$TICK" 2>"$TEST_TMP/attach.err")
 expect_match "crictl attach: the container's stdout until it exits" "tick-[0-9]+.*tick-10" "$(echo $out)"
 expect_match "…its stderr on stderr" "tock-10" "$(cat "$TEST_TMP/attach.err")"
+
+# ---- attach with stdin ----
+cat >"$TEST_TMP/echo.json" <<JSON
+{"metadata": {"name": "echo"}, "image": {"image": "$REG/busybox:latest"}, "log_path": "echo.log",
+ "command": ["sh", "-c", "while read l; do echo got:\$l; done; echo stdin-ended"], "stdin": true, "stdin_once": true}
+JSON
+ECHO=$(crictl create "$POD" "$TEST_TMP/echo.json" "$TEST_TMP/pod.json")
+check "a container created with stdin (stdin_once) starts" crictl start "$ECHO"
+sleep 1
+out=$(printf 'one\ntwo\n' | crictl attach -i "$ECHO" 2>&1)
+expect_match "crictl attach -i: piped stdin reaches the container, its end ends the container's stdin" \
+  "got:one got:two stdin-ended" "$(echo $out)"
+expect_match "…attaching stdin to a container created without it: refused" "not created with stdin" \
+  "$(echo x | crictl attach -i "$WEB" 2>&1)"
+cat >"$TEST_TMP/shell.json" <<JSON
+{"metadata": {"name": "shell"}, "image": {"image": "$REG/busybox:latest"}, "log_path": "shell.log",
+ "command": ["sh"], "stdin": true, "tty": true}
+JSON
+SHELL_C=$(crictl create "$POD" "$TEST_TMP/shell.json" "$TEST_TMP/pod.json")
+check "a container with a terminal and stdin starts" crictl start "$SHELL_C"
+sleep 1
+S=berth-spdy-attach-$$
+tmux new-session -d -s "$S" -x 90 -y 25 "$TOOLS/crictl --runtime-endpoint unix://$BERTH_SOCK attach -it $SHELL_C; sleep 30"
+sleep 2
+tmux send-keys -t "$S" 'echo hi-$((6*7))' Enter
+expect_match "crictl attach -it: typed keys reach the container's terminal, its output comes back" "^hi-42" \
+  "$(tmux_wait "$S" "^hi-42")"
+tmux resize-window -t "$S" -x 110 -y 35
+sleep 1
+tmux send-keys -t "$S" "stty size" Enter
+expect_match "…resizing the window resizes the container's terminal" "^35 110" "$(tmux_wait "$S" "^35 110")"
+tmux kill-session -t "$S" 2>/dev/null
 
 # ---- port forwarding ----
 LP=$(free_port)

@@ -124,6 +124,10 @@ gboolean berth_cri_exec_as (BerthDaemon *daemon, const char *container_id, const
                             const BerthStdio *stdio, gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable,
                             GError **error);
 char *berth_cri_exec_id_new (void);
+/* A container's stdin FIFO (for a container created with stdin), which berthd keeps
+ * open until berth_cri_stdin_close (@remove: and removes it); see cri-stream.c. */
+char *berth_cri_stdin_open (BerthDaemon *daemon, const char *id, GError **error);
+void berth_cri_stdin_close (BerthDaemon *daemon, const char *id, gboolean remove);
 /* <state>/cri/exec/<random>, created 0700, for one exec's stdio files or FIFOs
  * ("stdin", "stdout", "stderr"); berth_cri_exec_dir_remove removes them and it. */
 char *berth_cri_exec_dir_new (BerthDaemon *daemon, GError **error);

@@ -498,7 +498,7 @@ cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
   berth_cri_lock (record->id);
   g_autoptr (ProtobufCMessage) owned_sandbox = NULL;
   BerthSnapshots snaps;
-  g_autofree char *snapshotter = NULL, *backend_key = NULL, *log = NULL;
+  g_autofree char *snapshotter = NULL, *backend_key = NULL, *log = NULL, *stdin_path = NULL;
   g_autoptr (GPtrArray) mounts = NULL;
   g_autoptr (BerthTask) task = NULL;
   gboolean ok = FALSE;
@@ -533,7 +533,9 @@ cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
       /* The shim writes the CRI log format; a terminal's output goes as it is. */
       log = g_strdup_printf ("%s%s", record->config->tty ? "file://" : "cri://", record->log_path);
     }
-  BerthStdio stdio = { NULL, log, log, record->config->tty };
+  if (record->config->stdin && (stdin_path = berth_cri_stdin_open (daemon, record->id, error)) == NULL)
+    goto out;
+  BerthStdio stdio = { stdin_path, log, log, record->config->tty };
   GCancellable *cancellable = berth_grpc_call_get_cancellable (call);
   task = berth_api_ops_task_create (daemon, BERTH_CRI_NAMESPACE, record->id, mounts, &stdio, NULL, cancellable, error);
   if (task != NULL && berth_api_ops_task_start (daemon, task, NULL, NULL, cancellable, error))
@@ -605,6 +607,7 @@ container_remove (BerthDaemon *daemon, CriContainer *record, GError **error)
 {
   if (!container_stop (daemon, record, 0, error))
     return FALSE;
+  berth_cri_stdin_close (daemon, record->id, TRUE);
   g_autoptr (GError) local_error = NULL;
   BerthSnapshots snaps;
   g_autofree char *snapshotter = NULL;

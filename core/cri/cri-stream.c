@@ -74,6 +74,7 @@ typedef struct {
   char *id; /* container, or sandbox for port forwarding */
   GStrv cmd;
   gboolean in, out, err, tty;
+  gboolean stdin_once; /* attach: the container's stdin ends with this client's */
   char *log_path; /* attach */
   gboolean raw_log; /* attach: a terminal's output, logged as it is (not in CRI format) */
   char *netns;    /* port forwarding: "" for the host's */
@@ -288,6 +289,53 @@ request_url (StreamRequest *req_in, GError **error)
   return url;
 }
 
+/* ---------------- containers' stdin ---------------- */
+
+/* A container created with stdin gets a FIFO, <state>/cri/stdin/<id>, as its stdin;
+ * berthd holds it open for writing (so the container does not read end of input before
+ * anyone attached) until the container is removed, or, with stdin_once, until the first
+ * attached client is done writing. Attach writes what its client sends there. */
+static GMutex stdin_lock;
+static GHashTable *stdin_keepers; /* container id → its FIFO's fd + 1 */
+
+char *
+berth_cri_stdin_open (BerthDaemon *daemon, const char *id, GError **error)
+{
+  g_autofree char *dir = berth_cri_path (daemon, "stdin", NULL);
+  g_autofree char *path = berth_cri_path (daemon, "stdin", id);
+  if (g_mkdir_with_parents (dir, 0700) < 0)
+    return berth_throw_errno (error, "creating %s", dir), NULL;
+  berth_cri_stdin_close (daemon, id, TRUE);
+  if (mkfifo (path, 0600) < 0)
+    return berth_throw_errno (error, "creating FIFO %s", path), NULL;
+  int fd = open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return berth_throw_errno (error, "opening FIFO %s", path), NULL;
+  g_mutex_lock (&stdin_lock);
+  if (stdin_keepers == NULL)
+    stdin_keepers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_hash_table_insert (stdin_keepers, g_strdup (id), GINT_TO_POINTER (fd + 1));
+  g_mutex_unlock (&stdin_lock);
+  return g_steal_pointer (&path);
+}
+
+void
+berth_cri_stdin_close (BerthDaemon *daemon, const char *id, gboolean remove)
+{
+  gpointer key = NULL, value = NULL;
+  g_mutex_lock (&stdin_lock);
+  if (stdin_keepers != NULL && g_hash_table_steal_extended (stdin_keepers, id, &key, &value))
+    g_free (key);
+  g_mutex_unlock (&stdin_lock);
+  if (value != NULL)
+    close (GPOINTER_TO_INT (value) - 1);
+  if (remove)
+    {
+      g_autofree char *path = berth_cri_path (daemon, "stdin", id);
+      unlink (path);
+    }
+}
+
 /* ---------------- the RPCs ---------------- */
 
 static ProtobufCMessage *
@@ -344,22 +392,23 @@ ProtobufCMessage *
 cri_attach (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
 {
   const Runtime__V1__AttachRequest *req = (gpointer) request;
-  if (req->stdin)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
-                        "Attach with stdin is not supported by berth: it streams the container's logged stdout and "
-                        "stderr only"), NULL;
-  if (!req->stdout && !req->stderr)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "one of stdout and stderr must be set"), NULL;
+  if (!req->stdin && !req->stdout && !req->stderr)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "one of stdin, stdout and stderr must be set"), NULL;
   g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) running_container (daemon, req->container_id, error);
   if (owned == NULL)
     return NULL;
   const CriContainer *record = (CriContainer *) owned;
+  if (req->stdin && (record->config == NULL || !record->config->stdin))
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
+                        "Attach with stdin: container %s was not created with stdin", record->id), NULL;
   if (*record->log_path == '\0')
     return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
                         "container %s has no log path, which berth's Attach follows", record->id), NULL;
   StreamRequest *sr = stream_request_new (STREAM_ATTACH, daemon, req->container_id);
   sr->log_path = g_strdup (record->log_path);
   sr->raw_log = record->config != NULL && record->config->tty;
+  sr->in = req->stdin;
+  sr->stdin_once = record->config->stdin_once;
   sr->out = req->stdout;
   sr->err = req->stderr;
   sr->tty = req->tty;
@@ -422,6 +471,7 @@ typedef struct {
   guint16 port;
   guint32 data_stream, error_stream;
   guint32 unacked; /* SPDY: bytes taken from the client since our last WINDOW_UPDATE */
+  gboolean release_stdin; /* attach with stdin_once: its end ends the container's stdin */
 } Pump;
 
 /* A SPDY/3.1 connection, stolen from libsoup after its 101 answer. */
@@ -728,7 +778,12 @@ pump_flushed (Pump *p)
   if (p->shutdown_when_flushed && p->fd >= 0)
     shutdown (p->fd, SHUT_WR);
   if (p->close_when_flushed && p->read_source == 0)
-    pump_close (p);
+    {
+      pump_close (p);
+      if (p->release_stdin)
+        berth_cri_stdin_close (p->session->req->daemon, p->session->req->id, FALSE);
+      p->release_stdin = FALSE;
+    }
 }
 
 static gboolean
@@ -1264,6 +1319,19 @@ forward_begin (Session *s, SoupServerMessage *msg, GError **error)
   return TRUE;
 }
 
+/* Attach's stdin: the container's FIFO, written to. */
+static gboolean
+attach_stdin (Session *s, GError **error)
+{
+  g_autofree char *path = berth_cri_path (s->req->daemon, "stdin", s->req->id);
+  Pump *p = pump_new (s, CHANNEL_STDIN, FALSE);
+  p->fd = open (path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (p->fd < 0)
+    return berth_throw_errno (error, "opening the stdin of container %s", s->req->id);
+  p->release_stdin = s->req->stdin_once;
+  return TRUE;
+}
+
 /* Starts what the session's request asked for, once the client's streams are there. */
 static void
 session_begin (Session *s, SoupServerMessage *msg)
@@ -1275,6 +1343,8 @@ session_begin (Session *s, SoupServerMessage *msg)
     ok = exec_begin (s, &error);
   else if (s->req->kind == STREAM_PORT_FORWARD)
     ok = forward_begin (s, msg, &error);
+  else if (s->req->in && !attach_stdin (s, &error))
+    ok = FALSE;
   else
     {
       g_autoptr (GTask) task = g_task_new (NULL, s->cancellable, attach_done, session_ref (s));
@@ -1719,7 +1789,7 @@ spdy_on_data (Session *s, const CriSpdyFrame *f)
         if (pump_at (s, i)->data_stream == f->stream_id)
           p = pump_at (s, i);
     }
-  else if (f->stream_id == s->ids[SPDY_STDIN] && s->req->kind == STREAM_EXEC)
+  else if (f->stream_id == s->ids[SPDY_STDIN])
     p = pump_at (s, 0);
   else if (f->stream_id == s->ids[SPDY_RESIZE] && f->len > 0)
     {
@@ -1763,7 +1833,7 @@ spdy_on_reset (Session *s, guint32 stream)
           pump_close (p);
         }
     }
-  if (stream == s->ids[SPDY_STDIN] && s->req->kind == STREAM_EXEC && pump_at (s, 0) != NULL)
+  if (stream == s->ids[SPDY_STDIN] && pump_at (s, 0) != NULL)
     pump_end_input (pump_at (s, 0));
 }
 
