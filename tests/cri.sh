@@ -372,8 +372,8 @@ expect_match "CreateContainer of an image not pulled: NOT_FOUND" "^error: NOT_FO
   "$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD2\", \"config\": {\"metadata\": {\"name\": \"y\"}, \"image\": {\"image\": \"nosuch:1\"}}}")"
 expect_match "Exec in a missing container: NOT_FOUND" "^error: NOT_FOUND" \
   "$(rt Exec '{"container_id": "0000", "cmd": ["true"], "stdout": true}')"
-expect_match "Exec with a terminal: INVALID_ARGUMENT naming it" "^error: INVALID_ARGUMENT.*terminal" \
-  "$(rt Exec "{\"container_id\": \"$WEB\", \"cmd\": [\"sh\"], \"stdout\": true, \"tty\": true}")"
+expect_match "Exec with a terminal and stderr: INVALID_ARGUMENT naming them" "^error: INVALID_ARGUMENT.*tty and stderr" \
+  "$(rt Exec "{\"container_id\": \"$WEB\", \"cmd\": [\"sh\"], \"stdout\": true, \"stderr\": true, \"tty\": true}")"
 expect_match "Attach with stdin: INVALID_ARGUMENT naming it" "^error: INVALID_ARGUMENT.*stdin" \
   "$(rt Attach "{\"container_id\": \"$WEB\", \"stdin\": true, \"stdout\": true}")"
 expect_match "PortForward of a missing sandbox: NOT_FOUND" "^error: NOT_FOUND" \

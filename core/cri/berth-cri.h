@@ -132,6 +132,16 @@ ProtobufCMessage *cri_list_container_stats (BerthGrpcCall *call, const ProtobufC
  * exec. On timeout or cancellation the process is killed: DEADLINE_EXCEEDED/CANCELLED. */
 gboolean berth_cri_exec (BerthDaemon *daemon, const char *container_id, char **cmd, size_t n_cmd, const BerthStdio *stdio,
                          gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable, GError **error);
+/* The same as exec @exec_id (from berth_cri_exec_id_new), which the caller may resize
+ * while it runs (a terminal: @stdio->terminal). */
+gboolean berth_cri_exec_as (BerthDaemon *daemon, const char *container_id, const char *exec_id, char **cmd, size_t n_cmd,
+                            const BerthStdio *stdio, gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable,
+                            GError **error);
+char *berth_cri_exec_id_new (void);
+/* A container's stdin FIFO (for a container created with stdin), which berthd keeps
+ * open until berth_cri_stdin_close (@remove: and removes it); see cri-stream.c. */
+char *berth_cri_stdin_open (BerthDaemon *daemon, const char *id, GError **error);
+void berth_cri_stdin_close (BerthDaemon *daemon, const char *id, gboolean remove);
 /* <state>/cri/exec/<random>, created 0700, for one exec's stdio files or FIFOs
  * ("stdin", "stdout", "stderr"); berth_cri_exec_dir_remove removes them and it. */
 char *berth_cri_exec_dir_new (BerthDaemon *daemon, GError **error);

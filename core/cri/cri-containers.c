@@ -530,7 +530,7 @@ cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
   berth_cri_lock (record->id);
   g_autoptr (ProtobufCMessage) owned_sandbox = NULL;
   BerthSnapshots snaps;
-  g_autofree char *snapshotter = NULL, *backend_key = NULL, *log = NULL;
+  g_autofree char *snapshotter = NULL, *backend_key = NULL, *log = NULL, *stdin_path = NULL;
   g_autoptr (GPtrArray) mounts = NULL;
   g_autoptr (BerthTask) task = NULL;
   gboolean ok = FALSE;
@@ -565,7 +565,9 @@ cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
       /* The shim writes the CRI log format; a terminal's output goes as it is. */
       log = g_strdup_printf ("%s%s", record->config->tty ? "file://" : "cri://", record->log_path);
     }
-  BerthStdio stdio = { NULL, log, log, record->config->tty };
+  if (record->config->stdin && (stdin_path = berth_cri_stdin_open (daemon, record->id, error)) == NULL)
+    goto out;
+  BerthStdio stdio = { stdin_path, log, log, record->config->tty };
   GCancellable *cancellable = berth_grpc_call_get_cancellable (call);
   task = berth_api_ops_task_create (daemon, BERTH_CRI_NAMESPACE, record->id, mounts, &stdio, NULL, cancellable, error);
   if (task != NULL && berth_api_ops_task_start (daemon, task, NULL, NULL, cancellable, error))
@@ -637,6 +639,7 @@ container_remove (BerthDaemon *daemon, CriContainer *record, GError **error)
 {
   if (!container_stop (daemon, record, 0, error))
     return FALSE;
+  berth_cri_stdin_close (daemon, record->id, TRUE);
   g_autoptr (GError) local_error = NULL;
   BerthSnapshots snaps;
   g_autofree char *snapshotter = NULL;
@@ -919,7 +922,7 @@ cri_reopen_container_log (BerthGrpcCall *call, const ProtobufCMessage *request, 
 /* ---------------- ExecSync ---------------- */
 
 static GBytes *
-exec_process (BerthDaemon *daemon, const char *id, char **cmd, size_t n_cmd, GError **error)
+exec_process (BerthDaemon *daemon, const char *id, char **cmd, size_t n_cmd, gboolean terminal, GError **error)
 {
   g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_api_container_read (daemon, BERTH_CRI_NAMESPACE, id, error);
   if (owned == NULL)
@@ -935,7 +938,7 @@ exec_process (BerthDaemon *daemon, const char *id, char **cmd, size_t n_cmd, GEr
   if (process == NULL)
     return berth_throw (error, BERTH_ERROR_DATA_LOSS, "container %s's spec has no process", id), NULL;
   json_object_set_array_member (process, "args", json_strings (cmd, n_cmd));
-  json_object_set_boolean_member (process, "terminal", FALSE);
+  json_object_set_boolean_member (process, "terminal", terminal);
   json_object_remove_member (process, "consoleSize");
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), process);
   gsize len = 0;
@@ -966,11 +969,25 @@ gboolean
 berth_cri_exec (BerthDaemon *daemon, const char *container_id, char **cmd, size_t n_cmd, const BerthStdio *stdio,
                 gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable, GError **error)
 {
+  g_autofree char *exec_id = berth_cri_exec_id_new ();
+  return berth_cri_exec_as (daemon, container_id, exec_id, cmd, n_cmd, stdio, timeout_ms, exit, cancellable, error);
+}
+
+char *
+berth_cri_exec_id_new (void)
+{
+  return g_strdup_printf ("exec-%08x%08x", g_random_int (), g_random_int ());
+}
+
+gboolean
+berth_cri_exec_as (BerthDaemon *daemon, const char *container_id, const char *exec_id, char **cmd, size_t n_cmd,
+                   const BerthStdio *stdio, gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable,
+                   GError **error)
+{
   g_autoptr (BerthTask) task = berth_cri_running_task (daemon, container_id, error);
-  g_autoptr (GBytes) process = task ? exec_process (daemon, container_id, cmd, n_cmd, error) : NULL;
+  g_autoptr (GBytes) process = task ? exec_process (daemon, container_id, cmd, n_cmd, stdio->terminal, error) : NULL;
   if (process == NULL)
     return FALSE;
-  g_autofree char *exec_id = g_strdup_printf ("exec-%08x%08x", g_random_int (), g_random_int ());
   gboolean ok = FALSE;
   gboolean added = berth_task_exec (task, exec_id, process, stdio, cancellable, error);
   if (added && berth_api_ops_task_start (daemon, task, exec_id, NULL, cancellable, error))
