@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
+#include "berth-identifiers.h"
 #include "berth-api.h"
 #include "berth-api-util.h"
 #include "berth-gc.h"
@@ -547,8 +548,8 @@ write_open_backend (WriteSession *ws, GError **error)
 static gboolean
 write_open (WriteSession *ws, const WriteRequest *req, GError **error)
 {
-  if (req->ref == NULL || *req->ref == '\0')
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "first message must have a reference");
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_CONTENT_REF, req->ref, error))
+    return FALSE;
   ws->store = berth_daemon_get_content_store (ws->daemon, error);
   if (ws->store == NULL)
     return FALSE;
