@@ -534,7 +534,8 @@ commit_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
   g_free (record->key);
   record->key = g_strdup (c->name);
   record->kind = BERTH_SNAPSHOT_KIND_COMMITTED;
-  record->updated_at = g_get_real_time ();
+  /* A commit is a new snapshot, as in containerd: created now, never updated yet. */
+  record->created_at = record->updated_at = g_get_real_time ();
   if (c->labels != NULL && g_hash_table_size (c->labels) > 0)
     {
       g_hash_table_unref (record->labels);
