@@ -1265,6 +1265,12 @@ berth_distribution_pull (BerthDaemon *daemon, const char *ns, const BerthPullOpt
     if (config == NULL)
       goto out;
     JsonArray *array = berth_json_member_array (object, "layers");
+    if (berth_json_array_length (array) > BERTH_IMAGE_MAX_CHILDREN)
+      {
+        berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s lists %u layers, over the limit of %d", manifest->digest,
+                     berth_json_array_length (array), BERTH_IMAGE_MAX_CHILDREN);
+        goto out;
+      }
     for (guint i = 0; i < berth_json_array_length (array); i++)
       {
         BerthDescriptor *layer = berth_descriptor_from_json (berth_json_element_object (array, i), manifest->digest, error);
