@@ -4,7 +4,7 @@
 # end, indexes that list one child hundreds of times. berthd must refuse each with a
 # clear error and keep answering (containerd 1.6.20 does).
 source "$(dirname "$0")/lib.sh"
-tap_plan 24
+tap_plan 20
 
 gen () { python3 "$SRCDIR/tests/hostile-archive.py" "$@"; }
 gen "$TEST_TMP/deep-manifest.tar" deep-manifest --name deep:manifest
@@ -16,7 +16,9 @@ gen "$TEST_TMP/size0.tar" size0 --name size0:v1
 gen "$TEST_TMP/small.tar" repeat --repeat 1 --levels 0 --name small:v1
 make_busybox_image "$TEST_TMP/busybox.tar" docker.io/library/busybox:latest
 
-berthd_start hostile || { not_ok "berthd starts"; tests_done; }
+# Every blob here but busybox's layer (1 MB) is under max-blob-size.
+printf '[berthd]\nmax-blob-size=500000\n' >"$TEST_TMP/berthd.conf"
+berthd_start hostile -- --config "$TEST_TMP/berthd.conf" || { not_ok "berthd starts"; tests_done; }
 BERTH="$BUILDDIR/core/cli/berth --address $BERTH_SOCK"
 b () { timeout 300 $BERTH "$@"; }
 # Up and answering: the process lives and ctr version gets its answer.
@@ -30,6 +32,7 @@ for doc in manifest index config; do
   check "…berthd is up and answers ctr version" alive
 done
 
+# A registry without a trace of each request is no witness: fake_start logs them.
 fake_start () {
   local portfile=$TEST_TMP/fake-$1.port; shift
   python3 "$SRCDIR/tests/fake-registry.py" "$@" "$portfile" &
@@ -43,4 +46,34 @@ out=$(b pull -q --plain-http "$FAKE/deep:latest" 2>&1)
 expect_match "a pull from a registry serving a manifest nested 300 000 levels: refused naming the limit" \
   "exceeded max depth" "$out"
 check "…berthd is up and answers ctr version" alive
+
+# ---- sizes: known before the fetch, and a bound on it ----
+fake_start size0 "$TEST_TMP/size0.tar" --repo size0 --endless-layers
+layer0=$(python3 -c 'import json,sys,tarfile; t=tarfile.open(sys.argv[1]); i=json.load(t.extractfile("index.json")); m=json.load(t.extractfile("blobs/sha256/"+i["manifests"][0]["digest"][7:])); print(m["layers"][0]["digest"])' "$TEST_TMP/size0.tar")
+out=$(b pull -q --plain-http "$FAKE/size0:latest" 2>&1)
+expect_match "a layer descriptor declaring size 0: refused" "declares a size of 0 bytes" "$out"
+expect_eq "…before any byte of it is fetched (the registry would stream without end)" "" \
+  "$(grep -F "$layer0" "$FAKE_LOG")"
+check "…berthd is up and answers ctr version" alive
+fake_start endless "$TEST_TMP/small.tar" --repo endless --endless-layers
+out=$(b pull -q --plain-http "$FAKE/endless:latest" 2>&1)
+expect_match "a registry streaming a layer without end: the pull stops at the declared size" \
+  "sent more than its [0-9]+ bytes" "$out"
+sent=$(awk '$1 == "sent" { print $3 }' "$FAKE_LOG")
+check "…and hangs up: the registry got to send $sent bytes (under 64 MiB)" test "${sent:-0}" -gt 0 -a "${sent:-0}" -lt 67108864
+expect_eq "…nothing of it is left as an ingest" "" "$(bctr content active | tail -n +2)"
+fake_start big "$TEST_TMP/busybox.tar" --repo big
+out=$(b pull -q --plain-http "$FAKE/big:latest" 2>&1)
+expect_match "a 1 MB layer over [berthd] max-blob-size=500000: refused naming the limit" \
+  "over the \[berthd\] max-blob-size of 500000 bytes" "$out"
+expect_eq "…before any byte of it is fetched" "" "$(grep "GET /v2/big/blobs/" "$FAKE_LOG" | grep -v "$(python3 -c 'import json,sys,tarfile; t=tarfile.open(sys.argv[1]); i=json.load(t.extractfile("index.json")); m=json.load(t.extractfile("blobs/sha256/"+i["manifests"][0]["digest"][7:])); print(m["config"]["digest"])' "$TEST_TMP/busybox.tar")")"
+
+# ---- indexes repeating a child: each document is walked once ----
+out=$(b image import "$TEST_TMP/repeat.tar" 2>&1)
+expect_match "import of 3 nested indexes each listing the next 300 times (300³ paths): done" "repeat:k300" "$out"
+check "…berthd is up and answers ctr version" alive
+out=$(b image import "$TEST_TMP/wide.tar" 2>&1)
+expect_match "an index listing 10001 manifests: refused naming the limit" "over the limit of 10000" "$out"
+check "…berthd is up and answers ctr version" alive
+
 tests_done
