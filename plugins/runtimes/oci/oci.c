@@ -109,7 +109,11 @@ shim_request (OciTask *task, const char *request, GCancellable *cancellable, GEr
     {
       int left = deadline < 0 ? -1 : (int) MAX (0, (deadline - g_get_monotonic_time ()) / 1000);
       int ready = g_poll (fds, nfds, left);
-      if (ready < 0 && errno != EINTR)
+      /* A signal: poll again for the time left, never fall through to a read that
+       * would block past the deadline. */
+      if (ready < 0 && errno == EINTR)
+        continue;
+      if (ready < 0)
         break;
       if (ready == 0 && deadline >= 0)
         {
