@@ -4,7 +4,8 @@
 # end, indexes that list one child hundreds of times. berthd must refuse each with a
 # clear error and keep answering (containerd 1.6.20 does).
 source "$(dirname "$0")/lib.sh"
-tap_plan 20
+require_plugins local walking overlayfs oci
+tap_plan 23
 
 gen () { python3 "$SRCDIR/tests/hostile-archive.py" "$@"; }
 gen "$TEST_TMP/deep-manifest.tar" deep-manifest --name deep:manifest
@@ -75,5 +76,24 @@ check "…berthd is up and answers ctr version" alive
 out=$(b image import "$TEST_TMP/wide.tar" 2>&1)
 expect_match "an index listing 10001 manifests: refused naming the limit" "over the limit of 10000" "$out"
 check "…berthd is up and answers ctr version" alive
+
+# ---- a task with many processes: ListPids reads all of runc ps (not ~500 bytes) ----
+IMAGE=docker.io/library/busybox:latest
+bctr images import "$TEST_TMP/busybox.tar" >/dev/null
+bctr run -d $IMAGE hostile-many sh -c 'for i in $(seq 100); do sleep 600 & done; wait' >/dev/null
+n=0
+for _ in $(seq 100); do
+  n=$(bctr tasks ps hostile-many 2>/dev/null | tail -n +2 | wc -l)
+  [ "$n" -ge 101 ] && break
+  sleep 0.2
+done
+expect_eq "ctr tasks ps of a container running 101 processes lists them all" 101 "$n"
+pids=$(bctr tasks ps hostile-many | awk 'NR > 1 { print $1 }' | sort -n | tr '\n' ' ')
+state_pids=$(for p in $pids; do [ -d "/proc/$p" ] && echo "$p"; done | wc -l)
+expect_eq "…every one a live pid, none cut in half" 101 "$state_pids"
+bctr tasks kill -s SIGKILL hostile-many >/dev/null 2>&1
+for _ in $(seq 100); do bctr tasks ls | grep -q "hostile-many.*RUNNING" || break; sleep 0.2; done
+check "…and it goes away" bctr tasks delete hostile-many
+bctr containers rm hostile-many >/dev/null 2>&1
 
 tests_done
