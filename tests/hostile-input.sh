@@ -5,7 +5,7 @@
 # clear error and keep answering (containerd 1.6.20 does).
 source "$(dirname "$0")/lib.sh"
 require_plugins local walking overlayfs oci
-tap_plan 23
+tap_plan 25
 
 gen () { python3 "$SRCDIR/tests/hostile-archive.py" "$@"; }
 gen "$TEST_TMP/deep-manifest.tar" deep-manifest --name deep:manifest
@@ -75,6 +75,13 @@ expect_match "import of 3 nested indexes each listing the next 300 times (300³ 
 check "…berthd is up and answers ctr version" alive
 out=$(b image import "$TEST_TMP/wide.tar" 2>&1)
 expect_match "an index listing 10001 manifests: refused naming the limit" "over the limit of 10000" "$out"
+check "…berthd is up and answers ctr version" alive
+
+# ---- a 10 kB snapshot key: LMDB's key limit is the client's error, not UNKNOWN ----
+key=$(head -c 10000 /dev/zero | tr '\0' k)
+out=$(bctr snapshots prepare "$key" 2>&1)
+expect_match "ctr snapshots prepare with a 10 kB key: INVALID_ARGUMENT naming the limit" \
+  "over the limit of [0-9]+ bytes: invalid argument" "$out"
 check "…berthd is up and answers ctr version" alive
 
 # ---- a task with many processes: ListPids reads all of runc ps (not ~500 bytes) ----
