@@ -5,7 +5,7 @@
 # clear error and keep answering (containerd 1.6.20 does).
 source "$(dirname "$0")/lib.sh"
 require_plugins local walking overlayfs oci
-tap_plan 25
+tap_plan 27
 
 gen () { python3 "$SRCDIR/tests/hostile-archive.py" "$@"; }
 gen "$TEST_TMP/deep-manifest.tar" deep-manifest --name deep:manifest
@@ -83,6 +83,33 @@ out=$(bctr snapshots prepare "$key" 2>&1)
 expect_match "ctr snapshots prepare with a 10 kB key: INVALID_ARGUMENT naming the limit" \
   "over the limit of [0-9]+ bytes: invalid argument" "$out"
 check "…berthd is up and answers ctr version" alive
+
+# ---- implicit parents: a layer adding home/u/f without home/u/ keeps the lower's dir ----
+python3 - "$TEST_TMP" <<'PY'
+import io, sys, tarfile
+def tar(path, entries):
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+        for name, mode, uid, data in entries:
+            info = tarfile.TarInfo(name)
+            info.mode, info.uid, info.gid, info.mtime = mode, uid, uid, 1700000000
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                t.addfile(info)
+            else:
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+tar(sys.argv[1] + "/lower.tar", [("home", 0o755, 0, None), ("home/u", 0o700, 1000, None),
+                                 ("home/u/old", 0o600, 1000, b"old\n"), ("data", 0o1777, 0, None)])
+tar(sys.argv[1] + "/upper.tar", [("home/u/new", 0o600, 1000, b"new\n"), ("data/x/f", 0o644, 0, b"f\n")])
+PY
+python3 "$SRCDIR/tests/make-image.py" "$TEST_TMP/parents.tar" --busybox --layer-tar "$TEST_TMP/lower.tar" \
+  --layer-tar "$TEST_TMP/upper.tar" --name docker.io/library/parents:v1 >/dev/null
+bctr images import "$TEST_TMP/parents.tar" >/dev/null
+out=$(timeout 60 ctr --address "$BERTH_SOCK" run --rm docker.io/library/parents:v1 hostile-parents \
+  stat -c '%n %a %u:%g' /home/u /data 2>&1)
+expect_eq "a layer adding home/u/new without home/u/ keeps the lower layer's 0700 1000:1000 dir" \
+  "/home/u 700 1000:1000" "$(printf '%s\n' "$out" | grep '^/home/u ')"
+expect_eq "…and /data stays 1777" "/data 1777 0:0" "$(printf '%s\n' "$out" | grep '^/data ')"
 
 # ---- a task with many processes: ListPids reads all of runc ps (not ~500 bytes) ----
 IMAGE=docker.io/library/busybox:latest
