@@ -588,9 +588,10 @@ call_handler_returned (BerthGrpcCall *call, GError *error)
   g_clear_error (&error);
 }
 
-/* The unary response (or error) of a handler or a resumed call. */
+/* The unary response (or error) of a handler, or of a resumed call (@resumed: which
+ * ends the call whatever it returned). */
 static void
-call_answer (BerthGrpcCall *call, ProtobufCMessage *response, GError *error)
+call_answer (BerthGrpcCall *call, ProtobufCMessage *response, GError *error, gboolean resumed)
 {
   if (response != NULL)
     {
@@ -599,7 +600,13 @@ call_answer (BerthGrpcCall *call, ProtobufCMessage *response, GError *error)
       if (frame != NULL)
         queue_frame (call, frame, QUEUE_FORCE, &error);
     }
-  call_handler_returned (call, error);
+  if (resumed)
+    {
+      call_finish (call, error);
+      g_clear_error (&error);
+    }
+  else
+    call_handler_returned (call, error);
 }
 
 static void
@@ -625,7 +632,7 @@ run_handler (BerthGrpcCall *call)
       if (response == NULL && error == NULL && !call->deferred)
         berth_throw (&error, BERTH_ERROR_INTERNAL, "%s returned no response", call->path);
       protobuf_c_message_free_unpacked (request, NULL);
-      call_answer (call, response, error);
+      call_answer (call, response, error, FALSE);
       return;
     }
   if (request != NULL)
@@ -697,7 +704,7 @@ run_job (gpointer data, gpointer pool_data)
         ProtobufCMessage *response = job->func (call, job->data, &error);
         if (response == NULL && error == NULL)
           berth_throw (&error, BERTH_ERROR_INTERNAL, "%s returned no response", call->path);
-        call_answer (call, response, error);
+        call_answer (call, response, error, TRUE);
         break;
       }
     }

@@ -1009,6 +1009,128 @@ berth_cri_exec_as (BerthDaemon *daemon, const char *container_id, const char *ex
   return ok;
 }
 
+/* ExecSync holds no thread while the command runs: the call is deferred and ended from
+ * the exec's "exited" signal, its timeout or the client leaving; each hands the
+ * blocking rest (outputs, kill, delete) to a worker. */
+typedef enum { EXEC_RUNNING, EXEC_EXITED, EXEC_TIMED_OUT, EXEC_ABANDONED } ExecPhase;
+
+typedef struct {
+  gint refs;
+  gint phase; /* ExecPhase, changed once from RUNNING (atomically) */
+  BerthGrpcCall *call;
+  BerthTask *task;
+  char *container_id;
+  char *exec_id;
+  char *dir;
+  gint64 timeout_s;
+  BerthExitStatus exit;
+  BerthApiExitWaiter *waiter;
+  GSource *timer;
+} ExecSync;
+
+static ExecSync *
+exec_sync_ref (ExecSync *exec)
+{
+  g_atomic_int_inc (&exec->refs);
+  return exec;
+}
+
+static void
+exec_sync_unref (gpointer data)
+{
+  ExecSync *exec = data;
+  if (!g_atomic_int_dec_and_test (&exec->refs))
+    return;
+  berth_grpc_call_unref (exec->call);
+  g_object_unref (exec->task);
+  g_free (exec->container_id);
+  g_free (exec->exec_id);
+  g_free (exec->dir);
+  g_free (exec);
+}
+
+/* On a worker: the process is done (or is made to be); let go of it and its files. */
+static void
+exec_sync_cleanup (ExecSync *exec, gboolean kill)
+{
+  if (kill)
+    {
+      berth_task_kill (exec->task, exec->exec_id, SIGKILL, FALSE, NULL);
+      wait_exit (exec->task, exec->exec_id, 5000, &exec->exit, NULL);
+    }
+  berth_task_delete (exec->task, exec->exec_id, NULL, NULL, NULL);
+  berth_cri_exec_dir_remove (exec->dir);
+}
+
+static ProtobufCMessage *
+exec_sync_exited (BerthGrpcCall *call, gpointer data, GError **error)
+{
+  ExecSync *exec = data;
+  Runtime__V1__ExecSyncResponse *response = berth_grpc_message_new (&runtime__v1__exec_sync_response__descriptor);
+  g_autofree char *out_path = g_build_filename (exec->dir, "stdout", NULL);
+  g_autofree char *err_path = g_build_filename (exec->dir, "stderr", NULL);
+  read_output (out_path, &response->stdout);
+  read_output (err_path, &response->stderr);
+  response->exit_code = (gint32) exec->exit.exit_status;
+  exec_sync_cleanup (exec, FALSE);
+  return &response->base;
+}
+
+static ProtobufCMessage *
+exec_sync_stopped (BerthGrpcCall *call, gpointer data, GError **error)
+{
+  ExecSync *exec = data;
+  exec_sync_cleanup (exec, TRUE);
+  if (exec->phase == EXEC_TIMED_OUT)
+    berth_throw (error, BERTH_ERROR_DEADLINE_EXCEEDED, "command in container %s timed out after %" G_GINT64_FORMAT "s",
+                 exec->container_id, exec->timeout_s);
+  else
+    berth_throw (error, BERTH_ERROR_CANCELLED, "command in container %s cancelled", exec->container_id);
+  return NULL;
+}
+
+/* From RUNNING to @phase, once; the winner hands the rest to a worker. */
+static void
+exec_sync_conclude (ExecSync *exec, ExecPhase phase)
+{
+  if (!g_atomic_int_compare_and_exchange (&exec->phase, EXEC_RUNNING, phase))
+    return;
+  berth_grpc_call_resume (exec->call, phase == EXEC_EXITED ? exec_sync_exited : exec_sync_stopped,
+                          exec_sync_ref (exec), exec_sync_unref);
+}
+
+static void
+exec_sync_on_exit (const BerthExitStatus *exit, const GError *error, gpointer data)
+{
+  ExecSync *exec = data;
+  if (exit != NULL)
+    exec->exit = *exit;
+  exec_sync_conclude (exec, EXEC_EXITED);
+}
+
+static gboolean
+exec_sync_on_timeout (gpointer data)
+{
+  exec_sync_conclude (data, EXEC_TIMED_OUT);
+  return G_SOURCE_REMOVE;
+}
+
+/* The call is over (answered, or the client left): disarm, and stop the command if it
+ * still runs. */
+static void
+exec_sync_end (gpointer data)
+{
+  ExecSync *exec = data;
+  berth_api_exit_waiter_cancel (exec->waiter);
+  if (exec->timer != NULL)
+    {
+      g_source_destroy (exec->timer);
+      g_source_unref (exec->timer);
+    }
+  exec_sync_conclude (exec, EXEC_ABANDONED);
+  exec_sync_unref (exec);
+}
+
 ProtobufCMessage *
 cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
 {
@@ -1018,6 +1140,10 @@ cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer da
   g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_cri_container_get (daemon, req->container_id, error);
   if (owned == NULL)
     return NULL;
+  g_autoptr (BerthTask) task = berth_cri_running_task (daemon, req->container_id, error);
+  g_autoptr (GBytes) process = task ? exec_process (daemon, req->container_id, req->cmd, req->n_cmd, error) : NULL;
+  if (process == NULL)
+    return NULL;
   g_autofree char *dir = berth_cri_exec_dir_new (daemon, error);
   if (dir == NULL)
     return NULL;
@@ -1026,18 +1152,37 @@ cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer da
   g_autofree char *out_uri = g_strconcat ("file://", out_path, NULL);
   g_autofree char *err_uri = g_strconcat ("file://", err_path, NULL);
   BerthStdio stdio = { NULL, out_uri, err_uri, FALSE };
-  BerthExitStatus exit = { 0 };
-  Runtime__V1__ExecSyncResponse *response = NULL;
-  if (berth_cri_exec (daemon, req->container_id, req->cmd, req->n_cmd, &stdio, req->timeout > 0 ? req->timeout * 1000 : -1,
-                      &exit, berth_grpc_call_get_cancellable (call), error))
+  g_autofree char *exec_id = g_strdup_printf ("exec-%08x%08x", g_random_int (), g_random_int ());
+  GCancellable *cancellable = berth_grpc_call_get_cancellable (call);
+  if (!berth_task_exec (task, exec_id, process, &stdio, cancellable, error))
     {
-      response = berth_grpc_message_new (&runtime__v1__exec_sync_response__descriptor);
-      read_output (out_path, &response->stdout);
-      read_output (err_path, &response->stderr);
-      response->exit_code = (gint32) exit.exit_status;
+      berth_cri_exec_dir_remove (dir);
+      return NULL;
     }
-  berth_cri_exec_dir_remove (dir);
-  return response ? &response->base : NULL;
+  if (!berth_api_ops_task_start (daemon, task, exec_id, NULL, cancellable, error))
+    {
+      berth_task_delete (task, exec_id, NULL, NULL, NULL);
+      berth_cri_exec_dir_remove (dir);
+      return NULL;
+    }
+  ExecSync *exec = g_new0 (ExecSync, 1);
+  exec->refs = 1; /* the call's end */
+  exec->call = berth_grpc_call_ref (call);
+  exec->task = g_object_ref (task);
+  exec->container_id = g_strdup (req->container_id);
+  exec->exec_id = g_steal_pointer (&exec_id);
+  exec->dir = g_steal_pointer (&dir);
+  exec->timeout_s = req->timeout;
+  if (req->timeout > 0)
+    {
+      exec->timer = g_timeout_source_new_seconds ((guint) MIN (req->timeout, G_MAXUINT / 1000));
+      g_source_set_callback (exec->timer, exec_sync_on_timeout, exec_sync_ref (exec), exec_sync_unref);
+    }
+  exec->waiter = berth_api_wait_exit (task, exec->exec_id, exec_sync_on_exit, exec);
+  if (exec->timer != NULL)
+    g_source_attach (exec->timer, g_main_context_default ());
+  berth_grpc_call_defer (call, exec_sync_end, exec);
+  return NULL;
 }
 
 /* A fresh private directory for one exec's stdio. */

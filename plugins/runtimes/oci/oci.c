@@ -293,11 +293,12 @@ reap_thread (GTask *gtask, gpointer source, gpointer data, GCancellable *cancell
   g_task_return_boolean (gtask, TRUE);
 }
 
-/* No answer: for init, the shim died (unless Delete sent it away); reap and announce. */
+/* No answer: for init, the shim died (or Delete sent it away before the process ran):
+ * reap and announce, as a blocking wait would have answered. */
 static void
 exit_watch_hung_up (ExitWatch *watch)
 {
-  if (watch->exec_id == NULL && !g_atomic_int_get (&watch->task->deleting))
+  if (watch->exec_id == NULL)
     {
       g_autoptr (GTask) gtask = g_task_new (NULL, NULL, NULL, NULL);
       g_task_set_task_data (gtask, watch, (GDestroyNotify) exit_watch_free);
