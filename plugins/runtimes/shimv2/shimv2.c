@@ -253,6 +253,7 @@ call (ShimV2Task *task, const char *method, const ProtobufCMessage *request, con
       int timeout_ms, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GError) local_error = NULL;
+  g_debug ("task %s/%s: %s", task->namespace_, task->id, method);
   ProtobufCMessage *reply = shimv2_ttrpc_call (task->address, task->namespace_, TASK_SERVICE, method, request, reply_type,
                                                timeout_ms, cancellable, &local_error);
   if (reply == NULL)
