@@ -51,7 +51,7 @@ static const ConfigKey config_keys[] = {
 };
 
 #define REGISTRY_GROUP_PREFIX "registry."
-static const char *const registry_keys[] = { "plain-http", "skip-verify", "ca-file", NULL };
+static const char *const registry_keys[] = { "plain-http", "skip-verify", "ca-file", "endpoint", NULL };
 
 static const char *const log_levels[] = { "error", "critical", "warning", "message", "info", "debug", NULL };
 
@@ -60,6 +60,7 @@ registry_host_config_free (gpointer data)
 {
   BerthRegistryHostConfig *host = data;
   g_free (host->ca_file);
+  g_free (host->endpoint);
   g_free (host);
 }
 
@@ -312,13 +313,32 @@ validate_registry (BerthConfig *config, const char *group, GError **error)
       g_autoptr (GError) local_error = NULL;
       if (!g_strv_contains (registry_keys, keys[i]))
         return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sunknown key \"%s\" in [%s]; keys are plain-http, "
-                            "skip-verify and ca-file", at, keys[i], group);
+                            "skip-verify, ca-file and endpoint", at, keys[i], group);
       if (g_str_equal (keys[i], "ca-file"))
         {
           registry->ca_file = g_key_file_get_string (config->keyfile, group, keys[i], NULL);
           if (registry->ca_file == NULL || !g_file_test (registry->ca_file, G_FILE_TEST_IS_REGULAR))
             return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sca-file %s is not a readable file", at,
                                 registry->ca_file ? registry->ca_file : "");
+          continue;
+        }
+      if (g_str_equal (keys[i], "endpoint"))
+        {
+          /* Only a scheme and an authority: the repository paths stay the reference's. */
+          registry->endpoint = g_key_file_get_string (config->keyfile, group, keys[i], NULL);
+          const char *rest = NULL;
+          if (registry->endpoint != NULL)
+            {
+              while (g_str_has_suffix (registry->endpoint, "/"))
+                registry->endpoint[strlen (registry->endpoint) - 1] = '\0';
+              if (g_str_has_prefix (registry->endpoint, "http://"))
+                rest = registry->endpoint + strlen ("http://");
+              else if (g_str_has_prefix (registry->endpoint, "https://"))
+                rest = registry->endpoint + strlen ("https://");
+            }
+          if (rest == NULL || *rest == '\0' || strpbrk (rest, "/?#@ \t") != NULL)
+            return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sendpoint: want http://HOST[:PORT] or "
+                                "https://HOST[:PORT]", at);
           continue;
         }
       gboolean value = g_key_file_get_boolean (config->keyfile, group, keys[i], &local_error);

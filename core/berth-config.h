@@ -17,6 +17,7 @@ typedef struct {
   gboolean plain_http;  /* http:// instead of https:// */
   gboolean skip_verify; /* https without verifying the certificate */
   char *ca_file;        /* PEM CAs trusted for this host, on top of the system's */
+  char *endpoint;       /* "http[s]://HOST[:PORT]" reached instead of the host itself (a mirror), or NULL */
 } BerthRegistryHostConfig;
 
 typedef struct {

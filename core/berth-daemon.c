@@ -30,47 +30,39 @@ struct _BerthDaemon {
   char *root_lock_path;
   char *state_lock_path;
   guint gc_source;
-  GThreadPool *exit_watchers;
   GCancellable *shutdown;
 };
 
-typedef struct {
-  BerthTask *task;
-  char *exec_id;
-} ExitWatch;
-
+/* A process of @task exited (the runtime's "exited" signal, from any thread). */
 static void
-watch_exit (gpointer data, gpointer user_data)
+on_task_exited (BerthTask *task, const char *exec_id, guint pid, guint exit_status, gint64 exited_at, gpointer data)
 {
-  ExitWatch *watch = data;
-  BerthDaemon *daemon = user_data;
-  BerthExitStatus exit = { 0 };
-  g_autoptr (GError) error = NULL;
-  if (berth_task_wait (watch->task, watch->exec_id, &exit, daemon->shutdown, &error))
-    {
-      g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exit.exited_at)->base;
-      Containerd__Events__TaskExit event = CONTAINERD__EVENTS__TASK_EXIT__INIT;
-      event.container_id = (char *) berth_task_get_id (watch->task);
-      event.id = watch->exec_id ? watch->exec_id : (char *) berth_task_get_id (watch->task);
-      event.pid = berth_task_get_pid (watch->task);
-      event.exit_status = exit.exit_status;
-      event.exited_at = (Google__Protobuf__Timestamp *) ts;
-      berth_events_publish (daemon->events, berth_task_get_namespace (watch->task), "/tasks/exit", &event.base);
-    }
-  else
-    g_debug ("not watching %s any more: %s", berth_task_get_id (watch->task), error->message);
-  g_object_unref (watch->task);
-  g_free (watch->exec_id);
-  g_free (watch);
+  BerthDaemon *daemon = data;
+  g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exited_at)->base;
+  Containerd__Events__TaskExit event = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+  event.container_id = (char *) berth_task_get_id (task);
+  event.id = exec_id ? (char *) exec_id : (char *) berth_task_get_id (task);
+  event.pid = pid;
+  event.exit_status = exit_status;
+  event.exited_at = (Google__Protobuf__Timestamp *) ts;
+  berth_events_publish (daemon->events, berth_task_get_namespace (task), "/tasks/exit", &event.base);
 }
 
+/* Publishes the exits of @task's processes as /tasks/exit. The runtime announces them
+ * (BerthTask's "exited" signal): no thread waits per task or process. Once per task
+ * object; @exec_id is watched by the runtime from its start. */
 void
 berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id)
 {
-  ExitWatch *watch = g_new0 (ExitWatch, 1);
-  watch->task = g_object_ref (task);
-  watch->exec_id = exec_id && *exec_id ? g_strdup (exec_id) : NULL;
-  g_thread_pool_push (daemon->exit_watchers, watch, NULL);
+  (void) exec_id;
+  static GMutex lock;
+  g_mutex_lock (&lock);
+  if (g_object_get_data (G_OBJECT (task), "berth-daemon-exits") == NULL)
+    {
+      g_object_set_data (G_OBJECT (task), "berth-daemon-exits", daemon);
+      g_signal_connect (task, "exited", G_CALLBACK (on_task_exited), daemon);
+    }
+  g_mutex_unlock (&lock);
 }
 
 /* flock()s "<dir>/berthd.lock" and writes our pid into it. The inode check guards
@@ -145,8 +137,6 @@ berth_daemon_new (BerthConfig *config, GError **error)
     return NULL;
   daemon->events = berth_events_new ();
   daemon->shutdown = g_cancellable_new ();
-  /* One blocked watcher per running process: no upper bound that could starve one. */
-  daemon->exit_watchers = g_thread_pool_new (watch_exit, daemon, -1, FALSE, NULL);
   daemon->registry = berth_registry_new (config);
   const char *scanner = g_getenv ("BERTH_PLUGIN_SCANNER");
   if (scanner != NULL)
@@ -228,6 +218,21 @@ berth_daemon_stop (BerthDaemon *daemon)
     berth_grpc_server_stop (daemon->server);
   if (daemon->shutdown != NULL)
     g_cancellable_cancel (daemon->shutdown);
+  /* Tasks outlive the daemon object (the runtime plugins hold them): nothing they
+   * announce may reach it any more. */
+  GPtrArray *plugins = daemon->registry ? berth_registry_get_plugins (daemon->registry) : NULL;
+  for (guint i = 0; plugins != NULL && i < plugins->len; i++)
+    {
+      BerthPluginRecord *record = plugins->pdata[i];
+      if (record->instance == NULL || !BERTH_IS_RUNTIME (record->instance))
+        continue;
+      g_autoptr (GPtrArray) tasks = berth_runtime_list (BERTH_RUNTIME (record->instance), NULL, NULL);
+      for (guint t = 0; tasks != NULL && t < tasks->len; t++)
+        {
+          g_signal_handlers_disconnect_by_data (tasks->pdata[t], daemon);
+          g_object_set_data (tasks->pdata[t], "berth-daemon-exits", NULL);
+        }
+    }
 }
 
 void
@@ -238,8 +243,6 @@ berth_daemon_free (BerthDaemon *daemon)
   berth_daemon_stop (daemon);
   g_clear_pointer (&daemon->server, berth_grpc_server_free);
   g_clear_object (&daemon->metrics);
-  if (daemon->exit_watchers != NULL)
-    g_thread_pool_free (g_steal_pointer (&daemon->exit_watchers), TRUE, TRUE);
   g_clear_object (&daemon->shutdown);
   if (daemon->registry != NULL)
     berth_registry_shutdown (daemon->registry);

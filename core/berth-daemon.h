@@ -32,8 +32,8 @@ GPtrArray *berth_daemon_list_tasks (BerthDaemon *daemon, const char *namespace_,
 /* The task @id of @namespace_, whichever runtime plugin runs it; NOT_FOUND. (transfer full) */
 BerthTask *berth_daemon_find_task (BerthDaemon *daemon, const char *namespace_, const char *id, GError **error);
 
-/* Publishes /tasks/exit when @task's process (@exec_id, NULL for init) exits, from a
- * watcher that blocks on the runtime's wait. */
+/* Publishes /tasks/exit when a process of @task exits, on the runtime's "exited"
+ * signal (no thread waits). Idempotent per task; @exec_id is not needed any more. */
 void berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id);
 
 G_END_DECLS

@@ -314,8 +314,11 @@ registry_new (BerthDaemon *daemon, const char *domain, gboolean plain_http, gboo
   reg->domain = g_strdup (domain);
   reg->cancellable = cancellable ? g_object_ref (cancellable) : NULL;
   gboolean plain = plain_http || (host && host->plain_http);
-  reg->base = g_strdup_printf ("%s://%s", plain ? "http" : "https",
-                               g_str_equal (domain, DOCKER_DOMAIN) ? DOCKER_REGISTRY_HOST : domain);
+  if (host != NULL && host->endpoint != NULL)
+    reg->base = g_strdup (host->endpoint); /* a mirror: its scheme is its own */
+  else
+    reg->base = g_strdup_printf ("%s://%s", plain ? "http" : "https",
+                                 g_str_equal (domain, DOCKER_DOMAIN) ? DOCKER_REGISTRY_HOST : domain);
   reg->skip_verify = skip_verify || (host && host->skip_verify);
   if (host != NULL && host->ca_file != NULL)
     {

@@ -23,6 +23,8 @@ struct _BerthEventSubscription {
   GCond cond;
   GQueue queue;
   gboolean overflowed;
+  BerthEventFunc func; /* instead of the queue */
+  gpointer func_data;
 };
 
 BerthEvents *
@@ -90,6 +92,12 @@ berth_events_publish_envelope (BerthEvents *events, const BerthEventEnvelope *en
       BerthEventSubscription *sub = l->data;
       if (!berth_filter_match (sub->filter, envelope_field, (gpointer) envelope))
         continue;
+      if (sub->func != NULL)
+        {
+          if (!sub->overflowed && !sub->func (envelope, sub->func_data))
+            sub->overflowed = TRUE;
+          continue;
+        }
       g_mutex_lock (&sub->lock);
       if (sub->queue.length >= SUBSCRIBER_QUEUE_MAX)
         sub->overflowed = TRUE;
@@ -127,6 +135,26 @@ berth_events_subscribe (BerthEvents *events, const char *const *filters, GError 
   BerthEventSubscription *sub = g_new0 (BerthEventSubscription, 1);
   sub->events = events;
   sub->filter = g_steal_pointer (&filter);
+  g_mutex_init (&sub->lock);
+  g_cond_init (&sub->cond);
+  g_mutex_lock (&events->lock);
+  events->subscriptions = g_list_prepend (events->subscriptions, sub);
+  g_mutex_unlock (&events->lock);
+  return sub;
+}
+
+BerthEventSubscription *
+berth_events_subscribe_func (BerthEvents *events, const char *const *filters, BerthEventFunc func, gpointer user_data,
+                             GError **error)
+{
+  g_autoptr (BerthFilter) filter = berth_filter_parse (filters, error);
+  if (filter == NULL)
+    return NULL;
+  BerthEventSubscription *sub = g_new0 (BerthEventSubscription, 1);
+  sub->events = events;
+  sub->filter = g_steal_pointer (&filter);
+  sub->func = func;
+  sub->func_data = user_data;
   g_mutex_init (&sub->lock);
   g_cond_init (&sub->cond);
   g_mutex_lock (&events->lock);

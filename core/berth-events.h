@@ -37,6 +37,13 @@ typedef struct _BerthEventSubscription BerthEventSubscription;
 BerthEventSubscription *berth_events_subscribe (BerthEvents *events, const char *const *filters, GError **error);
 /* Blocks for the next envelope; NULL when @cancellable fires or the subscription
  * overflowed (error set). Free with berth_event_envelope_free. */
+/* A subscriber fed without a thread: @func runs in the publishing thread, under the
+ * exchange's lock (it must not block or publish), for each matching envelope; once it
+ * returns FALSE it is not called again. Free with berth_event_subscription_free, after
+ * which @func is not running and will not run. */
+typedef gboolean (*BerthEventFunc) (const BerthEventEnvelope *envelope, gpointer user_data);
+BerthEventSubscription *berth_events_subscribe_func (BerthEvents *events, const char *const *filters,
+                                                     BerthEventFunc func, gpointer user_data, GError **error);
 BerthEventEnvelope *berth_event_subscription_next (BerthEventSubscription *sub, GCancellable *cancellable,
                                                    GError **error);
 void berth_event_subscription_free (BerthEventSubscription *sub);

@@ -8,7 +8,12 @@
  *  - responses: the worker serialises a message into the out queue and waits while the
  *    queue is over its budget; main's data provider drains it as the peer's flow-control
  *    window allows, deferring (NGHTTP2_ERR_DEFERRED) when the queue is empty.
- * Worker → main hand-offs go through g_main_context_invoke.
+ * Worker → main hand-offs go through one pending idle per call (never run inline, so a
+ * worker-side callback — an event feed, a task's exit — never re-enters nghttp2).
+ *
+ * Threads: three bounded pools (berth-grpc.h), no thread per call or stream. A deferred
+ * call holds no thread; a client stream with a step function gets a worker only while
+ * a message is being handled.
  */
 #include "config.h"
 
@@ -36,7 +41,21 @@
 #define QUEUE_BUDGET (4 * 1024 * 1024)
 #define STREAM_WINDOW (1 * 1024 * 1024)
 #define CONNECTION_WINDOW (16 * 1024 * 1024)
-#define MAX_CONCURRENT_STREAMS 1000
+/* Per connection (SETTINGS_MAX_CONCURRENT_STREAMS: the peer's extra streams are
+ * refused by nghttp2) and for the whole server (RESOURCE_EXHAUSTED). */
+#define MAX_CONCURRENT_STREAMS 1024
+#define MAX_OPEN_CALLS 8192
+/* Worker threads: cheap calls, unary calls and steps, server streams. With the main
+ * thread and GLib's own, the daemon stays within 16 threads however many clients,
+ * streams or containers there are. */
+#define QUICK_THREADS 2
+#define CALL_THREADS 6
+#define STREAM_THREADS 4
+/* Calls waiting for a worker past this are refused rather than queued without bound. */
+#define MAX_QUEUED_JOBS 4096
+/* accept() failing for lack of fds: stop listening this long (doubling up to the max). */
+#define ACCEPT_BACKOFF_MIN_MS 50
+#define ACCEPT_BACKOFF_MAX_MS 1000
 #define READ_CHUNK (64 * 1024)
 /* A request header block past this is reset: gRPC metadata is far smaller. */
 #define MAX_HEADER_BYTES (64 * 1024)
@@ -56,15 +75,21 @@ struct _BerthGrpcServer {
   GMainContext *context;
   gsize max_message_size;
   GHashTable *methods; /* path → MethodEntry */
-  GThreadPool *unary_pool;
+  GThreadPool *quick_pool;  /* Version, Health: never queued behind long work */
+  GThreadPool *call_pool;   /* unary calls, resumed calls, client-stream steps */
+  GThreadPool *stream_pool; /* server-streaming and blocking bidi handlers */
   GSocket *listener;
+  int listen_fd;
   GSource *accept_source;
+  GSource *accept_retry;
+  guint accept_backoff_ms;
+  gint64 accept_warned; /* monotonic µs of the last "out of fds" warning */
+  GMutex retry_lock;
+  GSource *pool_retry;  /* a pool could not start a thread: try again soon */
   char *socket_path;
   GHashTable *connections; /* Connection* set */
+  guint open_calls;        /* main thread only */
   gboolean stopped;
-  GMutex streams_lock;
-  GCond streams_done;
-  guint active_streams; /* streaming handlers still running in their threads */
 };
 
 struct _Connection {
@@ -76,6 +101,7 @@ struct _Connection {
   GByteArray *outbuf; /* bytes nghttp2 produced that the socket did not take yet */
   GHashTable *calls;  /* stream id → BerthGrpcCall* */
   gboolean closing;
+  GSource *free_source;
 };
 
 typedef enum { CALL_OPEN, CALL_FINISHED, CALL_GONE } CallState;
@@ -94,6 +120,7 @@ struct _BerthGrpcCall {
   gboolean deadline_passed;
   gint64 started;  /* monotonic µs at the request headers */
   gint recorded;   /* counted in the metrics (atomic: main and worker may both end it) */
+  gboolean counted; /* in server->open_calls (main thread only) */
 
   /* main thread only */
   GByteArray *inbuf;        /* DATA bytes not yet a whole message */
@@ -117,11 +144,38 @@ struct _BerthGrpcCall {
   CallState state;
   int status;
   char *status_message;
+  /* hand-offs to main, coalesced into one pending idle */
+  gboolean wake_pending;
+  gsize wake_consumed;
+  /* deferred calls */
+  gboolean deferred;
+  gboolean ended; /* end_func scheduled */
+  GDestroyNotify end_func;
+  gpointer end_data;
+  /* step streams: one step at a time, the state freed by the last job */
+  gboolean step_running;
+  gboolean step_done;
+  gpointer step_state;
 };
+
+typedef enum { JOB_HANDLER, JOB_STEP, JOB_RESUME } JobKind;
+
+typedef struct {
+  JobKind kind;
+  BerthGrpcCall *call; /* a reference */
+  BerthGrpcResumeFunc func;
+  gpointer data;
+  GDestroyNotify destroy;
+} Job;
 
 static void connection_flush (Connection *conn);
 static void connection_close (Connection *conn);
 static void call_respond_error_main (BerthGrpcCall *call, BerthErrorCode code, const char *message);
+static void call_end (BerthGrpcCall *call);
+static void call_step_kick (BerthGrpcCall *call);
+static void call_finish (BerthGrpcCall *call, const GError *error);
+static void call_record (BerthGrpcCall *call, guint code);
+static void server_push_job (BerthGrpcServer *server, GThreadPool *pool, Job *job);
 
 /* ---------------- calls ---------------- */
 
@@ -218,20 +272,19 @@ berth_grpc_message_new (const ProtobufCMessageDescriptor *descriptor)
 
 /* ---------------- worker → main ---------------- */
 
-typedef struct {
-  BerthGrpcCall *call;
-  gsize consumed; /* request bytes the worker took off the queue */
-} Wakeup;
-
 static gboolean
 wakeup_main (gpointer data)
 {
-  Wakeup *wakeup = data;
-  BerthGrpcCall *call = wakeup->call;
+  BerthGrpcCall *call = data;
   Connection *conn = call->conn;
+  g_mutex_lock (&call->lock);
+  gsize consumed = call->wake_consumed;
+  call->wake_consumed = 0;
+  call->wake_pending = FALSE;
+  g_mutex_unlock (&call->lock);
   if (conn != NULL && !conn->closing)
     {
-      if (wakeup->consumed > 0 && call->owed_consume > 0)
+      if (consumed > 0 && call->owed_consume > 0)
         {
           /* The worker made room: acknowledge what we held back. */
           gsize n = call->owed_consume;
@@ -247,18 +300,27 @@ wakeup_main (gpointer data)
         nghttp2_session_resume_data (conn->session, call->stream_id);
       connection_flush (conn);
     }
-  call_unref (call);
-  g_free (wakeup);
+  call_step_kick (call);
   return G_SOURCE_REMOVE;
 }
 
+/* Never inline, even on the main thread: callers may hold locks (the event exchange's)
+ * or sit inside an nghttp2 callback. */
 static void
 wake_main (BerthGrpcCall *call, gsize consumed)
 {
-  Wakeup *wakeup = g_new0 (Wakeup, 1);
-  wakeup->call = call_ref (call);
-  wakeup->consumed = consumed;
-  g_main_context_invoke (call->server->context, wakeup_main, wakeup);
+  g_mutex_lock (&call->lock);
+  call->wake_consumed += consumed;
+  gboolean schedule = !call->wake_pending;
+  call->wake_pending = TRUE;
+  g_mutex_unlock (&call->lock);
+  if (!schedule)
+    return;
+  GSource *source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, wakeup_main, call_ref (call), (GDestroyNotify) call_unref);
+  g_source_attach (source, call->server->context);
+  g_source_unref (source);
 }
 
 static gboolean
@@ -270,6 +332,8 @@ call_check_alive (BerthGrpcCall *call, GError **error)
     return berth_throw (error, BERTH_ERROR_CANCELLED, "the client cancelled the call");
   return TRUE;
 }
+
+static ProtobufCMessage *call_unpack (BerthGrpcCall *call, GBytes *bytes, GError **error);
 
 ProtobufCMessage *
 berth_grpc_call_recv (BerthGrpcCall *call, GError **error)
@@ -289,6 +353,28 @@ berth_grpc_call_recv (BerthGrpcCall *call, GError **error)
       return NULL; /* end of stream */
     }
   wake_main (call, n);
+  return call_unpack (call, bytes, error);
+}
+
+/* Takes one queued request without waiting (steps run only when one is there). NULL
+ * with no error at the end of the stream. */
+static ProtobufCMessage *
+call_take (BerthGrpcCall *call, GError **error)
+{
+  g_mutex_lock (&call->lock);
+  GBytes *bytes = g_queue_pop_head (&call->in_queue);
+  gsize n = bytes ? g_bytes_get_size (bytes) : 0;
+  call->in_bytes -= n;
+  g_mutex_unlock (&call->lock);
+  if (bytes == NULL)
+    return NULL;
+  wake_main (call, n);
+  return call_unpack (call, bytes, error);
+}
+
+static ProtobufCMessage *
+call_unpack (BerthGrpcCall *call, GBytes *bytes, GError **error)
+{
   gsize len = 0;
   const guint8 *data = g_bytes_get_data (bytes, &len);
   ProtobufCMessage *message = protobuf_c_message_unpack (call->entry->input, NULL, len, data);
@@ -304,14 +390,22 @@ berth_grpc_call_recv (BerthGrpcCall *call, GError **error)
   return message;
 }
 
+typedef enum {
+  QUEUE_WAIT,  /* while the queue is over its budget */
+  QUEUE_TRY,   /* fail when it is */
+  QUEUE_FORCE, /* a call's last message: queue it anyway */
+} QueueMode;
+
 static gboolean
-queue_frame (BerthGrpcCall *call, GBytes *frame, GError **error)
+queue_frame (BerthGrpcCall *call, GBytes *frame, QueueMode mode, GError **error)
 {
   g_mutex_lock (&call->lock);
-  while (call->out_bytes > QUEUE_BUDGET && call->state == CALL_OPEN && !g_cancellable_is_cancelled (call->cancellable))
+  while (mode == QUEUE_WAIT && call->out_bytes > QUEUE_BUDGET && call->state == CALL_OPEN
+         && !g_cancellable_is_cancelled (call->cancellable))
     g_cond_wait (&call->cond, &call->lock);
   gboolean alive = call->state == CALL_OPEN && !g_cancellable_is_cancelled (call->cancellable);
-  if (alive)
+  gboolean full = mode == QUEUE_TRY && call->out_bytes > QUEUE_BUDGET;
+  if (alive && !full)
     {
       call->out_bytes += g_bytes_get_size (frame);
       g_queue_push_tail (&call->out_queue, g_bytes_ref (frame));
@@ -319,6 +413,9 @@ queue_frame (BerthGrpcCall *call, GBytes *frame, GError **error)
   g_mutex_unlock (&call->lock);
   if (!alive)
     return call_check_alive (call, error) ? berth_throw (error, BERTH_ERROR_CANCELLED, "call ended") : FALSE;
+  if (full)
+    return berth_throw (error, BERTH_ERROR_RESOURCE_EXHAUSTED,
+                        "the client is more than %d bytes behind in reading this stream", QUEUE_BUDGET);
   wake_main (call, 0);
   return TRUE;
 }
@@ -329,7 +426,98 @@ berth_grpc_call_send (BerthGrpcCall *call, const ProtobufCMessage *message, GErr
   g_autoptr (GBytes) frame = berth_grpc_frame_message (message, call->server->max_message_size, error);
   if (frame == NULL)
     return FALSE;
-  return queue_frame (call, frame, error);
+  return queue_frame (call, frame, QUEUE_WAIT, error);
+}
+
+gboolean
+berth_grpc_call_try_send (BerthGrpcCall *call, const ProtobufCMessage *message, GError **error)
+{
+  g_autoptr (GBytes) frame = berth_grpc_frame_message (message, call->server->max_message_size, error);
+  if (frame == NULL)
+    return FALSE;
+  return queue_frame (call, frame, QUEUE_TRY, error);
+}
+
+BerthGrpcCall *
+berth_grpc_call_ref (BerthGrpcCall *call)
+{
+  return call_ref (call);
+}
+
+void
+berth_grpc_call_unref (BerthGrpcCall *call)
+{
+  call_unref (call);
+}
+
+/* ---------------- deferred calls ---------------- */
+
+static gboolean
+call_end_main (gpointer data)
+{
+  BerthGrpcCall *call = data;
+  GDestroyNotify func = g_steal_pointer (&call->end_func);
+  if (func != NULL)
+    func (g_steal_pointer (&call->end_data));
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the deferred call's end_func once, from the main context, soon. */
+static void
+call_end (BerthGrpcCall *call)
+{
+  g_mutex_lock (&call->lock);
+  gboolean schedule = call->deferred && !call->ended && call->state != CALL_OPEN;
+  if (schedule)
+    call->ended = TRUE;
+  g_mutex_unlock (&call->lock);
+  if (!schedule)
+    return;
+  GSource *source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, call_end_main, call_ref (call), (GDestroyNotify) call_unref);
+  g_source_attach (source, call->server->context);
+  g_source_unref (source);
+}
+
+void
+berth_grpc_call_defer (BerthGrpcCall *call, GDestroyNotify end_func, gpointer end_data)
+{
+  g_mutex_lock (&call->lock);
+  g_return_if_fail (!call->deferred);
+  call->deferred = TRUE;
+  call->end_func = end_func;
+  call->end_data = end_data;
+  g_mutex_unlock (&call->lock);
+  /* Over already (the client left while the handler ran): end it now. */
+  call_end (call);
+}
+
+void
+berth_grpc_call_complete (BerthGrpcCall *call, ProtobufCMessage *response, GError *error)
+{
+  g_autoptr (GError) local_error = error;
+  if (response != NULL)
+    {
+      g_autoptr (GBytes) frame = berth_grpc_frame_message (response, call->server->max_message_size,
+                                                           local_error ? NULL : &local_error);
+      berth_grpc_message_free (response);
+      if (frame != NULL && local_error == NULL)
+        queue_frame (call, frame, QUEUE_FORCE, NULL);
+    }
+  call_finish (call, local_error);
+}
+
+void
+berth_grpc_call_resume (BerthGrpcCall *call, BerthGrpcResumeFunc func, gpointer data, GDestroyNotify destroy)
+{
+  Job *job = g_new0 (Job, 1);
+  job->kind = JOB_RESUME;
+  job->call = call_ref (call);
+  job->func = func;
+  job->data = data;
+  job->destroy = destroy;
+  server_push_job (call->server, call->server->call_pool, job);
 }
 
 void
@@ -377,61 +565,229 @@ call_finish (BerthGrpcCall *call, const GError *error)
   if (ended_here)
     call_record (call, code);
   wake_main (call, 0);
+  call_end (call);
 }
 
 /* ---------------- handlers in workers ---------------- */
 
+/* A handler that deferred its call ends it later; one that did not, ends it now. */
 static void
-run_unary (gpointer data, gpointer pool_data)
+call_handler_returned (BerthGrpcCall *call, GError *error)
 {
-  BerthGrpcCall *call = data;
-  g_autoptr (GError) error = NULL;
+  if (error != NULL && error->domain == BERTH_ERROR && error->code == BERTH_ERROR_CANCELLED && call->deadline_passed)
+    {
+      g_clear_error (&error);
+      berth_throw (&error, BERTH_ERROR_DEADLINE_EXCEEDED, "deadline exceeded");
+    }
+  g_mutex_lock (&call->lock);
+  gboolean deferred = call->deferred;
+  g_mutex_unlock (&call->lock);
+  if (!deferred || error != NULL)
+    call_finish (call, error);
+  g_clear_error (&error);
+}
+
+/* The unary response (or error) of a handler or a resumed call. */
+static void
+call_answer (BerthGrpcCall *call, ProtobufCMessage *response, GError *error)
+{
+  if (response != NULL)
+    {
+      g_autoptr (GBytes) frame = berth_grpc_frame_message (response, call->server->max_message_size, &error);
+      berth_grpc_message_free (response);
+      if (frame != NULL)
+        queue_frame (call, frame, QUEUE_FORCE, &error);
+    }
+  call_handler_returned (call, error);
+}
+
+static void
+run_handler (BerthGrpcCall *call)
+{
+  GError *error = NULL;
+  BerthGrpcMethodKind kind = call->entry->method.kind;
+  if (kind == BERTH_GRPC_CLIENT_STREAMING || kind == BERTH_GRPC_BIDI_STREAMING)
+    {
+      if (!call->entry->method.stream (call, NULL, call->entry->user_data, &error) && error == NULL && !call->deferred)
+        berth_throw (&error, BERTH_ERROR_INTERNAL, "%s failed without saying why", call->path);
+      call_handler_returned (call, error);
+      return;
+    }
   ProtobufCMessage *request = NULL;
   if (call_check_alive (call, &error))
     request = berth_grpc_call_recv (call, &error);
   if (request == NULL && error == NULL)
     berth_throw (&error, BERTH_ERROR_INVALID_ARGUMENT, "%s: the request carried no message", call->path);
-  if (request != NULL && call->entry->method.kind == BERTH_GRPC_UNARY)
+  if (request != NULL && kind == BERTH_GRPC_UNARY)
     {
       ProtobufCMessage *response = call->entry->method.unary (call, request, call->entry->user_data, &error);
-      if (response != NULL)
-        {
-          g_autoptr (GBytes) frame = berth_grpc_frame_message (response, call->server->max_message_size, &error);
-          berth_grpc_message_free (response);
-          if (frame != NULL)
-            queue_frame (call, frame, &error);
-        }
-      else if (error == NULL)
+      if (response == NULL && error == NULL && !call->deferred)
         berth_throw (&error, BERTH_ERROR_INTERNAL, "%s returned no response", call->path);
-    }
-  else if (request != NULL)
-    {
-      if (!call->entry->method.stream (call, request, call->entry->user_data, &error) && error == NULL)
-        berth_throw (&error, BERTH_ERROR_INTERNAL, "%s failed without saying why", call->path);
+      protobuf_c_message_free_unpacked (request, NULL);
+      call_answer (call, response, error);
+      return;
     }
   if (request != NULL)
-    protobuf_c_message_free_unpacked (request, NULL);
-  if (error != NULL && error->domain == BERTH_ERROR && error->code == BERTH_ERROR_CANCELLED && call->deadline_passed)
-    g_clear_error (&error), berth_throw (&error, BERTH_ERROR_DEADLINE_EXCEEDED, "deadline exceeded");
-  call_finish (call, error);
-  call_unref (call);
+    {
+      if (!call->entry->method.stream (call, request, call->entry->user_data, &error) && error == NULL && !call->deferred)
+        berth_throw (&error, BERTH_ERROR_INTERNAL, "%s failed without saying why", call->path);
+      protobuf_c_message_free_unpacked (request, NULL);
+    }
+  call_handler_returned (call, error);
 }
 
-static gpointer
-run_streaming (gpointer data)
+/* One step of a client stream: the next message, or the end. */
+static void
+run_step (BerthGrpcCall *call)
 {
-  BerthGrpcCall *call = data;
-  BerthGrpcServer *server = call->server;
   g_autoptr (GError) error = NULL;
-  if (!call->entry->method.stream (call, NULL, call->entry->user_data, &error) && error == NULL)
-    berth_throw (&error, BERTH_ERROR_INTERNAL, "%s failed without saying why", call->path);
-  call_finish (call, error);
+  gboolean more = FALSE;
+  if (call_check_alive (call, &error))
+    {
+      ProtobufCMessage *message = call_take (call, &error);
+      if (error == NULL)
+        {
+          /* Only kicked with a message queued or the stream closed. */
+          more = call->entry->method.step (call, message, &call->step_state, call->entry->user_data, &error);
+          if (message == NULL && more && error == NULL)
+            berth_throw (&error, BERTH_ERROR_INVALID_ARGUMENT, "%s: the stream ended early", call->path);
+        }
+      if (message != NULL)
+        protobuf_c_message_free_unpacked (message, NULL);
+    }
+  gboolean done = !more || error != NULL;
+  if (done)
+    {
+      if (call->step_state != NULL && call->entry->method.state_free != NULL)
+        call->entry->method.state_free (g_steal_pointer (&call->step_state));
+      if (error != NULL && error->domain == BERTH_ERROR && error->code == BERTH_ERROR_CANCELLED && call->deadline_passed)
+        {
+          g_clear_error (&error);
+          berth_throw (&error, BERTH_ERROR_DEADLINE_EXCEEDED, "deadline exceeded");
+        }
+      call_finish (call, error);
+    }
+  g_mutex_lock (&call->lock);
+  call->step_running = FALSE;
+  call->step_done = done;
+  g_mutex_unlock (&call->lock);
+  /* More may have arrived meanwhile. */
+  wake_main (call, 0);
+}
+
+static void
+run_job (gpointer data, gpointer pool_data)
+{
+  Job *job = data;
+  if (job == NULL)
+    return; /* a nudge to start a thread (server_push_job) */
+  BerthGrpcCall *call = job->call;
+  switch (job->kind)
+    {
+    case JOB_HANDLER:
+      run_handler (call);
+      break;
+    case JOB_STEP:
+      run_step (call);
+      break;
+    case JOB_RESUME:
+      {
+        GError *error = NULL;
+        ProtobufCMessage *response = job->func (call, job->data, &error);
+        if (response == NULL && error == NULL)
+          berth_throw (&error, BERTH_ERROR_INTERNAL, "%s returned no response", call->path);
+        call_answer (call, response, error);
+        break;
+      }
+    }
+  if (job->destroy != NULL)
+    job->destroy (job->data);
   call_unref (call);
-  g_mutex_lock (&server->streams_lock);
-  if (--server->active_streams == 0)
-    g_cond_broadcast (&server->streams_done);
-  g_mutex_unlock (&server->streams_lock);
-  return NULL;
+  g_free (job);
+}
+
+static gboolean
+pool_retry (gpointer data)
+{
+  BerthGrpcServer *server = data;
+  g_mutex_lock (&server->retry_lock);
+  g_clear_pointer (&server->pool_retry, g_source_unref);
+  g_mutex_unlock (&server->retry_lock);
+  GThreadPool *pools[] = { server->quick_pool, server->call_pool, server->stream_pool };
+  for (guint i = 0; i < G_N_ELEMENTS (pools); i++)
+    if (pools[i] != NULL && g_thread_pool_unprocessed (pools[i]) > 0 && g_thread_pool_get_num_threads (pools[i]) == 0)
+      server_push_job (server, pools[i], NULL);
+  return G_SOURCE_REMOVE;
+}
+
+/* GLib queues the job even when it cannot start a thread for it (pids limit, memory):
+ * a pool left with no thread is nudged again later instead of aborting the daemon. */
+static void
+server_push_job (BerthGrpcServer *server, GThreadPool *pool, Job *job)
+{
+  g_autoptr (GError) error = NULL;
+  if (pool == NULL)
+    {
+      /* Stopping: the pools are gone and every call is cancelled. */
+      if (job != NULL)
+        {
+          BerthGrpcCall *call = job->call;
+          if (job->kind == JOB_STEP && call->step_state != NULL && call->entry->method.state_free != NULL)
+            call->entry->method.state_free (g_steal_pointer (&call->step_state));
+          call_finish (call, NULL);
+          if (job->destroy != NULL)
+            job->destroy (job->data);
+          call_unref (job->call);
+          g_free (job);
+        }
+      return;
+    }
+  if (g_thread_pool_push (pool, job, &error))
+    return;
+  g_warning ("no worker thread for a gRPC call yet: %s", error->message);
+  g_mutex_lock (&server->retry_lock);
+  if (server->pool_retry == NULL && !server->stopped)
+    {
+      server->pool_retry = g_timeout_source_new (200);
+      g_source_set_callback (server->pool_retry, pool_retry, server, NULL);
+      g_source_attach (server->pool_retry, server->context);
+    }
+  g_mutex_unlock (&server->retry_lock);
+}
+
+/* Version and health checks answer while every other worker is busy. */
+static gboolean
+method_is_quick (const char *path)
+{
+  static const char *const quick[] = {
+    "/containerd.services.version.v1.Version/Version",
+    "/grpc.health.v1.Health/Check",
+    "/runtime.v1.RuntimeService/Version",
+    "/runtime.v1alpha2.RuntimeService/Version",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (quick); i++)
+    if (g_str_equal (path, quick[i]))
+      return TRUE;
+  return FALSE;
+}
+
+static void
+call_step_kick (BerthGrpcCall *call)
+{
+  if (call->entry == NULL || call->entry->method.step == NULL || !call->dispatched)
+    return;
+  g_mutex_lock (&call->lock);
+  gboolean go = !call->step_running && !call->step_done
+                && (call->in_queue.length > 0 || call->in_closed || call->state != CALL_OPEN);
+  if (go)
+    call->step_running = TRUE;
+  g_mutex_unlock (&call->lock);
+  if (!go)
+    return;
+  Job *job = g_new0 (Job, 1);
+  job->kind = JOB_STEP;
+  job->call = call_ref (call);
+  server_push_job (call->server, call->server->call_pool, job);
 }
 
 /* ---------------- main thread: responses ---------------- */
@@ -510,6 +866,7 @@ call_respond_error_main (BerthGrpcCall *call, BerthErrorCode code, const char *m
       nghttp2_submit_response (conn->session, call->stream_id, headers, G_N_ELEMENTS (headers), NULL);
       g_debug ("%s: status %d: %s", call->path, code, message ? message : "");
       call_record (call, code);
+      call_end (call);
       return;
     }
   nghttp2_data_provider provider = { .source.ptr = call, .read_callback = data_source_read };
@@ -593,23 +950,45 @@ namespace_valid (const char *ns)
   return TRUE;
 }
 
+/* Hands the call to a worker once it has something to work on: a unary or
+ * server-streaming call its request, a blocking client stream its first message. A
+ * step stream is only marked: each message kicks a step. */
 static void
 call_dispatch (BerthGrpcCall *call)
 {
   if (call->dispatched || call->rejected)
     return;
-  call->dispatched = TRUE;
-  call_ref (call);
-  if (call->entry->method.kind == BERTH_GRPC_UNARY || call->entry->method.kind == BERTH_GRPC_SERVER_STREAMING)
-    g_thread_pool_push (call->server->unary_pool, call, NULL);
-  else
+  BerthGrpcServer *server = call->server;
+  GThreadPool *pool = NULL;
+  switch (call->entry->method.kind)
     {
-      g_mutex_lock (&call->server->streams_lock);
-      call->server->active_streams++;
-      g_mutex_unlock (&call->server->streams_lock);
-      g_autofree char *name = g_strdup_printf ("grpc-%d", call->stream_id);
-      g_thread_unref (g_thread_new (name, run_streaming, call));
+    case BERTH_GRPC_UNARY:
+      pool = method_is_quick (call->path) ? server->quick_pool : server->call_pool;
+      break;
+    case BERTH_GRPC_SERVER_STREAMING:
+      pool = server->stream_pool;
+      break;
+    case BERTH_GRPC_CLIENT_STREAMING:
+    case BERTH_GRPC_BIDI_STREAMING:
+      pool = call->entry->method.step != NULL ? NULL : server->stream_pool;
+      break;
     }
+  if (pool != NULL && g_thread_pool_unprocessed (pool) >= MAX_QUEUED_JOBS)
+    {
+      call_reject (call, BERTH_ERROR_RESOURCE_EXHAUSTED, "berthd is busy: %u calls are waiting for a worker",
+                   g_thread_pool_unprocessed (pool));
+      return;
+    }
+  call->dispatched = TRUE;
+  if (pool == NULL)
+    {
+      call_step_kick (call);
+      return;
+    }
+  Job *job = g_new0 (Job, 1);
+  job->kind = JOB_HANDLER;
+  job->call = call_ref (call);
+  server_push_job (server, pool, job);
 }
 
 static void
@@ -654,11 +1033,22 @@ on_request_headers_done (Connection *conn, BerthGrpcCall *call)
           call_reject (call, BERTH_ERROR_INVALID_ARGUMENT, "malformed grpc-timeout \"%s\"", timeout);
           return;
         }
-      call->deadline_source = g_timeout_source_new (MAX (usec / 1000, 1));
-      g_source_set_callback (call->deadline_source, on_deadline, call, NULL);
-      g_source_attach (call->deadline_source, conn->server->context);
+      /* A timer counts milliseconds in a guint: a longer timeout (past ~49 days) would
+       * wrap into a short one. Such a deadline never comes in practice: none. */
+      if (usec / 1000 <= G_MAXUINT)
+        {
+          call->deadline_source = g_timeout_source_new ((guint) MAX (usec / 1000, 1));
+          g_source_set_callback (call->deadline_source, on_deadline, call, NULL);
+          g_source_attach (call->deadline_source, conn->server->context);
+        }
     }
-  if (call->entry->method.kind == BERTH_GRPC_CLIENT_STREAMING || call->entry->method.kind == BERTH_GRPC_BIDI_STREAMING)
+  if (conn->server->open_calls > MAX_OPEN_CALLS)
+    {
+      call_reject (call, BERTH_ERROR_RESOURCE_EXHAUSTED, "berthd has %u calls open, its limit is %d",
+                   conn->server->open_calls, MAX_OPEN_CALLS);
+      return;
+    }
+  if (call->entry->method.step != NULL)
     call_dispatch (call);
 }
 
@@ -670,6 +1060,12 @@ on_request_message (BerthGrpcCall *call, GBytes *message)
   g_queue_push_tail (&call->in_queue, message);
   g_cond_broadcast (&call->cond);
   g_mutex_unlock (&call->lock);
+  BerthGrpcMethodKind kind = call->entry->method.kind;
+  if (kind == BERTH_GRPC_CLIENT_STREAMING || kind == BERTH_GRPC_BIDI_STREAMING)
+    {
+      call_dispatch (call);
+      call_step_kick (call);
+    }
 }
 
 /* Cuts whole gRPC messages out of the DATA bytes received so far. */
@@ -719,6 +1115,8 @@ on_begin_headers (nghttp2_session *session, const nghttp2_frame *frame, void *us
   g_cond_init (&call->cond);
   g_hash_table_insert (conn->calls, GINT_TO_POINTER (call->stream_id), call);
   nghttp2_session_set_stream_user_data (session, call->stream_id, call);
+  call->counted = TRUE;
+  conn->server->open_calls++;
   return 0;
 }
 
@@ -786,6 +1184,7 @@ on_frame_recv (nghttp2_session *session, const nghttp2_frame *frame, void *user_
       g_cond_broadcast (&call->cond);
       g_mutex_unlock (&call->lock);
       call_dispatch (call);
+      call_step_kick (call);
     }
   return 0;
 }
@@ -805,6 +1204,13 @@ call_abandon (BerthGrpcCall *call)
       g_source_destroy (call->deadline_source);
       g_clear_pointer (&call->deadline_source, g_source_unref);
     }
+  if (call->counted)
+    {
+      call->counted = FALSE;
+      call->server->open_calls--;
+    }
+  call_end (call);
+  call_step_kick (call);
 }
 
 static int
@@ -942,17 +1348,23 @@ connection_close (Connection *conn)
   g_hash_table_foreach (conn->calls, calls_cancel, NULL);
   g_hash_table_steal_all (conn->calls);
   g_source_destroy (conn->source);
-  /* Freed from an idle: callers up the stack still hold the pointer. */
+  /* Freed from a source of its own (callers up the stack still hold the pointer), at
+   * high priority: its fd must come back even while the loop is busy. */
   g_hash_table_steal (conn->server->connections, conn);
-  GSource *idle = g_idle_source_new ();
-  g_source_set_callback (idle, connection_free_idle, conn, NULL);
-  g_source_attach (idle, conn->server->context);
-  g_source_unref (idle);
+  conn->free_source = g_idle_source_new ();
+  g_source_set_priority (conn->free_source, G_PRIORITY_HIGH);
+  g_source_set_callback (conn->free_source, connection_free_idle, conn, NULL);
+  g_source_attach (conn->free_source, conn->server->context);
 }
 
 static void
 connection_free (Connection *conn)
 {
+  if (conn->free_source != NULL)
+    {
+      g_source_destroy (conn->free_source);
+      g_source_unref (conn->free_source);
+    }
   g_source_unref (conn->source);
   nghttp2_session_del (conn->session);
   close (conn->fd);
@@ -1006,19 +1418,68 @@ connection_new (BerthGrpcServer *server, int fd)
   connection_flush (conn);
 }
 
+static gboolean on_accept (int listen_fd, GIOCondition condition, gpointer data);
+
+static void
+accept_watch (BerthGrpcServer *server)
+{
+  server->accept_source = g_unix_fd_source_new (server->listen_fd, G_IO_IN);
+  g_source_set_callback (server->accept_source, (GSourceFunc) (void (*) (void)) on_accept, server, NULL);
+  g_source_attach (server->accept_source, server->context);
+}
+
+static gboolean
+accept_resume (gpointer data)
+{
+  BerthGrpcServer *server = data;
+  g_clear_pointer (&server->accept_retry, g_source_unref);
+  accept_watch (server);
+  return G_SOURCE_REMOVE;
+}
+
+/* Out of fds (ours or the system's): a pending connection keeps the listener readable,
+ * so retrying at once would spin. Stop watching it for a while; the clients wait in the
+ * backlog until connections close and give fds back. */
+static void
+accept_back_off (BerthGrpcServer *server, int err)
+{
+  server->accept_backoff_ms = server->accept_backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS
+                                                            : MIN (server->accept_backoff_ms * 2, ACCEPT_BACKOFF_MAX_MS);
+  gint64 now = g_get_monotonic_time ();
+  if (server->accept_warned == 0 || now - server->accept_warned > 10 * G_USEC_PER_SEC)
+    {
+      server->accept_warned = now;
+      g_warning ("accept on %s: %s; not accepting for %u ms (%u connections open)",
+                 server->socket_path ? server->socket_path : "socket", g_strerror (err), server->accept_backoff_ms,
+                 g_hash_table_size (server->connections));
+    }
+  g_source_destroy (server->accept_source);
+  g_clear_pointer (&server->accept_source, g_source_unref);
+  server->accept_retry = g_timeout_source_new (server->accept_backoff_ms);
+  g_source_set_callback (server->accept_retry, accept_resume, server, NULL);
+  g_source_attach (server->accept_retry, server->context);
+}
+
 static gboolean
 on_accept (int listen_fd, GIOCondition condition, gpointer data)
 {
   BerthGrpcServer *server = data;
-  for (;;)
+  for (int i = 0; i < 64; i++)
     {
       int fd = accept4 (listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0)
         {
-          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            g_warning ("accept on %s: %s", server->socket_path ? server->socket_path : "socket", g_strerror (errno));
+          int err = errno;
+          if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+            {
+              accept_back_off (server, err);
+              return G_SOURCE_REMOVE;
+            }
+          if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ECONNABORTED)
+            g_warning ("accept on %s: %s", server->socket_path ? server->socket_path : "socket", g_strerror (err));
           break;
         }
+      server->accept_backoff_ms = 0;
       connection_new (server, fd);
     }
   return G_SOURCE_CONTINUE;
@@ -1042,11 +1503,11 @@ berth_grpc_server_new (BerthDaemon *daemon, gsize max_message_size)
   server->max_message_size = max_message_size;
   server->methods = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) method_entry_free);
   server->connections = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, (GDestroyNotify) connection_free);
-  /* Handlers may block on disk and child processes: enough threads that a few slow
-   * calls do not queue everyone else behind them. */
-  server->unary_pool = g_thread_pool_new (run_unary, server, 32, FALSE, NULL);
-  g_mutex_init (&server->streams_lock);
-  g_cond_init (&server->streams_done);
+  /* Bounded: calls queue for a worker rather than each taking a thread (berth-grpc.h). */
+  server->quick_pool = g_thread_pool_new (run_job, server, QUICK_THREADS, FALSE, NULL);
+  server->call_pool = g_thread_pool_new (run_job, server, CALL_THREADS, FALSE, NULL);
+  server->stream_pool = g_thread_pool_new (run_job, server, STREAM_THREADS, FALSE, NULL);
+  g_mutex_init (&server->retry_lock);
   return server;
 }
 
@@ -1103,9 +1564,8 @@ start_accepting (BerthGrpcServer *server, int fd, GError **error)
   server->listener = g_socket_new_from_fd (fd, error);
   if (server->listener == NULL)
     return FALSE;
-  server->accept_source = g_unix_fd_source_new (fd, G_IO_IN);
-  g_source_set_callback (server->accept_source, (GSourceFunc) (void (*) (void)) on_accept, server, NULL);
-  g_source_attach (server->accept_source, server->context);
+  server->listen_fd = fd;
+  accept_watch (server);
   return TRUE;
 }
 
@@ -1162,6 +1622,11 @@ berth_grpc_server_stop (BerthGrpcServer *server)
       g_source_destroy (server->accept_source);
       g_clear_pointer (&server->accept_source, g_source_unref);
     }
+  if (server->accept_retry != NULL)
+    {
+      g_source_destroy (server->accept_retry);
+      g_clear_pointer (&server->accept_retry, g_source_unref);
+    }
   if (server->listener != NULL)
     {
       g_socket_close (server->listener, NULL);
@@ -1173,13 +1638,21 @@ berth_grpc_server_stop (BerthGrpcServer *server)
   for (GList *l = conns; l != NULL; l = l->next)
     connection_close (l->data);
   g_list_free (conns);
-  /* Handlers see cancelled calls; wait for them so nothing outlives the daemon. */
-  g_thread_pool_free (server->unary_pool, FALSE, TRUE);
-  server->unary_pool = NULL;
-  g_mutex_lock (&server->streams_lock);
-  while (server->active_streams > 0)
-    g_cond_wait (&server->streams_done, &server->streams_lock);
-  g_mutex_unlock (&server->streams_lock);
+  /* Handlers see cancelled calls; wait for them so nothing outlives the daemon. Deferred
+   * calls end (their end_func runs) in the iterations below; a job they resumed meanwhile
+   * finds its call cancelled. */
+  while (g_main_context_iteration (server->context, FALSE))
+    ;
+  GThreadPool **pools[] = { &server->quick_pool, &server->call_pool, &server->stream_pool };
+  for (guint i = 0; i < G_N_ELEMENTS (pools); i++)
+    g_thread_pool_free (g_steal_pointer (pools[i]), FALSE, TRUE);
+  g_mutex_lock (&server->retry_lock);
+  if (server->pool_retry != NULL)
+    {
+      g_source_destroy (server->pool_retry);
+      g_clear_pointer (&server->pool_retry, g_source_unref);
+    }
+  g_mutex_unlock (&server->retry_lock);
   /* Let queued hand-offs and connection frees run before the server goes. */
   while (g_main_context_iteration (server->context, FALSE))
     ;
@@ -1194,8 +1667,7 @@ berth_grpc_server_free (BerthGrpcServer *server)
   g_hash_table_unref (server->connections);
   g_hash_table_unref (server->methods);
   g_main_context_unref (server->context);
-  g_mutex_clear (&server->streams_lock);
-  g_cond_clear (&server->streams_done);
+  g_mutex_clear (&server->retry_lock);
   g_free (server->socket_path);
   g_free (server);
 }

@@ -11,6 +11,19 @@
  *    at its bound, so a slow reader never makes the daemon buffer unbounded data.
  *  - A cancelled call (RST_STREAM, client gone, grpc-timeout passed) cancels the
  *    call's GCancellable; send/recv then fail with CANCELLED / DEADLINE_EXCEEDED.
+ *
+ * No call holds a thread while it only waits (ARCHITECTURE.md, "Concurrency model"):
+ *  - Workers are bounded pools: a small one for cheap calls (Version, Health) so they
+ *    answer while every other worker is busy, one for unary calls and client-stream
+ *    steps, one for server-streaming and blocking bidi handlers. Calls queue when the
+ *    pools are busy; past a bound, and past a global number of open calls, new calls
+ *    are refused with RESOURCE_EXHAUSTED.
+ *  - A handler that waits for an event (a task's exit, published events) defers the
+ *    call (berth_grpc_call_defer), returns, and ends it later from any thread with
+ *    berth_grpc_call_complete, or hands blocking follow-up work back to the workers
+ *    with berth_grpc_call_resume.
+ *  - Client/bidi streams with a step function get no thread of their own: the step runs
+ *    on a worker for each request message as it arrives, one at a time per call.
  */
 #pragma once
 
@@ -56,6 +69,34 @@ gboolean berth_grpc_call_send (BerthGrpcCall *call, const ProtobufCMessage *mess
  * before the first message). */
 void berth_grpc_call_send_headers (BerthGrpcCall *call);
 
+/* Deferred calls. From a handler (unary or streaming): the call stays open after the
+ * handler returns (NULL / FALSE with no error). @end_func runs once on the main context
+ * when the call is over for any reason (completed, client gone, deadline), after which
+ * completing it does nothing; it is where the handler's triggers are disconnected. A
+ * call that ended before it was deferred gets @end_func at once (on the main context). */
+void berth_grpc_call_defer (BerthGrpcCall *call, GDestroyNotify end_func, gpointer end_data);
+/* Ends a deferred call, from any thread: unary calls with @response (transfer full),
+ * or with @error (transfer full; NULL for a streaming call's OK). Later calls do nothing. */
+void berth_grpc_call_complete (BerthGrpcCall *call, ProtobufCMessage *response, GError *error);
+/* Blocking follow-up work for a deferred call: @func runs on a worker and what it
+ * returns ends the call as a unary handler's return would. @destroy frees @data. */
+typedef ProtobufCMessage *(*BerthGrpcResumeFunc) (BerthGrpcCall *call, gpointer data, GError **error);
+void berth_grpc_call_resume (BerthGrpcCall *call, BerthGrpcResumeFunc func, gpointer data, GDestroyNotify destroy);
+/* Queues a response message without waiting: FALSE with RESOURCE_EXHAUSTED when the
+ * client has not taken what was queued before (its queue is at its bound), or with
+ * CANCELLED when the call is over. For feeds that must not block (events). */
+gboolean berth_grpc_call_try_send (BerthGrpcCall *call, const ProtobufCMessage *message, GError **error);
+BerthGrpcCall *berth_grpc_call_ref (BerthGrpcCall *call);
+void berth_grpc_call_unref (BerthGrpcCall *call);
+
+/* Client/bidi streaming without a thread per stream: @step runs on a worker for each
+ * request message (NULL at the end of the client's stream), never two at once for one
+ * call. *@state starts NULL and is the handler's; the method's @state_free frees it
+ * when the call is over. Return TRUE to take the next message; FALSE ends the call,
+ * with @error's status or OK when @error is not set. */
+typedef gboolean (*BerthGrpcStepFunc) (BerthGrpcCall *call, const ProtobufCMessage *message, gpointer *state,
+                                       gpointer user_data, GError **error);
+
 typedef enum {
   BERTH_GRPC_UNARY,
   BERTH_GRPC_SERVER_STREAMING,
@@ -68,6 +109,8 @@ typedef struct {
   BerthGrpcMethodKind kind;
   BerthGrpcUnaryFunc unary;   /* for BERTH_GRPC_UNARY */
   BerthGrpcStreamFunc stream; /* for the streaming kinds */
+  BerthGrpcStepFunc step;     /* client/bidi streaming instead of @stream */
+  GDestroyNotify state_free;  /* frees a step's state */
 } BerthGrpcMethod;
 
 /* Memory of unary responses: the server frees a response with

@@ -326,14 +326,12 @@ docker_file (Import *im, const char *path, guint entry, GError **error)
 static gboolean
 resolve_docker (Import *im, GBytes *manifest_json, GError **error)
 {
-  g_autoptr (JsonParser) parser = json_parser_new ();
   gsize len = 0;
   const char *data = g_bytes_get_data (manifest_json, &len);
-  g_autoptr (GError) parse_error = NULL;
-  if (!json_parser_load_from_data (parser, data, len, &parse_error))
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "manifest.json is not valid JSON: %s", parse_error->message);
-  JsonNode *root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_ARRAY (root))
+  g_autoptr (JsonNode) root = berth_json_parse (data, len, "manifest.json", error);
+  if (root == NULL)
+    return FALSE;
+  if (!JSON_NODE_HOLDS_ARRAY (root))
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "manifest.json is not a JSON array");
   JsonArray *entries = json_node_get_array (root);
   for (guint i = 0; i < berth_json_array_length (entries); i++)

@@ -34,7 +34,7 @@ G_BEGIN_DECLS
 #define BERTH_LABEL_DISTRIBUTION_SOURCE "containerd.io/distribution.source."
 #define BERTH_LABEL_UNCOMPRESSED "containerd.io/uncompressed"
 /* Largest manifest, index or config read into memory. */
-#define BERTH_MAX_JSON (8 << 20)
+#define BERTH_MAX_JSON BERTH_JSON_MAX_SIZE
 
 gboolean berth_media_type_is_index (const char *media_type);
 gboolean berth_media_type_is_manifest (const char *media_type);

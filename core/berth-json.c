@@ -90,24 +90,37 @@ berth_json_element_string (JsonArray *array, guint i)
 }
 
 JsonNode *
-berth_json_parse_object (GBytes *bytes, const char *what, GError **error)
+berth_json_parse (const char *data, gsize len, const char *what, GError **error)
 {
+  if (!berth_json_check_limits (data, len, what, error))
+    return NULL;
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) local_error = NULL;
-  gsize len = 0;
-  const char *data = g_bytes_get_data (bytes, &len);
   if (!json_parser_load_from_data (parser, data, len, &local_error))
     {
       berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s is not valid JSON: %s", what, local_error->message);
       return NULL;
     }
-  JsonNode *root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  JsonNode *root = json_parser_steal_root (parser);
+  if (root == NULL)
+    berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s is empty, not a JSON document", what);
+  return root;
+}
+
+JsonNode *
+berth_json_parse_object (GBytes *bytes, const char *what, GError **error)
+{
+  gsize len = 0;
+  const char *data = g_bytes_get_data (bytes, &len);
+  g_autoptr (JsonNode) root = berth_json_parse (data, len, what, error);
+  if (root == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (root))
     {
       berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s is not a JSON object", what);
       return NULL;
     }
-  return json_node_copy (root);
+  return g_steal_pointer (&root);
 }
 
 char *

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <json-glib/json-glib.h>
+#include <berth/berth-json-limits.h>
 
 G_BEGIN_DECLS
 
@@ -21,6 +22,11 @@ const char *berth_json_element_string (JsonArray *array, guint i);
 /* The digest of the entry of an index's @manifests for linux on this machine's
  * architecture (an entry without a platform counts as one); NULL when none is. */
 const char *berth_json_host_manifest (JsonArray *manifests);
+/* The root of a JSON document of @len bytes, checked against BERTH_JSON_MAX_DEPTH and
+ * BERTH_JSON_MAX_SIZE first; INVALID_ARGUMENT naming @what when it is not valid JSON or
+ * breaks a limit. Every JSON document from outside goes through here (or at least through
+ * berth_json_check_limits, for plugins). */
+JsonNode *berth_json_parse (const char *data, gsize len, const char *what, GError **error);
 /* A JSON document's root object; INVALID_ARGUMENT naming @what when it is not one. */
 JsonNode *berth_json_parse_object (GBytes *bytes, const char *what, GError **error);
 char *berth_json_to_text (JsonNode *node, gsize *len);

@@ -10,6 +10,7 @@
 #include <gio/gio.h>
 #include <seccomp.h>
 
+#include <berth/berth-json-limits.h>
 #include "berth-seccomp.h"
 
 /* Profiles name architectures two ways: archMap and the OCI output use libseccomp's
@@ -422,18 +423,23 @@ profile_read (JsonNode *root, const char *source, GError **error)
 static Profile *
 profile_load (const char *path, GError **error)
 {
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  g_autofree char *text = NULL;
+  gsize len = 0;
   g_autoptr (GError) local_error = NULL;
-  if (!json_parser_load_from_file (parser, path, &local_error))
+  /* An unreadable file's GFileError keeps its own code so callers can tell "missing"
+   * from "broken". */
+  if (!g_file_get_contents (path, &text, &len, &local_error))
     {
-      /* json-glib already says "PATH:LINE:COL: Parse error: …"; an unreadable file's
-       * GFileError keeps its own code so callers can tell "missing" from "broken". */
-      if (local_error->domain == G_FILE_ERROR)
-        g_set_error (error, G_IO_ERROR, g_io_error_from_file_error (local_error->code),
-                     "reading seccomp profile: %s", local_error->message);
-      else
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "invalid seccomp profile: %s",
-                     local_error->message);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_file_error (local_error->code), "reading seccomp profile: %s",
+                   local_error->message);
+      return NULL;
+    }
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  if (!berth_json_check_limits (text, len, path, &local_error)
+      || !json_parser_load_from_data (parser, text, len, &local_error))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "invalid seccomp profile %s: %s", path,
+                   local_error->message);
       return NULL;
     }
   if (json_parser_get_root (parser) == NULL)

@@ -2,7 +2,7 @@
 # containerd's v1 API as Debian's unmodified ctr sees it: version, namespaces (persisted
 # across a restart), plugins, and events streamed to a subscriber.
 source "$(dirname "$0")/lib.sh"
-tap_plan 13
+tap_plan 15
 
 berthd_start api -- --plugin-dir "$BUILDDIR/tests/plugins/.libs" || true
 out=$(bctr version 2>&1)
@@ -20,6 +20,13 @@ out=$(bctr namespaces create a 2>&1) && not_ok "creating a twice fails" || expec
 sleep 0.3
 kill "$EVENTS_PID" 2>/dev/null; wait "$EVENTS_PID" 2>/dev/null
 expect_match "ctr events saw /namespaces/create of a" ' a /namespaces/create \{"name":"a"\}' "$(cat "$TEST_TMP/events.out")"
+
+# containerd's Go client reads its default namespace's labels on connecting (dockerd with
+# "moby" on its first start): a namespace nobody created answers empty labels, not NOT_FOUND.
+GET=/containerd.services.namespaces.v1.Namespaces/Get
+expect_eq "Namespaces.Get of a namespace that does not exist answers (no labels)" "OK" \
+  "$("$SRCDIR/tests/grpc-call.py" "$BERTH_SOCK" $GET 1=fresh-ns 2>&1)"
+expect_eq "…without creating it" "" "$(bctr namespaces ls -q | grep -x fresh-ns)"
 
 plugins=$(bctr plugins ls)
 expect_match "ctr plugins ls shows a loaded plugin as ok" "io.berth.test.v1 +dep +linux/[a-z0-9]+ +ok" "$plugins"

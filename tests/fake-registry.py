@@ -13,6 +13,9 @@ Listens on 127.0.0.1 on a free port and writes the port to PORTFILE.
                   with a Range request); the requests seen are logged to PORTFILE.log
 --refuse-patch    answers PATCH (chunked uploads) with 405, as registries that only
                   take monolithic uploads do
+--endless-layers  answers a layer request with random bytes without end (no length, up to
+                  1 GiB), logging "sent DIGEST BYTES" once the client hangs up
+A manifest the registry cannot parse itself (nested too deep) is served as it is.
 
 Pushes are taken too (POST, PATCH with Content-Range, PUT ?digest= checked against the
 bytes, manifests by tag), kept in memory and served back.
@@ -29,6 +32,7 @@ args.add_argument("--bearer")
 args.add_argument("--flaky", type=int, default=0)
 args.add_argument("--drop-after", type=int, default=0)
 args.add_argument("--refuse-patch", action="store_true")
+args.add_argument("--endless-layers", action="store_true")
 opts = args.parse_args()
 
 blobs = {}
@@ -38,8 +42,10 @@ with tarfile.open(opts.archive) as tar:
             blobs["sha256:" + member.name.rsplit("/", 1)[1]] = tar.extractfile(member).read()
     index = json.load(tar.extractfile("index.json"))
 top = index["manifests"][0]
-manifest = json.loads(blobs[top["digest"]])
-layers = {l["digest"] for l in manifest["layers"]}
+try:
+    layers = {l["digest"] for l in json.loads(blobs[top["digest"]]).get("layers", [])}
+except (ValueError, RecursionError, AttributeError, TypeError):
+    layers = set()
 lock = threading.Lock()
 state = {"flaky": opts.flaky, "dropped": set()}
 uploads = {}   # session id -> bytearray
@@ -79,6 +85,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                'Bearer realm="http://%s/token",service="fake",scope="repository:%s:pull"' % (host, opts.repo)),
                               ("Content-Type", "application/json")])
         return False
+
+    def endless(self, ref):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        sent, chunk = 0, os.urandom(65536)
+        try:
+            while self.command != "HEAD" and sent < (1 << 30):
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        log.write("sent %s %d\n" % (ref, sent))
 
     def do_HEAD(self):
         self.do_GET()
@@ -122,6 +143,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 drop = opts.drop_after and ref in layers and ref not in state["dropped"] and start == 0
                 if drop:
                     state["dropped"].add(ref)
+            if opts.endless_layers and ref in layers:
+                return self.endless(ref)
             headers = [("Content-Type", "application/octet-stream"), ("Docker-Content-Digest", ref)]
             if start:
                 headers.append(("Content-Range", "bytes %d-%d/%d" % (start, len(body) - 1, len(body))))

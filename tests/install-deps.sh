@@ -18,6 +18,8 @@ PACKAGES=(
   # tests/cri.sh: CNI plugins for pod networks, python stubs from core/cri/api.proto,
   # WebSockets for the streaming server
   containernetworking-plugins python3-grpc-tools iproute2 python3-websocket
+  # tests/go-client.sh (Go builds containerd's client library offline), tests/docker.sh
+  golang-go docker.io
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -4,7 +4,7 @@
 # containers run (they keep running; exits that happen meanwhile are not lost).
 source "$(dirname "$0")/lib.sh"
 require_plugins local walking overlayfs oci
-tap_plan 47
+tap_plan 49
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -29,6 +29,16 @@ expect_match "…and /tasks/create, /tasks/start, /tasks/delete" "/tasks/create.
 expect_eq "--rm left no container" "" "$(bctr containers ls -q)"
 expect_eq "…and no snapshot but the image's" 1 "$(bctr snapshots ls | tail -n +2 | wc -l)"
 expect_eq "…and no rootfs mount" "" "$(grep " $BERTH_STATE" /proc/self/mounts)"
+
+# ctr run --rootfs DIR: no snapshot, no rootfs mounts and an absolute root.path in the spec,
+# as dockerd runs containers on its own graph driver: the task runs in DIR (as containerd).
+mkdir -p "$TEST_TMP/own-root/bin"
+cp "$(command -v busybox)" "$TEST_TMP/own-root/bin/busybox"
+ln -s busybox "$TEST_TMP/own-root/bin/cat"
+echo from-own-root >"$TEST_TMP/own-root/marker"
+expect_eq "ctr run --rootfs DIR (absolute root.path, no rootfs mounts) runs in DIR" from-own-root \
+  "$($RUN --rootfs "$TEST_TMP/own-root" t-own-root /bin/cat /marker 2>&1)"
+expect_eq "…and left no mount on DIR" 0 "$(grep -c " $TEST_TMP/own-root" /proc/self/mounts)"
 
 check "ctr run -d starts a detached sleeper" bctr run -d $IMAGE t-sleep sleep 300
 expect_match "ctr tasks ls shows it RUNNING" "t-sleep +[0-9]+ +RUNNING" "$(bctr tasks ls)"

@@ -280,3 +280,86 @@ berth_api_collect (BerthMetadata *md, const char *prefix, const ProtobufCMessage
   Collect c = { prefix, descriptor, filter, lookup, skip_key, out };
   return berth_metadata_read (md, collect_txn, &c, error);
 }
+
+/* ---------------- waiting for exits ---------------- */
+
+struct _BerthApiExitWaiter {
+  gint refs; /* the signal handler's and the owner's */
+  GMutex lock;
+  gboolean done;
+  BerthTask *task;
+  char *exec_id; /* NULL: init */
+  gulong handler;
+  BerthApiExitFunc func;
+  gpointer user_data;
+};
+
+static void
+exit_waiter_unref (gpointer data, GClosure *closure)
+{
+  BerthApiExitWaiter *waiter = data;
+  if (!g_atomic_int_dec_and_test (&waiter->refs))
+    return;
+  g_object_unref (waiter->task);
+  g_free (waiter->exec_id);
+  g_mutex_clear (&waiter->lock);
+  g_free (waiter);
+}
+
+static void
+exit_waiter_fire (BerthApiExitWaiter *waiter, const BerthExitStatus *exit, const GError *error)
+{
+  g_mutex_lock (&waiter->lock);
+  if (!waiter->done)
+    {
+      waiter->done = TRUE;
+      waiter->func (exit, error, waiter->user_data);
+    }
+  g_mutex_unlock (&waiter->lock);
+}
+
+static void
+on_waited_exit (BerthTask *task, const char *exec_id, guint pid, guint exit_status, gint64 exited_at, gpointer data)
+{
+  BerthApiExitWaiter *waiter = data;
+  if (g_strcmp0 (exec_id && *exec_id ? exec_id : NULL, waiter->exec_id) != 0)
+    return;
+  BerthExitStatus exit = { exit_status, exited_at };
+  exit_waiter_fire (waiter, &exit, NULL);
+}
+
+BerthApiExitWaiter *
+berth_api_wait_exit (BerthTask *task, const char *exec_id, BerthApiExitFunc func, gpointer user_data)
+{
+  BerthApiExitWaiter *waiter = g_new0 (BerthApiExitWaiter, 1);
+  waiter->refs = 2;
+  g_mutex_init (&waiter->lock);
+  waiter->task = g_object_ref (task);
+  waiter->exec_id = exec_id && *exec_id ? g_strdup (exec_id) : NULL;
+  waiter->func = func;
+  waiter->user_data = user_data;
+  /* Connected before the state is asked: an exit in between is not missed. */
+  waiter->handler = g_signal_connect_data (task, "exited", G_CALLBACK (on_waited_exit), waiter, exit_waiter_unref, 0);
+  BerthExitStatus exit = { 0 };
+  BerthTaskStatus status = berth_task_get_status (task, waiter->exec_id, &exit);
+  if (status == BERTH_TASK_STATUS_STOPPED)
+    exit_waiter_fire (waiter, &exit, NULL);
+  else if (status == BERTH_TASK_STATUS_UNKNOWN && waiter->exec_id != NULL)
+    {
+      g_autoptr (GError) error = NULL;
+      berth_throw (&error, BERTH_ERROR_NOT_FOUND, "process %s of task %s: not found", waiter->exec_id,
+                   berth_task_get_id (task));
+      exit_waiter_fire (waiter, NULL, error);
+    }
+  return waiter;
+}
+
+void
+berth_api_exit_waiter_cancel (BerthApiExitWaiter *waiter)
+{
+  g_mutex_lock (&waiter->lock);
+  waiter->done = TRUE;
+  g_mutex_unlock (&waiter->lock);
+  g_signal_handler_disconnect (waiter->task, waiter->handler);
+  exit_waiter_unref (waiter, NULL);
+}

@@ -93,4 +93,16 @@ Containerd__Services__Containers__V1__Container *berth_api_container_get (BerthM
 Containerd__Services__Containers__V1__Container *berth_api_container_read (BerthDaemon *daemon, const char *ns,
                                                                            const char *id, GError **error);
 
+/* Waiting for a process to exit without a thread: @func runs once, when process
+ * @exec_id (NULL or "": init) of @task exits (from the thread the runtime announces it
+ * in, usually the main one) or at once, in this call, if it has exited already; with
+ * @error (NOT_FOUND) when there is no such exec. Call from a worker: it asks the runtime
+ * for the process's state. @func runs under the waiter's lock: it must not block or
+ * cancel the waiter. After berth_api_exit_waiter_cancel returns, @func does not run. */
+typedef struct _BerthApiExitWaiter BerthApiExitWaiter;
+typedef void (*BerthApiExitFunc) (const BerthExitStatus *exit, const GError *error, gpointer user_data);
+BerthApiExitWaiter *berth_api_wait_exit (BerthTask *task, const char *exec_id, BerthApiExitFunc func,
+                                         gpointer user_data);
+void berth_api_exit_waiter_cancel (BerthApiExitWaiter *waiter);
+
 G_END_DECLS

@@ -733,35 +733,37 @@ write_step (WriteSession *ws, const WriteRequest *req, GError **error)
     }
   g_autofree char *digest = write_digest (ws);
   msg.digest = digest;
-  return berth_grpc_call_send (ws->call, &msg.base, error);
+  /* A step must not wait for the client to read: one that lets 4 MiB of these small
+   * answers pile up is dropped instead. */
+  return berth_grpc_call_try_send (ws->call, &msg.base, error);
 }
 
-static gboolean
-content_write (BerthGrpcCall *call, const ProtobufCMessage *unused, gpointer user_data, GError **error)
+static void
+write_session_free (WriteSession *ws)
 {
-  WriteSession ws = { .call = call, .daemon = user_data };
-  gboolean ok = TRUE;
-  for (;;)
+  write_session_clear (ws);
+  g_free (ws);
+}
+
+/* One request of the stream, on a worker only when it has arrived: an idle writer
+ * holds no thread (berth-grpc.h). */
+static gboolean
+content_write_step (BerthGrpcCall *call, const ProtobufCMessage *message, gpointer *state, gpointer user_data,
+                    GError **error)
+{
+  const WriteRequest *req = (gpointer) message;
+  if (req == NULL)
+    return FALSE; /* the client closed its side: done */
+  if (*state == NULL)
     {
-      g_autoptr (GError) recv_error = NULL;
-      WriteRequest *req = (WriteRequest *) berth_grpc_call_recv (call, &recv_error);
-      if (req == NULL)
-        {
-          if (recv_error != NULL)
-            {
-              g_propagate_error (error, g_steal_pointer (&recv_error));
-              ok = FALSE;
-            }
-          break;
-        }
-      gboolean committed = req->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__COMMIT;
-      ok = write_step (&ws, req, error);
-      protobuf_c_message_free_unpacked (&req->base, NULL);
-      if (!ok || committed)
-        break;
+      WriteSession *ws = g_new0 (WriteSession, 1);
+      ws->call = call;
+      ws->daemon = user_data;
+      *state = ws;
     }
-  write_session_clear (&ws);
-  return ok;
+  if (!write_step (*state, req, error))
+    return FALSE;
+  return req->action != CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__COMMIT;
 }
 
 void
@@ -775,7 +777,7 @@ berth_api_register_content (BerthGrpcServer *server, BerthDaemon *daemon)
     { "Read", BERTH_GRPC_SERVER_STREAMING, NULL, content_read },
     { "Status", BERTH_GRPC_UNARY, content_status, NULL },
     { "ListStatuses", BERTH_GRPC_UNARY, content_list_statuses, NULL },
-    { "Write", BERTH_GRPC_BIDI_STREAMING, NULL, content_write },
+    { "Write", BERTH_GRPC_BIDI_STREAMING, NULL, NULL, content_write_step, (GDestroyNotify) write_session_free },
     { "Abort", BERTH_GRPC_UNARY, content_abort, NULL },
     { NULL },
   };

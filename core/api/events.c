@@ -55,6 +55,52 @@ events_forward (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
 
+typedef struct {
+  BerthGrpcCall *call;
+  BerthEventSubscription *sub;
+} Subscriber;
+
+/* In the publisher's thread: queue the envelope on the call without waiting. A client
+ * that does not read falls behind by the call's queue bound and is dropped. */
+static gboolean
+subscriber_feed (const BerthEventEnvelope *envelope, gpointer user_data)
+{
+  Subscriber *subscriber = user_data;
+  Google__Protobuf__Timestamp *ts = berth_api_timestamp_new (envelope->timestamp);
+  Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+  any.type_url = envelope->type_url;
+  any.value.data = (guint8 *) g_bytes_get_data (envelope->payload, &any.value.len);
+  Containerd__Services__Events__V1__Envelope out = CONTAINERD__SERVICES__EVENTS__V1__ENVELOPE__INIT;
+  out.timestamp = ts;
+  out.namespace_ = envelope->namespace_;
+  out.topic = envelope->topic;
+  out.event = &any;
+  GError *error = NULL;
+  gboolean sent = berth_grpc_call_try_send (subscriber->call, &out.base, &error);
+  berth_grpc_message_free (&ts->base);
+  if (sent)
+    return TRUE;
+  if (g_error_matches (error, BERTH_ERROR, BERTH_ERROR_RESOURCE_EXHAUSTED))
+    {
+      g_prefix_error (&error, "event subscriber dropped: ");
+      berth_grpc_call_complete (subscriber->call, NULL, error);
+    }
+  else
+    g_error_free (error); /* the call is over: its end unsubscribes */
+  return FALSE;
+}
+
+/* On the main context, when the call is over for any reason. */
+static void
+subscriber_end (gpointer data)
+{
+  Subscriber *subscriber = data;
+  berth_event_subscription_free (subscriber->sub);
+  berth_grpc_call_unref (subscriber->call);
+  g_free (subscriber);
+}
+
+/* Holds no thread: the subscription feeds the call from whichever thread publishes. */
 static gboolean
 events_subscribe (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
@@ -63,44 +109,20 @@ events_subscribe (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
   g_autofree const char **filters = g_new0 (const char *, req->n_filters + 1);
   for (size_t i = 0; i < req->n_filters; i++)
     filters[i] = req->filters[i];
-  BerthEventSubscription *sub =
-    berth_events_subscribe (berth_daemon_get_events (user_data), (const char *const *) filters, error);
-  if (sub == NULL)
-    return FALSE;
+  Subscriber *subscriber = g_new0 (Subscriber, 1);
+  subscriber->call = berth_grpc_call_ref (call);
+  subscriber->sub = berth_events_subscribe_func (berth_daemon_get_events (user_data), (const char *const *) filters,
+                                                 subscriber_feed, subscriber, error);
+  if (subscriber->sub == NULL)
+    {
+      berth_grpc_call_unref (subscriber->call);
+      g_free (subscriber);
+      return FALSE;
+    }
   /* ctr waits for the response headers before it considers itself subscribed. */
   berth_grpc_call_send_headers (call);
-  gboolean ok = TRUE;
-  for (;;)
-    {
-      g_autoptr (GError) local_error = NULL;
-      BerthEventEnvelope *envelope = berth_event_subscription_next (sub, berth_grpc_call_get_cancellable (call), &local_error);
-      if (envelope == NULL)
-        {
-          /* The client going away ends a subscription normally. */
-          if (!g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_CANCELLED))
-            {
-              g_propagate_error (error, g_steal_pointer (&local_error));
-              ok = FALSE;
-            }
-          break;
-        }
-      Google__Protobuf__Timestamp *ts = berth_api_timestamp_new (envelope->timestamp);
-      Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
-      any.type_url = envelope->type_url;
-      any.value.data = (guint8 *) g_bytes_get_data (envelope->payload, &any.value.len);
-      Containerd__Services__Events__V1__Envelope out = CONTAINERD__SERVICES__EVENTS__V1__ENVELOPE__INIT;
-      out.timestamp = ts;
-      out.namespace_ = envelope->namespace_;
-      out.topic = envelope->topic;
-      out.event = &any;
-      gboolean sent = berth_grpc_call_send (call, &out.base, &local_error);
-      berth_grpc_message_free (&ts->base);
-      berth_event_envelope_free (envelope);
-      if (!sent)
-        break;
-    }
-  berth_event_subscription_free (sub);
-  return ok;
+  berth_grpc_call_defer (call, subscriber_end, subscriber);
+  return FALSE;
 }
 
 void

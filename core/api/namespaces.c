@@ -73,12 +73,28 @@ namespaces_get (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
 {
   const Containerd__Services__Namespaces__V1__GetNamespaceRequest *req = (gpointer) request;
   GetData data = { req->name, NULL };
-  if (!berth_metadata_read (berth_daemon_get_metadata (user_data), get_txn, &data, error))
-    return NULL;
+  g_autoptr (GError) local_error = NULL;
+  if (!berth_metadata_read (berth_daemon_get_metadata (user_data), get_txn, &data, &local_error)
+      && !g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_NOT_FOUND))
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
   Containerd__Services__Namespaces__V1__GetNamespaceResponse *response =
     berth_grpc_message_new (&containerd__services__namespaces__v1__get_namespace_response__descriptor);
-  response->namespace_ = namespace_copy (data.found);
-  protobuf_c_message_free_unpacked (&data.found->base, NULL);
+  if (data.found != NULL)
+    {
+      response->namespace_ = namespace_copy (data.found);
+      protobuf_c_message_free_unpacked (&data.found->base, NULL);
+    }
+  else
+    {
+      /* As containerd: a namespace nobody created yet has no labels, and asking is no
+       * error. containerd's Go client (dockerd, nerdctl, buildkit, k3s) reads its default
+       * namespace's labels when it connects, before anything created that namespace. */
+      response->namespace_ = berth_grpc_message_new (&NAMESPACE_DESC);
+      response->namespace_->name = g_strdup (req->name ? req->name : "");
+    }
   return &response->base;
 }
 

@@ -291,19 +291,50 @@ tasks_kill (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
 
+/* In the announcing thread: answer the Wait. */
+static void
+wait_answered (const BerthExitStatus *exit, const GError *error, gpointer data)
+{
+  BerthGrpcCall *call = data;
+  if (error != NULL)
+    {
+      berth_grpc_call_complete (call, NULL, g_error_copy (error));
+      return;
+    }
+  Containerd__Services__Tasks__V1__WaitResponse *response =
+    berth_grpc_message_new (&containerd__services__tasks__v1__wait_response__descriptor);
+  response->exit_status = exit->exit_status;
+  response->exited_at = berth_api_timestamp_new (exit->exited_at);
+  berth_grpc_call_complete (call, &response->base, NULL);
+}
+
+typedef struct {
+  BerthGrpcCall *call;
+  BerthApiExitWaiter *waiter;
+} WaitCall;
+
+static void
+wait_end (gpointer data)
+{
+  WaitCall *wait = data;
+  berth_api_exit_waiter_cancel (wait->waiter);
+  berth_grpc_call_unref (wait->call);
+  g_free (wait);
+}
+
+/* Holds no thread while the process runs: answered from its "exited" signal. */
 static ProtobufCMessage *
 tasks_wait (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Tasks__V1__WaitRequest *req = (gpointer) request;
   g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
-  BerthExitStatus exit = { 0 };
-  if (task == NULL || !berth_task_wait (task, req->exec_id, &exit, berth_grpc_call_get_cancellable (call), error))
+  if (task == NULL)
     return NULL;
-  Containerd__Services__Tasks__V1__WaitResponse *response =
-    berth_grpc_message_new (&containerd__services__tasks__v1__wait_response__descriptor);
-  response->exit_status = exit.exit_status;
-  response->exited_at = berth_api_timestamp_new (exit.exited_at);
-  return &response->base;
+  WaitCall *wait = g_new0 (WaitCall, 1);
+  wait->call = berth_grpc_call_ref (call);
+  wait->waiter = berth_api_wait_exit (task, req->exec_id, wait_answered, wait->call);
+  berth_grpc_call_defer (call, wait_end, wait);
+  return NULL;
 }
 
 /* Pause and Resume differ only in the call and the event. */

@@ -10,3 +10,4 @@
 #include <berth/berth-runtime.h>
 #include <berth/berth-digest.h>
 #include <berth/berth-fs.h>
+#include <berth/berth-json-limits.h>

@@ -252,16 +252,12 @@ cli_read_json_blob (BerthCli *cli, const char *digest, GError **error)
   g_autoptr (GBytes) bytes = cli_read_blob (cli, digest, 16 * 1024 * 1024, error);
   if (bytes == NULL)
     return NULL;
-  g_autoptr (JsonParser) parser = json_parser_new ();
   gsize size;
   const char *data = g_bytes_get_data (bytes, &size);
-  if (!json_parser_load_from_data (parser, data, size, error))
-    {
-      g_prefix_error (error, "%s: ", digest);
-      return NULL;
-    }
-  JsonNode *root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  g_autoptr (JsonNode) root = berth_json_parse (data, size, digest, error);
+  if (root == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (root))
     {
       berth_throw (error, BERTH_ERROR_DATA_LOSS, "%s is not a JSON object", digest);
       return NULL;

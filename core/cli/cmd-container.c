@@ -16,6 +16,7 @@
 #include <berth/berth-types.h>
 #include "berth-cli.h"
 #include "berth-grpc-wire.h"
+#include "berth-json.h"
 #include "berth-spec.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
@@ -788,11 +789,11 @@ cli_cmd_exec (BerthCli *cli, int argc, char **argv)
   if (container == NULL)
     return cli_fail (error, "exec");
   /* The process starts from the container's own: same user, env, capabilities. */
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  gboolean parsed = container->spec != NULL
-                    && json_parser_load_from_data (parser, (const char *) container->spec->value.data, container->spec->value.len, &error);
+  g_autoptr (JsonNode) root = container->spec != NULL
+                                ? berth_json_parse ((const char *) container->spec->value.data, container->spec->value.len,
+                                                    "the container's spec", &error)
+                                : NULL;
   protobuf_c_message_free_unpacked (&container->base, NULL);
-  JsonNode *root = parsed ? json_parser_get_root (parser) : NULL;
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root) || !json_object_has_member (json_node_get_object (root), "process"))
     return cli_fail (error, "exec: container %s has no usable spec", id);
   JsonObject *process = json_object_get_object_member (json_node_get_object (root), "process");
@@ -899,10 +900,8 @@ spec_command (Containerd__Services__Containers__V1__Container *container)
 {
   if (container->spec == NULL)
     return g_strdup ("");
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, (const char *) container->spec->value.data, container->spec->value.len, NULL))
-    return g_strdup ("");
-  JsonNode *root = json_parser_get_root (parser);
+  g_autoptr (JsonNode) root = berth_json_parse ((const char *) container->spec->value.data, container->spec->value.len,
+                                                "the container's spec", NULL);
   JsonObject *process = root && JSON_NODE_HOLDS_OBJECT (root) && json_object_has_member (json_node_get_object (root), "process")
                           ? json_object_get_object_member (json_node_get_object (root), "process") : NULL;
   JsonArray *args = process && json_object_has_member (process, "args") ? json_object_get_array_member (process, "args") : NULL;

@@ -146,9 +146,9 @@ plugin_config (JsonObject *list, JsonObject *plugin, const char *prev_result, Js
   json_object_set_string_member (conf, "cniVersion", berth_json_member_string (list, "cniVersion") ?: "0.4.0");
   if (prev_result != NULL)
     {
-      g_autoptr (JsonParser) parser = json_parser_new ();
-      if (json_parser_load_from_data (parser, prev_result, -1, NULL))
-        json_object_set_member (conf, "prevResult", json_node_copy (json_parser_get_root (parser)));
+      JsonNode *prev = berth_json_parse (prev_result, strlen (prev_result), "CNI result", NULL);
+      if (prev != NULL)
+        json_object_set_member (conf, "prevResult", prev);
     }
   JsonObject *caps = berth_json_member_object (plugin, "capabilities");
   if (caps != NULL && runtime_config != NULL && JSON_NODE_HOLDS_OBJECT (runtime_config))
@@ -202,12 +202,11 @@ exec_plugin (const BerthCniCall *call, const char *command, const char *type, co
       return TRUE;
     }
   /* The spec's error object: {"code", "msg", "details"}. */
-  g_autoptr (JsonParser) parser = json_parser_new ();
   const char *msg = NULL, *details = NULL;
-  if (stdout_text != NULL && json_parser_load_from_data (parser, stdout_text, -1, NULL)
-      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+  g_autoptr (JsonNode) reply = stdout_text != NULL ? berth_json_parse (stdout_text, strlen (stdout_text), "CNI error", NULL) : NULL;
+  if (reply != NULL && JSON_NODE_HOLDS_OBJECT (reply))
     {
-      JsonObject *obj = json_node_get_object (json_parser_get_root (parser));
+      JsonObject *obj = json_node_get_object (reply);
       msg = berth_json_member_string (obj, "msg");
       details = berth_json_member_string (obj, "details");
     }
@@ -317,11 +316,10 @@ GPtrArray *
 berth_cni_result_ips (const char *result)
 {
   GPtrArray *ips = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  if (result == NULL || !json_parser_load_from_data (parser, result, -1, NULL)
-      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+  g_autoptr (JsonNode) root = result != NULL ? berth_json_parse (result, strlen (result), "CNI result", NULL) : NULL;
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return ips;
-  JsonArray *array = berth_json_member_array (json_node_get_object (json_parser_get_root (parser)), "ips");
+  JsonArray *array = berth_json_member_array (json_node_get_object (root), "ips");
   for (guint i = 0; i < berth_json_array_length (array); i++)
     {
       const char *address = berth_json_member_string (berth_json_element_object (array, i), "address");

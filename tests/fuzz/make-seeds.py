@@ -157,7 +157,60 @@ def runc_options():
     put("runc-options", "nul-in-name", b"\x32\x06runc\0x")
 
 
+def spdy_dictionary():
+    # The SPDY/3 header dictionary, as core/cri/cri-spdy.c holds it.
+    import re
+    src = open(os.path.join(HERE, "..", "..", "core", "cri", "cri-spdy.c")).read()
+    body = src[src.index("header_dictionary[] = {"):]
+    body = body[:body.index("};")]
+    return bytes(int(x, 16) for x in re.findall(r"0x([0-9a-f]{2})", body))
+
+
+def spdy():
+    import zlib
+    zdict = spdy_dictionary()
+
+    def control(kind, payload, flags=0):
+        return struct.pack(">HHI", 0x8003, kind, flags << 24 | len(payload)) + payload
+
+    def data(stream, payload, flags=0):
+        return struct.pack(">II", stream, flags << 24 | len(payload)) + payload
+
+    def block(z, pairs):
+        raw = struct.pack(">I", len(pairs))
+        for name, value in pairs:
+            raw += struct.pack(">I", len(name)) + name + struct.pack(">I", len(value)) + value
+        return z.compress(raw) + z.flush(zlib.Z_SYNC_FLUSH)
+
+    def syn(z, stream, pairs, flags=0):
+        return control(1, struct.pack(">IIBB", stream, 0, 0, 0) + block(z, pairs), flags)
+
+    z = zlib.compressobj(zdict=zdict)
+    exec_streams = b"".join(syn(z, 2 * i + 1, [(b"streamtype", t)]) for i, t in
+                            enumerate([b"error", b"stdin", b"stdout", b"stderr", b"resize"]))
+    put("spdy", "exec", exec_streams + data(3, b"hello\n") + data(3, b"", 1) + data(9, b'{"Width":80,"Height":24}'))
+    z = zlib.compressobj(zdict=zdict)
+    put("spdy", "port-forward", syn(z, 1, [(b"streamtype", b"error"), (b"port", b"80"), (b"requestid", b"0")], 1)
+        + syn(z, 3, [(b"streamtype", b"data"), (b"port", b"80"), (b"requestid", b"0")])
+        + data(3, b"GET / HTTP/1.0\r\n\r\n"))
+    put("spdy", "control", control(4, struct.pack(">III", 1, 7, 65536)) + control(6, struct.pack(">I", 1))
+        + control(9, struct.pack(">II", 1, 4096)) + control(3, struct.pack(">II", 1, 5))
+        + control(7, struct.pack(">II", 1, 0)) + control(0x42, b"xyz"))
+    z = zlib.compressobj(zdict=zdict)
+    put("spdy", "reply-headers", control(2, struct.pack(">I", 2) + block(z, [(b"a", b"1\x002")]))
+        + control(8, struct.pack(">I", 2) + block(z, [(b"B", b"x")])))
+    # Hostile: a block that inflates past the limit, a header count past the block.
+    z = zlib.compressobj(zdict=zdict)
+    put("spdy", "bomb", syn(z, 1, [(b"x", b"\0" * 200000)]))
+    z = zlib.compressobj(zdict=zdict)
+    put("spdy", "count-past-end", control(1, struct.pack(">IIBB", 1, 0, 0, 0)
+                                          + z.compress(struct.pack(">I", 100000)) + z.flush(zlib.Z_SYNC_FLUSH)))
+    put("spdy", "no-dictionary", control(1, struct.pack(">IIBB", 1, 0, 0, 0) + zlib.compress(b"\0\0\0\0")))
+    put("spdy", "huge-length", struct.pack(">II", 1, 0xffffff) + b"x" * 16)
+    put("spdy", "partial", control(1, b"\0\0\0\1")[:6])
+
+
 if __name__ == "__main__":
-    for f in (grpc, layer, reference, image_archive, config, shim_request, runc_options):
+    for f in (grpc, layer, reference, image_archive, config, shim_request, runc_options, spdy):
         f()
     print("seeds written under", CORPUS)

@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <glib-unix.h>
 #include <json-glib/json-glib.h>
 
 #include <berth/berth.h>
@@ -75,9 +76,9 @@ G_DEFINE_DYNAMIC_TYPE_EXTENDED (OciTask, oci_task, G_TYPE_OBJECT, G_TYPE_FLAG_FI
 
 /* ---------------- talking to a shim ---------------- */
 
-/* Sends one request line and returns the reply line; blocks (cancellably). */
-static char *
-shim_request (OciTask *task, const char *request, GCancellable *cancellable, GError **error)
+/* Connects to the task's shim and sends one request line; the socket, or -1. */
+static int
+shim_send (OciTask *task, const char *request, GError **error)
 {
   g_autofree char *path = g_build_filename (task->dir, "shim.sock", NULL);
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -85,17 +86,27 @@ shim_request (OciTask *task, const char *request, GCancellable *cancellable, GEr
   berth_autofd int dirfd = strlen (path) >= sizeof addr.sun_path ? open (task->dir, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
   g_autofree char *short_path = dirfd >= 0 ? g_strdup_printf ("/proc/self/fd/%d/shim.sock", dirfd) : NULL;
   if (short_path == NULL && strlen (path) >= sizeof addr.sun_path)
-    return berth_throw_errno (error, "task %s: opening %s", task->id, task->dir), NULL;
+    return berth_throw_errno (error, "task %s: opening %s", task->id, task->dir), -1;
   strcpy (addr.sun_path, short_path ? short_path : path);
   berth_autofd int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
     {
       berth_throw (error, BERTH_ERROR_UNAVAILABLE, "task %s: its shim is gone (%s)", task->id, g_strerror (errno));
-      return NULL;
+      return -1;
     }
   g_autofree char *line = g_strconcat (request, "\n", NULL);
   if (write (fd, line, strlen (line)) != (ssize_t) strlen (line))
-    return berth_throw_errno (error, "task %s: writing to its shim", task->id), NULL;
+    return berth_throw_errno (error, "task %s: writing to its shim", task->id), -1;
+  return berth_steal_fd (&fd);
+}
+
+/* Sends one request line and returns the reply line; blocks (cancellably). */
+static char *
+shim_request (OciTask *task, const char *request, GCancellable *cancellable, GError **error)
+{
+  berth_autofd int fd = shim_send (task, request, error);
+  if (fd < 0)
+    return NULL;
   /* A wait lasts as long as the process; anything else must not hang a caller (or a
    * whole Tasks.List) on one stuck shim. */
   int timeout = g_str_has_prefix (request, "wait") ? -1
@@ -224,6 +235,115 @@ reap_dead_shim (OciTask *task, BerthExitStatus *exit_out)
   return TRUE;
 }
 
+/* ---------------- exits, without a thread ---------------- */
+
+/* One "wait" request per process, its socket watched on the default main context: the
+ * reply is the exit, announced with the task's "exited" signal. No thread waits. */
+typedef struct {
+  OciTask *task; /* a reference */
+  char *exec_id; /* NULL: init */
+  guint32 pid;
+  int fd;
+  GString *reply;
+} ExitWatch;
+
+static void
+exit_watch_free (ExitWatch *watch)
+{
+  g_object_unref (watch->task);
+  g_free (watch->exec_id);
+  if (watch->fd >= 0)
+    close (watch->fd);
+  g_string_free (watch->reply, TRUE);
+  g_free (watch);
+}
+
+static void
+exit_emit (OciTask *task, const char *exec_id, guint32 pid, const BerthExitStatus *exit)
+{
+  g_debug ("task %s/%s%s%s: exited with status %u", task->namespace_, task->id, exec_id ? " exec " : "",
+           exec_id ? exec_id : "", exit->exit_status);
+  g_signal_emit_by_name (task, "exited", exec_id, (guint) pid, (guint) exit->exit_status, exit->exited_at);
+}
+
+/* The shim hung up without an answer: it died. Reaping spawns the runtime: a worker's job. */
+static void
+reap_thread (GTask *gtask, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  ExitWatch *watch = data;
+  BerthExitStatus exit = { 0 };
+  if (reap_dead_shim (watch->task, &exit))
+    exit_emit (watch->task, NULL, watch->pid, &exit);
+  g_task_return_boolean (gtask, TRUE);
+}
+
+/* No answer: for init, the shim died (unless Delete sent it away); reap and announce. */
+static void
+exit_watch_hung_up (ExitWatch *watch)
+{
+  if (watch->exec_id == NULL && !g_atomic_int_get (&watch->task->deleting))
+    {
+      g_autoptr (GTask) gtask = g_task_new (NULL, NULL, NULL, NULL);
+      g_task_set_task_data (gtask, watch, (GDestroyNotify) exit_watch_free);
+      g_task_run_in_thread (gtask, reap_thread);
+      return;
+    }
+  exit_watch_free (watch);
+}
+
+static gboolean
+on_exit_reply (int fd, GIOCondition condition, gpointer data)
+{
+  ExitWatch *watch = data;
+  char buf[256];
+  ssize_t n = read (fd, buf, sizeof buf);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return G_SOURCE_CONTINUE;
+  if (n > 0)
+    {
+      g_string_append_len (watch->reply, buf, n);
+      if (strchr (watch->reply->str, '\n') == NULL && watch->reply->len < 4096)
+        return G_SOURCE_CONTINUE;
+    }
+  BerthExitStatus exit = { 0 };
+  if (g_str_has_prefix (watch->reply->str, "exit ") && parse_exit (watch->reply->str, &exit))
+    exit_emit (watch->task, watch->exec_id, watch->pid, &exit);
+  else if (watch->reply->len == 0)
+    {
+      exit_watch_hung_up (watch);
+      return G_SOURCE_REMOVE;
+    }
+  else
+    g_debug ("task %s: not watching %s for its exit: \"%s\"", watch->task->id, watch->exec_id ? watch->exec_id : "init",
+             g_strchomp (watch->reply->str));
+  exit_watch_free (watch);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+exit_watch_start (OciTask *task, const char *exec_id, guint32 pid)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *request = exec_id ? g_strdup_printf ("wait %s", exec_id) : g_strdup ("wait");
+  ExitWatch *watch = g_new0 (ExitWatch, 1);
+  watch->task = g_object_ref (task);
+  watch->exec_id = g_strdup (exec_id);
+  watch->pid = pid;
+  watch->reply = g_string_new (NULL);
+  watch->fd = shim_send (task, request, &error);
+  if (watch->fd < 0 || !g_unix_set_fd_nonblocking (watch->fd, TRUE, &error))
+    {
+      /* Unreachable: the same as a hang-up, handled by the source at once. */
+      g_debug ("task %s: watching for its exit: %s", task->id, error->message);
+      exit_watch_hung_up (watch);
+      return;
+    }
+  GSource *source = g_unix_fd_source_new (watch->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_callback (source, (GSourceFunc) (void (*) (void)) on_exit_reply, watch, NULL);
+  g_source_attach (source, g_main_context_default ());
+  g_source_unref (source);
+}
+
 /* ---------------- the task ---------------- */
 
 static gboolean
@@ -299,8 +419,11 @@ task_start (BerthTask *t, const char *exec_id, guint32 *pid_out, GCancellable *c
   g_autofree char *reply = shim_request (OCI_TASK (t), request, cancellable, error);
   if (reply == NULL)
     return FALSE;
+  guint32 pid = is_exec (exec_id) ? (guint32) g_ascii_strtoull (reply + strlen ("ok "), NULL, 10) : OCI_TASK (t)->pid;
+  if (is_exec (exec_id))
+    exit_watch_start (OCI_TASK (t), exec_id, pid);
   if (pid_out != NULL)
-    *pid_out = is_exec (exec_id) ? (guint32) g_ascii_strtoull (reply + strlen ("ok "), NULL, 10) : OCI_TASK (t)->pid;
+    *pid_out = pid;
   return TRUE;
 }
 
@@ -564,18 +687,21 @@ check_crun_host (const char *binary, GError **error)
                       controllers);
 }
 
+/* Writes the bundle's config.json. The rootfs is bundle/rootfs, where the snapshot is
+ * mounted; but a task created without rootfs mounts whose spec names an absolute root.path
+ * keeps it, as containerd does: that is Docker's, whose own graph driver mounted it. */
 static gboolean
-write_config (const char *bundle, GBytes *spec_json, GError **error)
+write_config (const char *bundle, GBytes *spec_json, gboolean has_mounts, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   gsize len = 0;
   const char *data = spec_json ? g_bytes_get_data (spec_json, &len) : NULL;
-  if (data == NULL || !json_parser_load_from_data (parser, data, len, error))
+  if (data == NULL || !berth_json_check_limits (data, len, "the container's OCI spec", error)
+      || !json_parser_load_from_data (parser, data, len, error))
     return data ? FALSE : berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "the container has no OCI spec");
   JsonNode *root = json_parser_get_root (parser);
   if (!JSON_NODE_HOLDS_OBJECT (root))
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "the container's OCI spec is not a JSON object");
-  /* The rootfs is always bundle/rootfs, where the snapshot is mounted. */
   JsonObject *spec = json_node_get_object (root);
   JsonObject *rootobj = json_object_has_member (spec, "root") ? json_object_get_object_member (spec, "root") : NULL;
   if (rootobj == NULL)
@@ -583,12 +709,14 @@ write_config (const char *bundle, GBytes *spec_json, GError **error)
       rootobj = json_object_new ();
       json_object_set_object_member (spec, "root", rootobj);
     }
-  json_object_set_string_member (rootobj, "path", "rootfs");
+  const char *path = json_object_has_member (rootobj, "path") ? json_object_get_string_member (rootobj, "path") : NULL;
+  if (has_mounts || path == NULL || !g_path_is_absolute (path))
+    json_object_set_string_member (rootobj, "path", "rootfs");
   g_autoptr (JsonGenerator) gen = json_generator_new ();
   json_generator_set_root (gen, root);
-  g_autofree char *path = g_build_filename (bundle, "config.json", NULL);
+  g_autofree char *config = g_build_filename (bundle, "config.json", NULL);
   g_autofree char *text = json_generator_to_data (gen, NULL);
-  return g_file_set_contents (path, text, -1, error);
+  return g_file_set_contents (config, text, -1, error);
 }
 
 /* Starts the shim and waits for its "ok PID" / "err MESSAGE". */
@@ -684,11 +812,12 @@ runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCan
   g_autofree char *bundle = g_build_filename (dir, "bundle", NULL);
   gboolean mounted = FALSE;
   gboolean ok = g_mkdir_with_parents (task->rootfs, 0711) == 0 || berth_throw_errno (error, "creating %s", task->rootfs);
-  ok = ok && write_config (bundle, options->spec_json, error);
+  gboolean has_mounts = options->rootfs != NULL && options->rootfs->len > 0;
+  ok = ok && write_config (bundle, options->spec_json, has_mounts, error);
   /* What to clean up with should the shim die: see reap_dead_shim. */
   g_autofree char *binary_file = g_build_filename (dir, "runtime-binary", NULL);
   ok = ok && g_file_set_contents (binary_file, binary, -1, error);
-  if (ok && options->rootfs != NULL && options->rootfs->len > 0)
+  if (ok && has_mounts)
     ok = mounted = berth_mount_list_mount (options->rootfs, task->rootfs, error);
   ok = ok && spawn_shim (self, dir, binary, options, &task->pid, error);
   if (!ok)
@@ -706,6 +835,7 @@ runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCan
   g_hash_table_replace (self->tasks, g_strdup (key), g_object_ref (task));
   g_mutex_unlock (&self->lock);
   g_debug ("task %s created with %s, pid %u", key, binary, task->pid);
+  exit_watch_start (task, NULL, task->pid);
   return BERTH_TASK (g_steal_pointer (&task));
 }
 
@@ -762,6 +892,7 @@ runtime_restore (BerthRuntime *iface, GCancellable *cancellable, GError **error)
             continue;
           OciTask *task = task_new (self, ns, id, dir, (guint32) g_ascii_strtoull (pidtext, NULL, 10));
           g_hash_table_replace (self->tasks, g_strdup_printf ("%s/%s", ns, id), task);
+          exit_watch_start (task, NULL, task->pid);
           g_info ("reconnected to task %s/%s (pid %u)", ns, id, task->pid);
         }
     }
