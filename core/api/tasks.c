@@ -234,6 +234,25 @@ tasks_delete_process (BerthGrpcCall *call, const ProtobufCMessage *request, gpoi
   return &response->base;
 }
 
+/* Closes a process's stdin (ctr after its stdin hits EOF). berth-shim sees the EOF on the
+ * FIFO itself and has no close_io: that is success. */
+static ProtobufCMessage *
+tasks_close_io (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
+{
+  const Containerd__Services__Tasks__V1__CloseIORequest *req = (gpointer) request;
+  g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
+  if (task == NULL)
+    return NULL;
+  g_autoptr (GError) local_error = NULL;
+  if (req->stdin && !berth_task_close_io (task, req->exec_id, &local_error)
+      && !g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNIMPLEMENTED))
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+  return berth_grpc_message_new (&google__protobuf__empty__descriptor);
+}
+
 static ProtobufCMessage *
 tasks_get (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
@@ -466,6 +485,7 @@ berth_api_register_tasks (BerthGrpcServer *server, BerthDaemon *daemon)
     { "ListPids", BERTH_GRPC_UNARY, tasks_list_pids, NULL },
     { "Metrics", BERTH_GRPC_UNARY, tasks_metrics, NULL },
     { "ResizePty", BERTH_GRPC_UNARY, tasks_resize_pty, NULL },
+    { "CloseIO", BERTH_GRPC_UNARY, tasks_close_io, NULL },
     { "Update", BERTH_GRPC_UNARY, tasks_update, NULL },
     { NULL },
   };

@@ -7,11 +7,13 @@
  * "<state>/<namespace>/<id>/": config.json, rootfs/ (the shim mounts it), the "log" FIFO
  * the shim writes to, and what the shim leaves: "address" (its ttrpc socket) and
  * "shim.pid". "shim-binary-path" records the binary for cleanup and restart.
+ * (Bundles are "<state>/<ns>/<id>", so "<state>/events.sock" never clashes with one: a
+ * namespace is a directory.)
  *
  * `SHIM start` (in the bundle, with -namespace/-address/-publish-binary/-id,
  * TTRPC_ADDRESS in the environment and the runtime options on stdin) prints the address;
  * every other call is containerd.task.v2.Task over ttrpc. `SHIM delete` cleans up after
- * a shim that failed or died. Shims publish their events to "<berthd address>.ttrpc"
+ * a shim that failed or died. Shims publish their events to "<state>/events.sock"
  * (containerd.services.events.ttrpc.v1.Events/Forward), which this plugin serves and
  * hands to the daemon through its "event" signal.
  */
@@ -76,6 +78,7 @@ struct _ShimV2Task {
   GSource *log_source;
   GMutex lock;
   gboolean dead; /* the shim is gone and was cleaned up; exit holds what it left */
+  gboolean init_exited; /* "exited" was emitted for the init */
   BerthExitStatus exit;
 };
 
@@ -253,6 +256,7 @@ call (ShimV2Task *task, const char *method, const ProtobufCMessage *request, con
       int timeout_ms, GCancellable *cancellable, GError **error)
 {
   g_autoptr (GError) local_error = NULL;
+  g_debug ("task %s/%s: %s", task->namespace_, task->id, method);
   ProtobufCMessage *reply = shimv2_ttrpc_call (task->address, task->namespace_, TASK_SERVICE, method, request, reply_type,
                                                timeout_ms, cancellable, &local_error);
   if (reply == NULL)
@@ -318,7 +322,13 @@ reap_dead_shim (ShimV2Task *task, BerthExitStatus *exit_out)
     }
   if (exit_out != NULL)
     *exit_out = task->exit;
+  /* The shim published no /tasks/exit for it: the init's end is known only now. */
+  gboolean announce = !task->init_exited;
+  task->init_exited = TRUE;
+  BerthExitStatus exit = task->exit;
   g_mutex_unlock (&task->lock);
+  if (announce)
+    g_signal_emit_by_name (task, "exited", NULL, (guint) task->pid, (guint) exit.exit_status, exit.exited_at);
 }
 
 /* Whether a failed call means the shim is gone: its socket refuses connections. A shim
@@ -924,10 +934,21 @@ task_exit_signal (ShimV2Runtime *self, const char *ns, GBytes *payload)
   g_autoptr (BerthTask) task = runtime_get (BERTH_RUNTIME (self), ns, exit->container_id, NULL);
   if (task != NULL)
     {
+      ShimV2Task *shim_task = SHIMV2_TASK (task);
       const char *exec_id = g_strcmp0 (exit->id, exit->container_id) == 0 ? NULL : exit->id;
+      if (exec_id == NULL)
+        {
+          g_mutex_lock (&shim_task->lock);
+          gboolean seen = shim_task->init_exited;
+          shim_task->init_exited = TRUE;
+          g_mutex_unlock (&shim_task->lock);
+          if (seen)
+            goto out;
+        }
       g_signal_emit_by_name (task, "exited", exec_id, (guint) exit->pid, (guint) exit->exit_status,
                              timestamp_to_us (exit->exited_at));
     }
+out:
   containerd__events__task_exit__free_unpacked (exit, NULL);
 }
 
@@ -1085,8 +1106,10 @@ init (BerthPluginContext *context, GError **error)
   g_autoptr (ShimV2Runtime) self = g_object_new (SHIMV2_TYPE_RUNTIME, NULL);
   self->state = g_strdup (berth_plugin_context_get_state (context));
   self->address = g_strdup (berth_plugin_context_get_daemon_address (context));
-  /* containerd's own convention: the ttrpc socket beside the gRPC one. */
-  self->ttrpc_address = g_strconcat (self->address, ".ttrpc", NULL);
+  /* containerd puts it beside its gRPC socket ("ADDRESS.ttrpc"); the plugin's state dir
+   * is as good for shims, and is this daemon's alone (a socket-activated berthd may have
+   * the default address while another one serves it). */
+  self->ttrpc_address = g_build_filename (self->state, "events.sock", NULL);
   /* Shims of containerd 1.6 publish through TTRPC_ADDRESS and only pass this on; older
    * ones would run `PUBLISH-BINARY --address A publish --topic T --namespace N`, which
    * berthd does not offer. */
