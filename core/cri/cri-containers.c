@@ -1141,7 +1141,7 @@ cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer da
   if (owned == NULL)
     return NULL;
   g_autoptr (BerthTask) task = berth_cri_running_task (daemon, req->container_id, error);
-  g_autoptr (GBytes) process = task ? exec_process (daemon, req->container_id, req->cmd, req->n_cmd, error) : NULL;
+  g_autoptr (GBytes) process = task ? exec_process (daemon, req->container_id, req->cmd, req->n_cmd, FALSE, error) : NULL;
   if (process == NULL)
     return NULL;
   g_autofree char *dir = berth_cri_exec_dir_new (daemon, error);
