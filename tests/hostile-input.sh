@@ -81,7 +81,7 @@ check "…berthd is up and answers ctr version" alive
 key=$(head -c 10000 /dev/zero | tr '\0' k)
 out=$(bctr snapshots prepare "$key" 2>&1)
 expect_match "ctr snapshots prepare with a 10 kB key: INVALID_ARGUMENT naming the limit" \
-  "over the limit of [0-9]+ bytes: invalid argument" "$out"
+  "greater than maximum length \([0-9]+\): invalid argument" "$out"
 check "…berthd is up and answers ctr version" alive
 
 # ---- implicit parents: a layer adding home/u/f without home/u/ keeps the lower's dir ----
