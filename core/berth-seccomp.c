@@ -438,8 +438,11 @@ profile_load (const char *path, GError **error)
   if (!berth_json_check_limits (text, len, path, &local_error)
       || !json_parser_load_from_data (parser, text, len, &local_error))
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "invalid seccomp profile %s: %s", path,
-                   local_error->message);
+      /* json-glib says "<data>:LINE:COL: Parse error: …" of bytes: name the file instead. */
+      const char *message = local_error->message;
+      gboolean located = g_str_has_prefix (message, "<data>:");
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "invalid seccomp profile: %s%s%s", path,
+                   located ? "" : ": ", located ? message + strlen ("<data>") : message);
       return NULL;
     }
   if (json_parser_get_root (parser) == NULL)

@@ -763,8 +763,16 @@ spawn_shim (OciRuntime *self, const char *dir, const char *binary, const BerthTa
     return FALSE;
   GString *reply = g_string_new (NULL);
   struct pollfd pfd = { read_end, POLLIN, 0 };
-  while (poll (&pfd, 1, SHIM_READY_TIMEOUT_MS) > 0)
+  gint64 deadline = g_get_monotonic_time () + SHIM_READY_TIMEOUT_MS * G_GINT64_CONSTANT (1000);
+  for (;;)
     {
+      int left = (int) MAX (0, (deadline - g_get_monotonic_time ()) / 1000);
+      int ready = poll (&pfd, 1, left);
+      /* A signal is no answer: wait out the time left. */
+      if (ready < 0 && errno == EINTR)
+        continue;
+      if (ready <= 0)
+        break;
       char buf[1024];
       ssize_t n = read (read_end, buf, sizeof buf);
       if (n <= 0)
