@@ -37,6 +37,7 @@ struct _BerthDaemon {
 typedef struct {
   BerthTask *task;
   char *exec_id;
+  guint32 pid;
 } ExitWatch;
 
 static void
@@ -52,7 +53,7 @@ watch_exit (gpointer data, gpointer user_data)
       Containerd__Events__TaskExit event = CONTAINERD__EVENTS__TASK_EXIT__INIT;
       event.container_id = (char *) berth_task_get_id (watch->task);
       event.id = watch->exec_id ? watch->exec_id : (char *) berth_task_get_id (watch->task);
-      event.pid = berth_task_get_pid (watch->task);
+      event.pid = watch->pid;
       event.exit_status = exit.exit_status;
       event.exited_at = (Google__Protobuf__Timestamp *) ts;
       berth_events_publish (daemon->events, berth_task_get_namespace (watch->task), "/tasks/exit", &event.base);
@@ -64,12 +65,15 @@ watch_exit (gpointer data, gpointer user_data)
   g_free (watch);
 }
 
+/* @pid: the exec's, for an exec. /tasks/exit carries the pid of the process that exited:
+ * dockerd tells an init's exit (the container's end) from an exec's by that pid alone. */
 void
-berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id)
+berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint32 pid)
 {
   ExitWatch *watch = g_new0 (ExitWatch, 1);
   watch->task = g_object_ref (task);
   watch->exec_id = exec_id && *exec_id ? g_strdup (exec_id) : NULL;
+  watch->pid = watch->exec_id ? pid : berth_task_get_pid (task);
   g_thread_pool_push (daemon->exit_watchers, watch, NULL);
 }
 
@@ -175,7 +179,7 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
       /* Exits that happened while no berthd was watching are published now. */
       g_autoptr (GPtrArray) tasks = berth_runtime_list (runtime, NULL, NULL);
       for (guint t = 0; tasks != NULL && t < tasks->len; t++)
-        berth_daemon_watch_exit (daemon, tasks->pdata[t], NULL);
+        berth_daemon_watch_exit (daemon, tasks->pdata[t], NULL, 0);
     }
 
   /* Before the gRPC socket: a metrics address that cannot be had fails startup while

@@ -32,6 +32,6 @@ GPtrArray *berth_daemon_list_tasks (BerthDaemon *daemon, const char *namespace_,
 
 /* Publishes /tasks/exit when @task's process (@exec_id, NULL for init) exits, from a
  * watcher that blocks on the runtime's wait. */
-void berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id);
+void berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint32 pid);
 
 G_END_DECLS

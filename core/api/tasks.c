@@ -72,7 +72,7 @@ berth_api_ops_task_create (BerthDaemon *daemon, const char *ns, const char *cont
   event.container_id = (char *) container_id;
   event.pid = berth_task_get_pid (task);
   berth_events_publish (berth_daemon_get_events (daemon), ns, "/tasks/create", &event.base);
-  berth_daemon_watch_exit (daemon, task, NULL);
+  berth_daemon_watch_exit (daemon, task, NULL, 0);
   return task;
 }
 
@@ -111,7 +111,7 @@ berth_api_ops_task_start (BerthDaemon *daemon, BerthTask *task, const char *exec
       event.exec_id = (char *) exec_id;
       event.pid = pid;
       berth_events_publish (berth_daemon_get_events (daemon), ns, "/tasks/exec-started", &event.base);
-      berth_daemon_watch_exit (daemon, task, exec_id);
+      berth_daemon_watch_exit (daemon, task, exec_id, pid);
     }
   else
     {
