@@ -398,6 +398,27 @@ static const StatField v1_memory_usage_fields[] = {
   FILE_FIELD ("memory.failcnt", Io__Containerd__Cgroups__V1__MemoryEntry, failcnt),
 };
 
+/* cpu.stat of the cpu controller where it is co-mounted with cpuacct ("cpu,cpuacct");
+ * zeros elsewhere. */
+static const StatField v1_throttle_fields[] = {
+  KEY_FIELD ("cpu.stat", "nr_periods", Io__Containerd__Cgroups__V1__Throttle, periods),
+  KEY_FIELD ("cpu.stat", "nr_throttled", Io__Containerd__Cgroups__V1__Throttle, throttled_periods),
+  KEY_FIELD ("cpu.stat", "throttled_time", Io__Containerd__Cgroups__V1__Throttle, throttled_time),
+};
+/* The swap, kmem and kmem.tcp counterparts of v1_memory_usage_fields. */
+#define V1_MEM_ENTRY(prefix)                                                                \
+  {                                                                                         \
+    FILE_FIELD (prefix ".usage_in_bytes", Io__Containerd__Cgroups__V1__MemoryEntry, usage), \
+    FILE_FIELD (prefix ".limit_in_bytes", Io__Containerd__Cgroups__V1__MemoryEntry, limit), \
+    FILE_FIELD (prefix ".max_usage_in_bytes", Io__Containerd__Cgroups__V1__MemoryEntry, max), \
+    FILE_FIELD (prefix ".failcnt", Io__Containerd__Cgroups__V1__MemoryEntry, failcnt),      \
+  }
+static const StatField v1_memory_swap_fields[] = V1_MEM_ENTRY ("memory.memsw");
+static const StatField v1_memory_kernel_fields[] = V1_MEM_ENTRY ("memory.kmem");
+static const StatField v1_memory_kernel_tcp_fields[] = V1_MEM_ENTRY ("memory.kmem.tcp");
+
+/* As containerd's cgroups v1 Stat: CPU (with Usage and Throttling) is always there, and
+ * Memory comes with all four entries. dockerd reads them without nil checks. */
 static GBytes *
 metrics_v1 (const CgroupDirs *dirs, char **type_url_out)
 {
@@ -407,7 +428,11 @@ metrics_v1 (const CgroupDirs *dirs, char **type_url_out)
   Io__Containerd__Cgroups__V1__CPUStat cpu = IO__CONTAINERD__CGROUPS__V1__CPUSTAT__INIT;
   Io__Containerd__Cgroups__V1__CPUUsage usage = IO__CONTAINERD__CGROUPS__V1__CPUUSAGE__INIT;
   Io__Containerd__Cgroups__V1__MemoryStat mem = IO__CONTAINERD__CGROUPS__V1__MEMORY_STAT__INIT;
+  Io__Containerd__Cgroups__V1__Throttle throttling = IO__CONTAINERD__CGROUPS__V1__THROTTLE__INIT;
   Io__Containerd__Cgroups__V1__MemoryEntry mem_usage = IO__CONTAINERD__CGROUPS__V1__MEMORY_ENTRY__INIT;
+  Io__Containerd__Cgroups__V1__MemoryEntry mem_swap = IO__CONTAINERD__CGROUPS__V1__MEMORY_ENTRY__INIT;
+  Io__Containerd__Cgroups__V1__MemoryEntry mem_kernel = IO__CONTAINERD__CGROUPS__V1__MEMORY_ENTRY__INIT;
+  Io__Containerd__Cgroups__V1__MemoryEntry mem_kernel_tcp = IO__CONTAINERD__CGROUPS__V1__MEMORY_ENTRY__INIT;
   g_autoptr (GArray) per_cpu = g_array_new (FALSE, FALSE, sizeof (guint64));
   /* v1 reports a message whenever the process has that controller's cgroup. */
   if (pids != NULL)
@@ -431,14 +456,22 @@ metrics_v1 (const CgroupDirs *dirs, char **type_url_out)
         }
       usage.n_per_cpu = per_cpu->len;
       usage.per_cpu = (uint64_t *) per_cpu->data;
-      cpu.usage = &usage;
-      metrics.cpu = &cpu;
+      read_fields (cpuacct, v1_throttle_fields, G_N_ELEMENTS (v1_throttle_fields), 0, &throttling);
     }
+  cpu.usage = &usage;
+  cpu.throttling = &throttling;
+  metrics.cpu = &cpu;
   if (memory != NULL)
     {
       read_fields (memory, v1_memory_fields, G_N_ELEMENTS (v1_memory_fields), 0, &mem);
       read_fields (memory, v1_memory_usage_fields, G_N_ELEMENTS (v1_memory_usage_fields), 0, &mem_usage);
+      read_fields (memory, v1_memory_swap_fields, G_N_ELEMENTS (v1_memory_swap_fields), 0, &mem_swap);
+      read_fields (memory, v1_memory_kernel_fields, G_N_ELEMENTS (v1_memory_kernel_fields), 0, &mem_kernel);
+      read_fields (memory, v1_memory_kernel_tcp_fields, G_N_ELEMENTS (v1_memory_kernel_tcp_fields), 0, &mem_kernel_tcp);
       mem.usage = &mem_usage;
+      mem.swap = &mem_swap;
+      mem.kernel = &mem_kernel;
+      mem.kernel_tcp = &mem_kernel_tcp;
       metrics.memory = &mem;
     }
   return pack (&metrics.base, type_url_out);
