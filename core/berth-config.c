@@ -42,6 +42,8 @@ static const ConfigKey config_keys[] = {
   { DAEMON_GROUP, "registry-auth-file", KEY_STRING, FIELD (registry_auth_file),
     "registry credentials, docker config.json format ({\"auths\": {\"HOST\": {\"auth\": base64(USER:PASS)}}})" },
   { DAEMON_GROUP, "max-concurrent-downloads", KEY_SIZE, FIELD (max_concurrent_downloads), "layers one pull fetches at once" },
+  { DAEMON_GROUP, "max-blob-size", KEY_SIZE, FIELD (max_blob_size),
+    "largest blob a pull fetches: a descriptor declaring more is refused before the fetch (0: no limit)" },
   { DAEMON_GROUP, "push-chunk-size", KEY_SIZE, FIELD (push_chunk_size),
     "blobs larger than this are pushed in PATCH chunks of this size (0: always one PUT)" },
   { CRI_GROUP, "cni-conf-dir", KEY_STRING, FIELD (cri_cni_conf_dir), "CNI network configurations for pods (*.conflist, *.conf)" },

@@ -41,6 +41,7 @@ typedef struct {
   char *metrics_address; /* [metrics] address, "IP:PORT"; NULL: no endpoint */
   char *registry_auth_file;         /* docker config.json format */
   gint64 max_concurrent_downloads;  /* layers fetched at once by one pull */
+  gint64 max_blob_size;             /* a pull refuses descriptors larger than this; 0: no limit */
   gint64 push_chunk_size;           /* larger blobs are pushed in chunks of this size; 0: never */
   GHashTable *registries;           /* "host[:port]" → BerthRegistryHostConfig, from [registry."HOST"] */
   char *cri_cni_conf_dir;           /* [cri] cni-conf-dir */

@@ -936,7 +936,7 @@ download (Fetch *f, BerthContentWriter *writer, GError **error)
         return FALSE;
       if (n == 0)
         break;
-      if (f->desc->size > 0 && f->offset + n > f->desc->size)
+      if (f->offset + n > f->desc->size)
         return berth_throw (error, BERTH_ERROR_DATA_LOSS, "%s %s: the registry sent more than its %" G_GINT64_FORMAT
                             " bytes", f->kind, f->desc->digest, f->desc->size);
       if (!berth_content_writer_write (writer, buf, n, pull->cancellable, error))
@@ -951,7 +951,7 @@ download (Fetch *f, BerthContentWriter *writer, GError **error)
     }
   g_input_stream_close (stream, NULL, NULL);
   /* A connection that ended early reads as a short body: resumable, not bad content. */
-  if (f->desc->size > 0 && f->offset < f->desc->size)
+  if (f->offset < f->desc->size)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT, "the transfer ended at byte %" G_GINT64_FORMAT " of %"
                    G_GINT64_FORMAT, f->offset, f->desc->size);
@@ -965,8 +965,17 @@ download (Fetch *f, BerthContentWriter *writer, GError **error)
 static gboolean
 fetch_blob (Pull *pull, const BerthDescriptor *desc, const char *kind, GError **error)
 {
+  /* The size bounds the download (download () stops there), so it must be known before
+   * a byte is fetched: a descriptor without one would let a registry stream forever. */
+  gint64 max = berth_daemon_get_config (pull->daemon)->max_blob_size;
+  if (desc->size <= 0)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s %s: its descriptor declares a size of %" G_GINT64_FORMAT
+                        " bytes; refusing to fetch a blob of unknown size", kind, desc->digest, desc->size);
+  if (max > 0 && desc->size > max)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s %s: %" G_GINT64_FORMAT " bytes is over the "
+                        "[berthd] max-blob-size of %" G_GINT64_FORMAT " bytes", kind, desc->digest, desc->size, max);
   g_autoptr (BerthContentInfo) info = berth_content_store_info (pull->store, desc->digest, NULL, NULL);
-  if (info != NULL && (desc->size <= 0 || info->size == desc->size))
+  if (info != NULL && info->size == desc->size)
     {
       if (!berth_image_ingest_adopt (pull->ingest, desc, kind, error))
         return FALSE;
@@ -1003,7 +1012,7 @@ fetch_blob (Pull *pull, const BerthDescriptor *desc, const char *kind, GError **
   if (status == NULL)
     return FALSE;
   Fetch f = { pull, desc, kind, status->offset, 0 };
-  if (f.offset > desc->size && desc->size > 0)
+  if (f.offset > desc->size)
     {
       f.offset = 0;
       if (!berth_content_writer_truncate (writer, 0, error))
@@ -1011,7 +1020,7 @@ fetch_blob (Pull *pull, const BerthDescriptor *desc, const char *kind, GError **
     }
   report (pull->reporter, desc->digest, kind, BERTH_TRANSFER_DOWNLOADING, f.offset, desc->size);
   g_autoptr (GError) local_error = NULL;
-  for (guint attempt = 1; f.offset < desc->size || desc->size <= 0; attempt++)
+  for (guint attempt = 1; f.offset < desc->size; attempt++)
     {
       g_clear_error (&local_error);
       gint64 before = f.offset;
@@ -1031,6 +1040,12 @@ fetch_blob (Pull *pull, const BerthDescriptor *desc, const char *kind, GError **
     }
   if (local_error != NULL)
     {
+      /* More bytes than declared: what came is not the blob, and no retry may resume it. */
+      if (g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_DATA_LOSS))
+        {
+          g_clear_object (&writer);
+          berth_content_store_abort (pull->store, ref, NULL);
+        }
       g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "%s %s: ", kind, desc->digest);
       return FALSE;
     }
@@ -1268,6 +1283,12 @@ berth_distribution_pull (BerthDaemon *daemon, const char *ns, const BerthPullOpt
     if (config == NULL)
       goto out;
     JsonArray *array = berth_json_member_array (object, "layers");
+    if (berth_json_array_length (array) > BERTH_IMAGE_MAX_CHILDREN)
+      {
+        berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s lists %u layers, over the limit of %d", manifest->digest,
+                     berth_json_array_length (array), BERTH_IMAGE_MAX_CHILDREN);
+        goto out;
+      }
     for (guint i = 0; i < berth_json_array_length (array); i++)
       {
         BerthDescriptor *layer = berth_descriptor_from_json (berth_json_element_object (array, i), manifest->digest, error);

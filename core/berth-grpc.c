@@ -30,6 +30,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <berth/berth-error.h>
+#include "berth-identifiers.h"
 #include "berth-grpc.h"
 #include "berth-grpc-wire.h"
 #include "berth-metrics.h"
@@ -587,9 +588,10 @@ call_handler_returned (BerthGrpcCall *call, GError *error)
   g_clear_error (&error);
 }
 
-/* The unary response (or error) of a handler or a resumed call. */
+/* The unary response (or error) of a handler, or of a resumed call (@resumed: which
+ * ends the call whatever it returned). */
 static void
-call_answer (BerthGrpcCall *call, ProtobufCMessage *response, GError *error)
+call_answer (BerthGrpcCall *call, ProtobufCMessage *response, GError *error, gboolean resumed)
 {
   if (response != NULL)
     {
@@ -598,7 +600,13 @@ call_answer (BerthGrpcCall *call, ProtobufCMessage *response, GError *error)
       if (frame != NULL)
         queue_frame (call, frame, QUEUE_FORCE, &error);
     }
-  call_handler_returned (call, error);
+  if (resumed)
+    {
+      call_finish (call, error);
+      g_clear_error (&error);
+    }
+  else
+    call_handler_returned (call, error);
 }
 
 static void
@@ -624,7 +632,7 @@ run_handler (BerthGrpcCall *call)
       if (response == NULL && error == NULL && !call->deferred)
         berth_throw (&error, BERTH_ERROR_INTERNAL, "%s returned no response", call->path);
       protobuf_c_message_free_unpacked (request, NULL);
-      call_answer (call, response, error);
+      call_answer (call, response, error, FALSE);
       return;
     }
   if (request != NULL)
@@ -696,7 +704,7 @@ run_job (gpointer data, gpointer pool_data)
         ProtobufCMessage *response = job->func (call, job->data, &error);
         if (response == NULL && error == NULL)
           berth_throw (&error, BERTH_ERROR_INTERNAL, "%s returned no response", call->path);
-        call_answer (call, response, error);
+        call_answer (call, response, error, TRUE);
         break;
       }
     }
@@ -933,23 +941,6 @@ parse_timeout (const char *text)
     }
 }
 
-/* containerd's rule: [A-Za-z0-9]+ separated by single . _ or -, at most 76 chars. */
-static gboolean
-namespace_valid (const char *ns)
-{
-  gsize len = strlen (ns);
-  if (len == 0 || len > 76 || !g_ascii_isalnum (ns[0]) || !g_ascii_isalnum (ns[len - 1]))
-    return FALSE;
-  for (gsize i = 0; i < len; i++)
-    {
-      if (g_ascii_isalnum (ns[i]))
-        continue;
-      if (strchr ("._-", ns[i]) == NULL || !g_ascii_isalnum (ns[i + 1]))
-        return FALSE;
-    }
-  return TRUE;
-}
-
 /* Hands the call to a worker once it has something to work on: a unary or
  * server-streaming call its request, a blocking client stream its first message. A
  * step stream is only marked: each message kicks a step. */
@@ -1017,11 +1008,10 @@ on_request_headers_done (Connection *conn, BerthGrpcCall *call)
     }
   const char *ns = g_hash_table_lookup (call->headers, "containerd-namespace");
   call->namespace_ = g_strdup (ns ? ns : "default");
-  if (!namespace_valid (call->namespace_))
+  g_autoptr (GError) ns_error = NULL;
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_NAMESPACE, call->namespace_, &ns_error))
     {
-      call_reject (call, BERTH_ERROR_INVALID_ARGUMENT,
-                   "namespace \"%s\": must be letters and digits separated by single '.', '_' or '-', at most 76",
-                   call->namespace_);
+      call_reject (call, BERTH_ERROR_INVALID_ARGUMENT, "%s", ns_error->message);
       return;
     }
   const char *timeout = g_hash_table_lookup (call->headers, "grpc-timeout");

@@ -99,9 +99,15 @@ berth_image_read_children (BerthContentStore *store, const BerthDescriptor *desc
   if (root == NULL)
     return NULL;
   JsonObject *object = json_node_get_object (root);
+  JsonArray *manifests = index ? berth_json_member_array (object, "manifests") : NULL;
+  JsonArray *layers = index ? NULL : berth_json_member_array (object, "layers");
+  guint n = berth_json_array_length (index ? manifests : layers);
+  if (n > BERTH_IMAGE_MAX_CHILDREN)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s lists %u %s, over the limit of %d", desc->digest, n,
+                        index ? "manifests" : "layers", BERTH_IMAGE_MAX_CHILDREN),
+           NULL;
   if (index)
     {
-      JsonArray *manifests = berth_json_member_array (object, "manifests");
       for (guint i = 0; i < berth_json_array_length (manifests); i++)
         if (!add_child (children, BERTH_IMAGE_CHILD_MANIFEST, i, berth_json_element_object (manifests, i),
                         desc->digest, error))
@@ -111,7 +117,6 @@ berth_image_read_children (BerthContentStore *store, const BerthDescriptor *desc
   if (!add_child (children, BERTH_IMAGE_CHILD_CONFIG, 0, berth_json_member_object (object, "config"), desc->digest,
                   error))
     return NULL;
-  JsonArray *layers = berth_json_member_array (object, "layers");
   for (guint i = 0; i < berth_json_array_length (layers); i++)
     if (!add_child (children, BERTH_IMAGE_CHILD_LAYER, i, berth_json_element_object (layers, i), desc->digest,
                     error))
@@ -229,6 +234,10 @@ struct _BerthImageIngest {
   GHashTable *labels;  /* digest → labels table to add */
   GPtrArray *names;    /* image names */
   GPtrArray *targets;  /* BerthDescriptor per name */
+  /* What this ingest has already done once, so that an index listing one child many
+   * times (nested: K^depth paths) costs one visit per distinct document. */
+  GHashTable *walked;  /* digests whose tree label_tree has labelled */
+  GHashTable *adopted; /* digest → its size (gint64 *), recorded under the lease */
 };
 
 static gboolean
@@ -276,6 +285,8 @@ berth_image_ingest_new (BerthDaemon *daemon, const char *ns, const char *purpose
   ingest->labels = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_unref);
   ingest->names = g_ptr_array_new_with_free_func (g_free);
   ingest->targets = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_descriptor_free);
+  ingest->walked = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  ingest->adopted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   if (!berth_metadata_write (berth_daemon_get_metadata (daemon), lease_create_txn, ingest, error))
     {
       g_clear_pointer (&ingest->lease, g_free);
@@ -302,6 +313,8 @@ berth_image_ingest_free (BerthImageIngest *ingest)
   g_hash_table_unref (ingest->labels);
   g_ptr_array_unref (ingest->names);
   g_ptr_array_unref (ingest->targets);
+  g_hash_table_unref (ingest->walked);
+  g_hash_table_unref (ingest->adopted);
   g_free (ingest);
 }
 
@@ -422,6 +435,9 @@ berth_image_ingest_store_bytes (BerthImageIngest *ingest, const char *name, GByt
 gboolean
 berth_image_ingest_adopt (BerthImageIngest *ingest, const BerthDescriptor *desc, const char *owner, GError **error)
 {
+  const gint64 *adopted = g_hash_table_lookup (ingest->adopted, desc->digest);
+  if (adopted != NULL && (desc->size <= 0 || desc->size == *adopted))
+    return TRUE;
   g_autoptr (BerthContentInfo) info = berth_content_store_info (ingest->store, desc->digest, ingest->cancellable, NULL);
   if (info == NULL)
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "%s names %s, which is not in the store", owner, desc->digest);
@@ -434,6 +450,8 @@ berth_image_ingest_adopt (BerthImageIngest *ingest, const BerthDescriptor *desc,
   gboolean ok = again != NULL ? record (ingest, desc->digest, again->size, error)
                               : berth_throw (error, BERTH_ERROR_ABORTED, "%s was removed meanwhile", desc->digest);
   berth_gc_release ();
+  if (ok)
+    g_hash_table_insert (ingest->adopted, g_strdup (desc->digest), g_memdup2 (&again->size, sizeof again->size));
   return ok;
 }
 
@@ -454,9 +472,15 @@ label_tree (BerthImageIngest *ingest, const BerthDescriptor *desc, guint depth, 
 {
   if (depth > 8)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "indexes nested deeper than 8 at %s", desc->digest);
+  /* Content-addressed: the same digest has the same children, labelled once. */
+  if (!g_hash_table_add (ingest->walked, g_strdup (desc->digest)))
+    return TRUE;
   g_autoptr (GPtrArray) children = berth_image_read_children (ingest->store, desc, ingest->cancellable, error);
   if (children == NULL)
     return FALSE;
+  /* One label per distinct manifest is all GC needs; one per entry of an index listing
+   * the same manifest hundreds of times would overflow the labels' size limit. */
+  g_autoptr (GHashTable) listed = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < children->len; i++)
     {
       const BerthImageChild *child = children->pdata[i];
@@ -464,6 +488,8 @@ label_tree (BerthImageIngest *ingest, const BerthDescriptor *desc, guint depth, 
       switch (child->kind)
         {
         case BERTH_IMAGE_CHILD_MANIFEST:
+          if (!g_hash_table_add (listed, child->desc->digest))
+            continue;
           /* A multi-platform index often comes with only some platforms: the others are skipped. */
           if (!berth_image_ingest_adopt (ingest, child->desc, desc->digest, NULL))
             continue;

@@ -33,6 +33,9 @@ G_BEGIN_DECLS
 /* + "<registry host>" = comma-separated repositories the blob came from (containerd's). */
 #define BERTH_LABEL_DISTRIBUTION_SOURCE "containerd.io/distribution.source."
 #define BERTH_LABEL_UNCOMPRESSED "containerd.io/uncompressed"
+/* Most manifests an index, or layers a manifest, may list (a walk of an image visits each
+ * distinct document once, but labels every entry). */
+#define BERTH_IMAGE_MAX_CHILDREN 10000
 /* Largest manifest, index or config read into memory. */
 #define BERTH_MAX_JSON BERTH_JSON_MAX_SIZE
 

@@ -31,7 +31,10 @@ struct _BerthMetadataTxn {
 static gboolean
 throw_mdb (GError **error, int rc, const char *what, const char *path)
 {
-  BerthErrorCode code = rc == MDB_MAP_FULL ? BERTH_ERROR_RESOURCE_EXHAUSTED : BERTH_ERROR_INTERNAL;
+  /* A key longer than LMDB takes is the caller's input, not a broken store. */
+  BerthErrorCode code = rc == MDB_BAD_VALSIZE ? BERTH_ERROR_INVALID_ARGUMENT
+                        : rc == MDB_MAP_FULL  ? BERTH_ERROR_RESOURCE_EXHAUSTED
+                                              : BERTH_ERROR_INTERNAL;
   return berth_throw (error, code, "metadata %s (%s): %s", what, path, mdb_strerror (rc));
 }
 

@@ -48,7 +48,7 @@ expect_eq "--hostname" boaty "$(b run --rm --hostname boaty busybox hostname)"
 expect_eq "stdin reaches the container with -i" piped "$(echo piped | b run --rm -i busybox cat)"
 b run --rm --read-only busybox touch /x 2>/dev/null
 expect_eq "--read-only: the root filesystem refuses writes" 1 "$?"
-expect_eq "--rm left no container behind" "" "$(b ps -a -q)"
+expect_none "--rm left no container behind" '' b ps -a -q
 
 # ---- seccomp: the default profile is enforced ----
 out=$(b run --rm busybox unshare -m true 2>&1); rc=$?
@@ -78,10 +78,10 @@ check "berth stop stops it" b stop -t 5 web
 expect_match "…its TERM trap ran (logs)" "bye" "$(b logs web)"
 expect_match "berth ps -a shows it stopped" "^web .* stopped" "$(b ps -a)"
 check "berth rm removes it" b rm web
-expect_eq "…and its snapshot" "" "$(b snapshot ls | grep -w web)"
+expect_none "…and its snapshot" "grep -w web" b snapshot ls
 b run -d --name sleeper busybox sleep 100 >/dev/null
 check "berth rm -f removes a running container" b rm -f sleeper
-expect_eq "…nothing is left" "" "$(b ps -a -q)"
+expect_none "…nothing is left" '' b ps -a -q
 
 # ---- crun ----
 expect_eq "--runtime crun runs the same" hi-crun "$(b run --rm --runtime crun busybox echo hi-crun 2>&1)"

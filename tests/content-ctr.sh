@@ -18,8 +18,8 @@ got=$(bctr content get "$layer" | sha256sum | cut -d' ' -f1)
 expect_eq "ctr content get of the layer hashes to its digest" "${layer#sha256:}" "$got"
 expect_eq "…and is byte-identical to the archive's blob" "$(tar -xOf "$TEST_TMP/busybox.tar" "blobs/sha256/${layer#sha256:}" | sha256sum | cut -d' ' -f1)" "$got"
 
-expect_eq "namespace b does not see namespace default's image" "" "$(bctr -n b images ls -q)"
-expect_eq "…nor its content" "" "$(bctr -n b content ls -q)"
+expect_none "namespace b does not see namespace default's image" '' bctr -n b images ls -q
+expect_none "…nor its content" '' bctr -n b content ls -q
 out=$(bctr -n b content get "$layer" 2>&1) && not_ok "content get from b fails" || expect_match "content get from b: not found" "not found" "$out"
 
 # A blob held by a lease outlives the image.
@@ -30,7 +30,7 @@ left=$(bctr content ls -q)
 expect_eq "after images rm --sync only the leased layer is left" "$layer" "$left"
 expect_eq "…and only its blob stays on disk" 1 "$(ls "$BERTH_ROOT"/io.containerd.content.v1.content/blobs/sha256 | wc -l)"
 bctr leases rm --sync keeper >/dev/null
-expect_eq "once the lease is gone, GC takes it" "" "$(bctr content ls -q)"
+expect_none "once the lease is gone, GC takes it" '' bctr content ls -q
 expect_eq "…off the disk too" 0 "$(ls "$BERTH_ROOT"/io.containerd.content.v1.content/blobs/sha256 | wc -l)"
 
 # Ingest: start a write that stops half way, see it active, kill the daemon, resume.

@@ -8,10 +8,14 @@
   cri-stream.py forward URL REQUEST_TEXT   (backslash escapes such as \r\n decoded)
       Port forwarding (v4.channel.k8s.io) of the first port: sends REQUEST_TEXT on the
       data channel and prints {"ports": [data, error port prefixes], "data", "error"}.
+  cri-stream.py stall URL SECONDS
+      Opens URL and reads nothing for SECONDS (a stalled client), then what it got in
+      its first read; prints "stalled, then N bytes".
 Either prints "status N" when the server refuses the WebSocket with HTTP status N.
 """
 import json
 import sys
+import time
 
 import websocket
 
@@ -43,7 +47,11 @@ def receive(until=None):
             return
 
 
-if mode == "forward":
+if mode == "stall":
+    time.sleep(float(sys.argv[3]))
+    opcode, data = ws.recv_data()
+    print("stalled, then %d bytes" % len(data))
+elif mode == "forward":
     ws.send_binary(b"\x00" + sys.argv[3].encode().decode("unicode_escape").encode())
     receive()
     print(json.dumps({"ports": [firsts.get(0), firsts.get(1)],

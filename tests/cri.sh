@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 120
+tap_plan 122
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -105,7 +105,12 @@ expect_match "…with its repo digest" "$REG/busybox@sha256:" "$(jget image.repo
 expect_match "ListImages lists the tag" "\"$REG/busybox:latest\"" "$(img ListImages)"
 expect_eq "ImageStatus of an unknown image: no image, no error" None \
   "$(jget image "$(img ImageStatus '{"image": {"image": "nosuch/image:1"}}')")"
-expect_match "ImageFsInfo reports the root's filesystem" '"mountpoint"' "$(img ImageFsInfo)"
+out=$(img ImageFsInfo)
+expect_eq "ImageFsInfo reports the snapshotter's directory, as containerd does" \
+  "$BERTH_ROOT/io.containerd.snapshotter.v1.overlayfs" "$(jget image_filesystems.0.fs_id.mountpoint "$out")"
+used=$(jget image_filesystems.0.used_bytes.value "$out")
+expect_eq "…with what the image there uses, not the whole filesystem's usage" yes \
+  "$([ "$used" -gt 100000 ] && [ "$used" -lt 20000000 ] && echo yes || echo "no: $used")"
 check "skopeo puts busybox into the registry with Basic auth" registry_put "$TEST_TMP/busybox.tar" "$AUTH/private:1" --dest-creds kube:s3cret
 expect_match "PullImage from it without credentials: UNAUTHENTICATED" "^error: UNAUTHENTICATED" \
   "$(img PullImage "{\"image\": {\"image\": \"$AUTH/private:1\"}}")"
@@ -136,6 +141,10 @@ IP1=$(jget status.network.ip "$out")
 expect_match "…with an IP from the test's subnet" "^$NET\.[0-9]+$" "$IP1"
 expect_eq "…annotations returned unaltered" "kept as given" "$(jget status.annotations.note "$out")"
 check "its network namespace is a file under the state dir" test -f "$STATE/cri/netns/$POD1"
+check "its hosts, hostname and resolv.conf are on disk under the root, not on the state tmpfs" \
+  test -f "$BERTH_ROOT/io.containerd.grpc.v1.cri/sandboxes/$POD1/hosts" -a \
+  -f "$BERTH_ROOT/io.containerd.grpc.v1.cri/sandboxes/$POD1/hostname" -a \
+  -f "$BERTH_ROOT/io.containerd.grpc.v1.cri/sandboxes/$POD1/resolv.conf" -a ! -e "$STATE/cri/sandboxes/$POD1"
 expect_match "eth0 inside holds the pod IP" "inet $IP1/24" "$(nsenter --net="$STATE/cri/netns/$POD1" ip -4 addr show eth0 2>&1)"
 expect_match "a veth of the pod is on the test bridge" "master $BR" "$(ip -o link show master "$BR" 2>&1)"
 out=$(rt RunPodSandbox "{\"config\": $(pod_config pod1 "$HP")}")
@@ -363,8 +372,8 @@ expect_match "CreateContainer of an image not pulled: NOT_FOUND" "^error: NOT_FO
   "$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD2\", \"config\": {\"metadata\": {\"name\": \"y\"}, \"image\": {\"image\": \"nosuch:1\"}}}")"
 expect_match "Exec in a missing container: NOT_FOUND" "^error: NOT_FOUND" \
   "$(rt Exec '{"container_id": "0000", "cmd": ["true"], "stdout": true}')"
-expect_match "Exec with a terminal: INVALID_ARGUMENT naming it" "^error: INVALID_ARGUMENT.*terminal" \
-  "$(rt Exec "{\"container_id\": \"$WEB\", \"cmd\": [\"sh\"], \"stdout\": true, \"tty\": true}")"
+expect_match "Exec with a terminal and stderr: INVALID_ARGUMENT naming them" "^error: INVALID_ARGUMENT.*tty and stderr" \
+  "$(rt Exec "{\"container_id\": \"$WEB\", \"cmd\": [\"sh\"], \"stdout\": true, \"stderr\": true, \"tty\": true}")"
 expect_match "Attach with stdin: INVALID_ARGUMENT naming it" "^error: INVALID_ARGUMENT.*stdin" \
   "$(rt Attach "{\"container_id\": \"$WEB\", \"stdin\": true, \"stdout\": true}")"
 expect_match "PortForward of a missing sandbox: NOT_FOUND" "^error: NOT_FOUND" \

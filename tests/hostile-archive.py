@@ -45,10 +45,12 @@ def small_image(layer_size=None, config=None):
     """A valid one-layer manifest (one file, /hello); returns its descriptor."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        # Each image's own layer: one already in the store would not be fetched.
+        hello = ("hi from %s\n" % a.name).encode()
         info = tarfile.TarInfo("hello")
-        info.size = 3
+        info.size = len(hello)
         info.mtime = 1700000000
-        tar.addfile(info, io.BytesIO(b"hi\n"))
+        tar.addfile(info, io.BytesIO(hello))
     raw = raw.getvalue()
     ldigest, lsize = put(gzip.compress(raw, mtime=0))
     if config is None:

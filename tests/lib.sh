@@ -32,6 +32,23 @@ check () {
 expect_eq () {
   if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; diag "expected: $2" "actual:   $3"; fi
 }
+# expect_none DESCRIPTION FILTER COMMAND [ARGS...]: COMMAND succeeds and its output, piped
+# through the shell pipeline FILTER ('' for none), is empty. Not expect_eq "" "$(…)": a
+# client whose daemon has died prints nothing on stdout either (its error goes to stderr).
+expect_none () {
+  local desc=$1 filter=$2 out rc
+  shift 2
+  out=$("$@" 2>"$TEST_TMP/expect_none.err")
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    not_ok "$desc"
+    diag "failed (exit $rc): $*"
+    sed 's/^/#   /' "$TEST_TMP/expect_none.err" | head -20
+    return
+  fi
+  [ -n "$filter" ] && out=$(printf '%s\n' "$out" | eval "$filter")
+  expect_eq "$desc" "" "$out"
+}
 # expect_match DESCRIPTION REGEX TEXT
 expect_match () {
   if printf '%s' "$3" | grep -Eq -- "$2"; then ok "$1"; else not_ok "$1"; diag "expected to match: $2" "actual:"; printf '%s\n' "$3" | sed 's/^/#   /' | head -40; fi

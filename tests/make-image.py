@@ -2,7 +2,8 @@
 """Builds an OCI image archive locally, without any network.
 
   make-image.py OUT.tar [--name REF] [--busybox] [--layer DIR]... [--compression gzip|none]
-                [--cmd ARG]... [--layer-tar FILE]...
+                [--cmd ARG]... [--entrypoint ARG]... [--env K=V]... [--user USER]
+                [--layer-tar FILE]...
 
 --busybox makes a first layer from Debian's busybox-static (/bin/busybox plus one
 symlink per applet, /etc/passwd, /etc/group). Each --layer DIR adds DIR's tree as one
@@ -70,6 +71,9 @@ def main():
     p.add_argument("--layer-tar", action="append", default=[])
     p.add_argument("--compression", choices=["gzip", "none"], default="gzip")
     p.add_argument("--cmd", action="append")
+    p.add_argument("--entrypoint", action="append")
+    p.add_argument("--env", action="append", default=[])
+    p.add_argument("--user")
     a = p.parse_args()
 
     work = tempfile.mkdtemp()
@@ -107,10 +111,15 @@ def main():
         config = {
             "architecture": go_arch(), "os": "linux",
             "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                       "Cmd": a.cmd or ["sh"], "WorkingDir": "/"},
+                       "Cmd": a.cmd or ([] if a.entrypoint else ["sh"]), "WorkingDir": "/"},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": [{"created_by": "berth tests/make-image.py"} for _ in diff_ids],
         }
+        config["config"]["Env"] += a.env
+        if a.entrypoint:
+            config["config"]["Entrypoint"] = a.entrypoint
+        if a.user:
+            config["config"]["User"] = a.user
         cdigest, csize = put(json.dumps(config, sort_keys=True).encode())
         manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdigest, "size": csize},

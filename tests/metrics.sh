@@ -86,5 +86,5 @@ expect_match "…naming the file, line and key" "$TEST_TMP/bad.conf:4: \\[metric
 for id in "${IDS[@]}"; do bctr tasks kill -s KILL "$id" >/dev/null 2>&1; done
 sleep 0.5
 for id in "${IDS[@]}"; do bctr tasks rm "$id" >/dev/null 2>&1; bctr containers rm "$id" >/dev/null 2>&1; done
-expect_eq "removed containers leave no container series" "" "$(http_get "$URL" | grep '^berth_container_')"
+expect_none "removed containers leave no container series" "grep '^berth_container_'" http_get "$URL"
 tests_done

@@ -80,8 +80,8 @@ expect_match "the config holds the top snapshot for GC, the layers their diff ID
   "containerd.io/gc.ref.snapshot.overlayfs=sha256:.*|containerd.io/uncompressed=sha256:" "$(bctr content ls)"
 expect_match "the blobs remember where they came from (for cross-repository mounts)" \
   "containerd.io/distribution.source.127.0.0.1=multi" "$(bctr content ls)"
-expect_eq "no lease is left behind" "" "$(bctr leases ls -q)"
-expect_eq "no ingest is left behind" "" "$(bctr content active | tail -n +2)"
+expect_none "no lease is left behind" '' bctr leases ls -q
+expect_none "no ingest is left behind" "tail -n +2" bctr content active
 expect_eq "a reference without a tag means :latest" "$PLAIN/busybox:latest" "$(b pull -q "$PLAIN/busybox" 2>&1)"
 digest=$(bctr images ls | awk -v n="$PLAIN/busybox:latest" '$1 == n {print $3}')
 expect_eq "a pull by digest names the image by it" "$PLAIN/busybox@$digest" "$(b pull -q "$PLAIN/busybox@$digest" 2>&1)"
@@ -155,10 +155,10 @@ fake_start corrupt "$TEST_TMP/big.tar" --corrupt-layers --repo corrupt
 out=$(b pull -q --plain-http "$FAKE/corrupt:latest" 2>&1); rc=$?
 expect_match "a registry serving a blob whose digest lies: rejected" "does not match its digest" "$out"
 expect_eq "…exit 125" 125 "$rc"
-expect_eq "…no image made" "" "$(b image ls -q | grep corrupt)"
+expect_none "…no image made" "grep corrupt" b image ls -q
 big_layer=$(python3 -c 'import json,sys,tarfile; t=tarfile.open(sys.argv[1]); i=json.load(t.extractfile("index.json")); m=json.load(t.extractfile("blobs/sha256/"+i["manifests"][0]["digest"][7:])); print(m["layers"][-1]["digest"])' "$TEST_TMP/big.tar")
-expect_eq "…the bad blob is not in the content store" "" "$(bctr content ls -q | grep "$big_layer")"
-expect_eq "…nor left as an ingest" "" "$(bctr content active | tail -n +2)"
+expect_none "…the bad blob is not in the content store" "grep $big_layer" bctr content ls -q
+expect_none "…nor left as an ingest" "tail -n +2" bctr content active
 
 fake_start flaky "$TEST_TMP/big.tar" --repo big --bearer tok:en --flaky 2 --drop-after 100000
 out=$(b pull --plain-http --user tok:en "$FAKE/big:latest" 2>"$TEST_TMP/flaky.err")

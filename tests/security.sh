@@ -44,31 +44,31 @@ bctr -n sec-a images import "$TEST_TMP/busybox.tar" >/dev/null
 manifest=$(bctr -n sec-a images ls | awk -v i=$IMAGE '$1 == i {print $3}')
 layer=$(bctr -n sec-a content ls -q | tail -1)
 expect_match "namespace A holds the image" "^sha256:" "$manifest"
-expect_eq "B lists none of A's content" "" "$(bctr -n sec-b content ls -q)"
+expect_none "B lists none of A's content" '' bctr -n sec-b content ls -q
 out=$(bctr -n sec-b content get "$manifest" 2>&1) && not_ok "B cannot read A's blob by digest" \
   || expect_match "B cannot read A's blob by digest (not found)" "not found" "$out"
 out=$(bctr -n sec-b content rm "$layer" 2>&1)
 check "…nor delete it from A" bash -c "ctr --address $BERTH_SOCK -n sec-a content get $layer >/dev/null"
-expect_eq "B lists none of A's images" "" "$(bctr -n sec-b images ls -q)"
+expect_none "B lists none of A's images" '' bctr -n sec-b images ls -q
 bctr -n sec-b images rm $IMAGE >/dev/null 2>&1
 expect_eq "deleting A's image name in B leaves A's image" "$IMAGE" "$(bctr -n sec-a images ls -q)"
 bctr -n sec-a containers create $IMAGE sec-c1 >/dev/null
-expect_eq "B lists none of A's containers" "" "$(bctr -n sec-b containers ls -q)"
+expect_none "B lists none of A's containers" '' bctr -n sec-b containers ls -q
 out=$(bctr -n sec-b containers info sec-c1 2>&1) && not_ok "B cannot see A's container by id" \
   || expect_match "B cannot see A's container by id" "not found" "$out"
 bctr -n sec-b containers rm sec-c1 >/dev/null 2>&1
 expect_eq "…nor delete it" "sec-c1" "$(bctr -n sec-a containers ls -q)"
-expect_eq "B lists none of A's snapshots" "" "$(bctr -n sec-b snapshots ls | tail -n +2)"
+expect_none "B lists none of A's snapshots" "tail -n +2" bctr -n sec-b snapshots ls
 out=$(bctr -n sec-b snapshots info sec-c1 2>&1) && not_ok "B cannot stat A's snapshot by key" \
   || expect_match "B cannot stat A's snapshot by key" "not found|does not exist" "$out"
 bctr -n sec-b snapshots rm sec-c1 >/dev/null 2>&1
 expect_match "…nor remove it" "sec-c1" "$(bctr -n sec-a snapshots ls)"
 bctr -n sec-a leases create --id sec-lease >/dev/null
-expect_eq "B lists none of A's leases" "" "$(bctr -n sec-b leases ls -q)"
+expect_none "B lists none of A's leases" '' bctr -n sec-b leases ls -q
 bctr -n sec-b leases rm sec-lease >/dev/null 2>&1
 expect_eq "…nor deletes them" "sec-lease" "$(bctr -n sec-a leases ls -q)"
 bctr -n sec-a run -d $IMAGE sec-t1 sleep 300 >/dev/null
-expect_eq "B lists none of A's tasks" "" "$(bctr -n sec-b tasks ls -q)"
+expect_none "B lists none of A's tasks" '' bctr -n sec-b tasks ls -q
 out=$(bctr -n sec-b tasks kill -s KILL sec-t1 2>&1) && not_ok "B cannot signal A's task" \
   || expect_match "B cannot signal A's task" "not found" "$out"
 expect_match "…which still runs in A" "RUNNING" "$(bctr -n sec-a tasks ls | awk '$1 == "sec-t1"')"
@@ -89,7 +89,7 @@ expect_eq "…nor berthd's process: its pid namespace holds only its own (sh is 
 out=$($RUN --runc-binary /bin/sh $IMAGE sec-bin1 true 2>&1) && not_ok "ctr --runc-binary /bin/sh is refused" \
   || expect_match "ctr --runc-binary /bin/sh is refused with PERMISSION_DENIED naming allowed-binaries" \
        "PermissionDenied|permission denied.*allowed-binaries|allowed-binaries" "$out"
-expect_eq "…and left no container behind" "" "$(bctr -n sec-a containers ls -q | grep sec-bin1)"
+expect_none "…and left no container behind" "grep sec-bin1" bctr -n sec-a containers ls -q
 out=$($RUN --runc-binary true $IMAGE sec-bin2 true 2>&1) && not_ok "a bare name not in allowed-binaries is refused" \
   || expect_match "a bare name not in allowed-binaries is refused" "allowed-binaries" "$out"
 out=$($RUN --runc-binary ../../usr/sbin/runc $IMAGE sec-bin3 true 2>&1) && not_ok "a relative path is refused" \

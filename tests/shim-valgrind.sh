@@ -39,7 +39,7 @@ expect_match "pause and resume leave it RUNNING" "vg-sleep +[0-9]+ +RUNNING" "$(
 bctr tasks kill -s KILL vg-sleep >/dev/null
 for _ in $(seq 100); do bctr tasks rm vg-sleep >/dev/null 2>&1 && break; sleep 0.2; done
 bctr containers rm vg-sleep >/dev/null 2>&1
-expect_eq "killed and deleted, no task is left" "" "$(bctr tasks ls -q)"
+expect_none "killed and deleted, no task is left" '' bctr tasks ls -q
 
 # The shims exit once their task is deleted; valgrind writes each summary at exit.
 for _ in $(seq 300); do pgrep -f "berth-shim $BERTH_STATE" >/dev/null || break; sleep 0.1; done

@@ -94,8 +94,8 @@ expect_eq "$CLIENTS clients × ${SECONDS_TOTAL}s: $rounds rounds, no failed oper
 [ "$errors" -gt 0 ] && { diag "failed operations (first 20):"; sort "$TEST_TMP"/errors.* | head -20 | sed 's/^/  /'; }
 "$BERTH" --address "$BERTH_SOCK" gc >/dev/null 2>&1
 sleep 2
-expect_eq "no container is left" "" "$(bctr containers ls -q | grep '^s')"
-expect_eq "no task is left" "" "$(bctr tasks ls -q | grep '^s')"
+expect_none "no container is left" "grep '^s'" bctr containers ls -q
+expect_none "no task is left" "grep '^s'" bctr tasks ls -q
 expect_eq "no rootfs mount is left under the state dir" "" "$(grep " $BERTH_STATE" /proc/self/mounts)"
 expect_eq "no shim of the clients is left" "" "$(pgrep -af "berth-shim $BERTH_STATE" | grep -v ' $')"
 expect_eq "no cgroup of the clients' containers is left" "" \

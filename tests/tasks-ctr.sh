@@ -26,7 +26,7 @@ sleep 0.5
 kill "$EVENTS_PID" 2>/dev/null; wait "$EVENTS_PID" 2>/dev/null
 expect_match "ctr events saw /tasks/exit of t-exit with status 7" '/tasks/exit \{"container_id":"t-exit".*"exit_status":7' "$(cat "$TEST_TMP/events.out")"
 expect_match "…and /tasks/create, /tasks/start, /tasks/delete" "/tasks/create.*/tasks/start.*/tasks/delete" "$(tr '\n' ' ' <"$TEST_TMP/events.out")"
-expect_eq "--rm left no container" "" "$(bctr containers ls -q)"
+expect_none "--rm left no container" '' bctr containers ls -q
 expect_eq "…and no snapshot but the image's" 1 "$(bctr snapshots ls | tail -n +2 | wc -l)"
 expect_eq "…and no rootfs mount" "" "$(grep " $BERTH_STATE" /proc/self/mounts)"
 
@@ -124,6 +124,6 @@ expect_match "ctr tasks rm t-dies reports the real exit status 42" "42" "$out"
 out=$(bctr tasks kill t-dies 2>&1) && not_ok "kill of a deleted task fails" || expect_match "kill of a deleted task fails: not found" "not found" "$out"
 bctr tasks kill -s KILL t-alive >/dev/null; sleep 1
 for c in t-sleep t-alive t-dies t-orphan; do bctr tasks rm "$c" >/dev/null 2>&1; bctr containers rm "$c" >/dev/null 2>&1; bctr snapshots rm "$c" >/dev/null 2>&1; done
-expect_eq "everything cleaned up: no containers" "" "$(bctr containers ls -q)"
+expect_none "everything cleaned up: no containers" '' bctr containers ls -q
 expect_eq "…no shims left" "" "$(pgrep -f "berth-shim $BERTH_STATE" || true)"
 tests_done

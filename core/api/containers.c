@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
+#include "berth-identifiers.h"
 #include "berth-api.h"
 #include "berth-api-util.h"
 #include "berth-api-ops.h"
@@ -19,20 +20,6 @@ static char *
 container_key (const char *ns, const char *id)
 {
   return g_strdup_printf ("v1/%s/containers/%s", ns, id);
-}
-
-static gboolean
-validate_id (const char *id, GError **error)
-{
-  gsize len = id ? strlen (id) : 0;
-  gboolean good = len > 0 && len <= 76 && g_ascii_isalnum (id[0]);
-  for (gsize i = 0; good && i < len; i++)
-    good = g_ascii_isalnum (id[i]) || strchr ("._-", id[i]);
-  if (!good)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
-                        "container id \"%s\": must be 1-76 letters, digits, '.', '_' or '-', starting alphanumeric",
-                        id ? id : "");
-  return TRUE;
 }
 
 Container *
@@ -96,7 +83,7 @@ containers_get (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
 {
   const Containerd__Services__Containers__V1__GetContainerRequest *req = (gpointer) request;
   Data d = { berth_grpc_call_get_namespace (call), NULL, NULL, 0, req->id, NULL };
-  if (!validate_id (req->id, error) || !berth_metadata_read (berth_daemon_get_metadata (user_data), get_txn, &d, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_CONTAINER, req->id, error) || !berth_metadata_read (berth_daemon_get_metadata (user_data), get_txn, &d, error))
     return NULL;
   Containerd__Services__Containers__V1__GetContainerResponse *response =
     berth_grpc_message_new (&containerd__services__containers__v1__get_container_response__descriptor);
@@ -202,7 +189,7 @@ publish (BerthGrpcCall *call, const char *topic, const ProtobufCMessage *event)
 Container *
 berth_api_ops_container_create (BerthDaemon *daemon, const char *ns, const Container *in, GError **error)
 {
-  if (in == NULL || !validate_id (in->id, error))
+  if (in == NULL || !berth_identifier_validate (BERTH_IDENTIFIER_CONTAINER, in->id, error))
     return in ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container given"), NULL);
   if (in->spec == NULL)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "container %s has no spec", in->id), NULL;
@@ -294,7 +281,7 @@ static ProtobufCMessage *
 containers_update (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Containers__V1__UpdateContainerRequest *req = (gpointer) request;
-  if (req->container == NULL || !validate_id (req->container->id, error))
+  if (req->container == NULL || !berth_identifier_validate (BERTH_IDENTIFIER_CONTAINER, req->container->id, error))
     return req->container ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container given"), NULL);
   Data d = { berth_grpc_call_get_namespace (call), req->container, req->update_mask ? req->update_mask->paths : NULL,
              req->update_mask ? req->update_mask->n_paths : 0, NULL, NULL };
@@ -326,7 +313,7 @@ delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 gboolean
 berth_api_ops_container_delete (BerthDaemon *daemon, const char *ns, const char *id, GError **error)
 {
-  if (!validate_id (id, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_CONTAINER, id, error))
     return FALSE;
   /* A container with a live task keeps it: containerd refuses too. */
   g_autoptr (BerthTask) task = berth_daemon_find_task (daemon, ns, id, NULL);

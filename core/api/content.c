@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
+#include "berth-identifiers.h"
 #include "berth-api.h"
 #include "berth-api-util.h"
 #include "berth-gc.h"
@@ -547,8 +548,8 @@ write_open_backend (WriteSession *ws, GError **error)
 static gboolean
 write_open (WriteSession *ws, const WriteRequest *req, GError **error)
 {
-  if (req->ref == NULL || *req->ref == '\0')
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "first message must have a reference");
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_CONTENT_REF, req->ref, error))
+    return FALSE;
   ws->store = berth_daemon_get_content_store (ws->daemon, error);
   if (ws->store == NULL)
     return FALSE;
@@ -670,6 +671,30 @@ write_commit (WriteSession *ws, const WriteRequest *req, gint64 size, GError **e
   return TRUE;
 }
 
+/* Appending to a blob another namespace holds: as containerd's shared writer does, the
+ * ingest starts as a copy of that blob. */
+static gboolean
+write_materialize_shared (WriteSession *ws, GError **error)
+{
+  g_autofree char *shared = g_strdup (ws->shared);
+  GCancellable *cancellable = berth_grpc_call_get_cancellable (ws->call);
+  gint64 size = 0;
+  g_autoptr (GInputStream) in = berth_content_store_open_reader (ws->store, shared, &size, cancellable, error);
+  if (in == NULL || !write_open_backend (ws, error) || !berth_content_writer_truncate (ws->writer, 0, error))
+    return FALSE;
+  g_autofree guint8 *buf = g_malloc (1 << 20);
+  for (gint64 done = 0; done < size;)
+    {
+      gssize n = g_input_stream_read (in, buf, MIN ((gint64) (1 << 20), size - done), cancellable, error);
+      if (n <= 0)
+        return n < 0 ? FALSE : berth_throw (error, BERTH_ERROR_DATA_LOSS, "content %s shrank while copying", shared);
+      if (!berth_content_writer_write (ws->writer, buf, n, cancellable, error))
+        return FALSE;
+      done += n;
+    }
+  return TRUE;
+}
+
 /* WRITE and COMMIT: data goes at the current offset; offset 0 restarts the ingest. */
 static gboolean
 write_data (WriteSession *ws, const WriteRequest *req, gint64 *offset, GError **error)
@@ -688,10 +713,8 @@ write_data (WriteSession *ws, const WriteRequest *req, gint64 *offset, GError **
     }
   if (req->data.len == 0)
     return TRUE;
-  if (ws->writer == NULL)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
-                        "ingest %s: writing %zu bytes at offset %" G_GINT64_FORMAT " goes past the expected total of %"
-                        G_GINT64_FORMAT " bytes", ws->client_ref, req->data.len, *offset, ws->shared_size);
+  if (ws->writer == NULL && !write_materialize_shared (ws, error))
+    return FALSE;
   if (!berth_content_writer_write (ws->writer, req->data.data, req->data.len, berth_grpc_call_get_cancellable (ws->call),
                                    error))
     return FALSE;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
+#include "berth-identifiers.h"
 #include "berth-api.h"
 #include "berth-api-util.h"
 #include "berth-api-ops.h"
@@ -24,10 +25,8 @@ image_key (BerthGrpcCall *call, const char *name)
 static gboolean
 validate_image (const Image *image, gboolean need_target, GError **error)
 {
-  if (image == NULL || image->name == NULL || *image->name == '\0')
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "image name must not be empty");
-  if (strlen (image->name) > 400)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "image name of %zu bytes is too long", strlen (image->name));
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_IMAGE, image ? image->name : NULL, error))
+    return FALSE;
   if (need_target && (image->target == NULL || !berth_digest_validate (image->target->digest, error)))
     return image->target ? FALSE : berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "image %s has no target", image->name);
   if (need_target && (image->target->media_type == NULL || *image->target->media_type == '\0'))

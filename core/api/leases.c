@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
+#include "berth-identifiers.h"
 #include "berth-api.h"
 #include "berth-api-util.h"
 #include "berth-gc.h"
@@ -19,19 +20,6 @@
 
 typedef Containerd__Services__Leases__V1__Lease Lease;
 #define LEASE_DESC containerd__services__leases__v1__lease__descriptor
-
-static gboolean
-validate_id (const char *what, const char *id, GError **error)
-{
-  gsize len = id ? strlen (id) : 0;
-  gboolean good = len > 0 && len <= 76;
-  for (gsize i = 0; good && i < len; i++)
-    good = g_ascii_isalnum (id[i]) || strchr ("._-", id[i]);
-  if (!good)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s \"%s\": must be 1-76 letters, digits, '.', '_' or '-'",
-                        what, id ? id : "");
-  return TRUE;
-}
 
 static char *
 lease_key (BerthGrpcCall *call, const char *id)
@@ -51,6 +39,10 @@ resource_key (BerthGrpcCall *call, const char *lease, const Containerd__Services
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
                         "resource type \"%s\": want content, ingests or snapshots/<snapshotter>", res->type);
   if (g_str_equal (res->type, "content") && !berth_digest_validate (res->id, error))
+    return FALSE;
+  if (!g_str_equal (res->type, "content")
+      && !berth_identifier_validate (g_str_equal (res->type, "ingests") ? BERTH_IDENTIFIER_CONTENT_REF : BERTH_IDENTIFIER_SNAPSHOT_KEY,
+                                     res->id, error))
     return FALSE;
   *key_out = g_strdup_printf ("v1/%s/leases/%s/r/%s/%s", berth_grpc_call_get_namespace (call), lease, res->type, res->id);
   return TRUE;
@@ -88,7 +80,7 @@ leases_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer us
   const char *id = req->id;
   if (id == NULL || *id == '\0')
     id = generated = g_strdup_printf ("berth-%" G_GINT64_FORMAT "-%08x", g_get_real_time (), g_random_int ());
-  if (!validate_id ("lease", id, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_LEASE, id, error))
     return NULL;
   g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) req->labels, req->n_labels, error);
   if (labels == NULL)
@@ -125,7 +117,7 @@ static ProtobufCMessage *
 leases_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Leases__V1__DeleteRequest *req = (gpointer) request;
-  if (!validate_id ("lease", req->id, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_LEASE, req->id, error))
     return NULL;
   DeleteData data = { call, req->id };
   if (!berth_metadata_write (berth_daemon_get_metadata (user_data), delete_txn, &data, error))
@@ -199,7 +191,7 @@ change_resource (BerthGrpcCall *call, gpointer daemon, const char *lease, const 
                  gboolean add, GError **error)
 {
   ResourceData data = { call, lease, NULL, add };
-  if (!validate_id ("lease", lease, error) || !resource_key (call, lease, res, &data.key, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_LEASE, lease, error) || !resource_key (call, lease, res, &data.key, error))
     return NULL;
   gboolean ok = berth_metadata_write (berth_daemon_get_metadata (daemon), resource_txn, &data, error);
   g_free (data.key);
@@ -267,7 +259,7 @@ static ProtobufCMessage *
 leases_list_resources (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Leases__V1__ListResourcesRequest *req = (gpointer) request;
-  if (!validate_id ("lease", req->id, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_LEASE, req->id, error))
     return NULL;
   g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
   ListResourcesData data = { call, req->id, out };

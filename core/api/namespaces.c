@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
+#include "berth-identifiers.h"
 #include "berth-api.h"
 #include "berth-api-util.h"
 #include "github.com/containerd/containerd/api/events/namespace.pb-c.h"
@@ -18,20 +19,6 @@ static char *
 namespace_key (const char *name)
 {
   return g_strconcat ("ns/", name, NULL);
-}
-
-static gboolean
-validate_name (const char *name, GError **error)
-{
-  gsize len = name ? strlen (name) : 0;
-  gboolean good = len > 0 && len <= 76 && g_ascii_isalnum (name[0]) && g_ascii_isalnum (name[len - 1]);
-  for (gsize i = 0; good && i < len; i++)
-    good = g_ascii_isalnum (name[i]) || (strchr ("._-", name[i]) && g_ascii_isalnum (name[i + 1]));
-  if (!good)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
-                        "namespace \"%s\": must be letters and digits separated by single '.', '_' or '-', at most 76",
-                        name ? name : "");
-  return TRUE;
 }
 
 /* A response copy of a stored record, every pointer owned. */
@@ -181,7 +168,7 @@ static ProtobufCMessage *
 namespaces_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Namespaces__V1__CreateNamespaceRequest *req = (gpointer) request;
-  if (req->namespace_ == NULL || !validate_name (req->namespace_->name, error))
+  if (req->namespace_ == NULL || !berth_identifier_validate (BERTH_IDENTIFIER_NAMESPACE, req->namespace_->name, error))
     return req->namespace_ ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no namespace given"), NULL);
   g_autoptr (GHashTable) labels =
     berth_api_labels_from_entries ((void *const *) req->namespace_->labels, req->namespace_->n_labels, error);
@@ -248,7 +235,7 @@ static ProtobufCMessage *
 namespaces_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Namespaces__V1__DeleteNamespaceRequest *req = (gpointer) request;
-  if (!validate_name (req->name, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_NAMESPACE, req->name, error))
     return NULL;
   if (!berth_metadata_write (berth_daemon_get_metadata (user_data), delete_txn, req->name, error))
     return NULL;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
+#include "berth-identifiers.h"
 #include "berth-api.h"
 #include "berth-api-util.h"
 #include "berth-snapshots.h"
@@ -41,14 +42,6 @@ client_key (Ctx *ctx, const char *key)
   return berth_snapshots_client_key (&ctx->snaps, key);
 }
 
-static gboolean
-validate_key (const char *what, const char *key, GError **error)
-{
-  if (key == NULL || *key == '\0')
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "snapshot %s must not be empty", what);
-  return TRUE;
-}
-
 static GHashTable *
 labels_of (void *const *entries, size_t n, GError **error)
 {
@@ -61,7 +54,7 @@ create (BerthGrpcCall *call, gpointer daemon, const char *snapshotter, const cha
         void *const *label_entries, size_t n_labels, gboolean view, GError **error)
 {
   Ctx ctx;
-  if (!validate_key ("key", key, error) || !ctx_init (&ctx, call, daemon, snapshotter, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, key, error) || !ctx_init (&ctx, call, daemon, snapshotter, error))
     return NULL;
   g_autoptr (GHashTable) labels = labels_of (label_entries, n_labels, error);
   if (labels == NULL)
@@ -99,7 +92,7 @@ snapshots_mounts (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
 {
   const Containerd__Services__Snapshots__V1__MountsRequest *req = (gpointer) request;
   Ctx ctx;
-  if (!validate_key ("key", req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
   g_autofree char *bkey = backend_key (&ctx, req->key);
   g_autoptr (GPtrArray) mounts = berth_snapshotter_mounts (ctx.snaps.backend, bkey, error);
@@ -116,7 +109,7 @@ snapshots_commit (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
 {
   const Containerd__Services__Snapshots__V1__CommitSnapshotRequest *req = (gpointer) request;
   Ctx ctx;
-  if (!validate_key ("key", req->key, error) || !validate_key ("name", req->name, error)
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, req->key, error) || !berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, req->name, error)
       || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
   g_autoptr (GHashTable) labels = labels_of ((void *const *) req->labels, req->n_labels, error);
@@ -132,7 +125,7 @@ snapshots_remove (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
 {
   const Containerd__Services__Snapshots__V1__RemoveSnapshotRequest *req = (gpointer) request;
   Ctx ctx;
-  if (!validate_key ("key", req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
   if (!berth_snapshots_remove (&ctx.snaps, req->key, berth_grpc_call_get_cancellable (call), error))
     return NULL;
@@ -160,7 +153,7 @@ snapshots_stat (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
 {
   const Containerd__Services__Snapshots__V1__StatSnapshotRequest *req = (gpointer) request;
   Ctx ctx;
-  if (!validate_key ("key", req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
   g_autofree char *bkey = backend_key (&ctx, req->key);
   g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_stat (ctx.snaps.backend, bkey, error);
@@ -177,7 +170,7 @@ snapshots_update (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
 {
   const Containerd__Services__Snapshots__V1__UpdateSnapshotRequest *req = (gpointer) request;
   Ctx ctx;
-  if (req->info == NULL || !validate_key ("name", req->info->name, error)
+  if (req->info == NULL || !berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, req->info->name, error)
       || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return req->info ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no info given"), NULL);
   g_autoptr (GHashTable) labels = labels_of ((void *const *) req->info->labels, req->info->n_labels, error);
@@ -263,7 +256,7 @@ snapshots_usage (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer 
 {
   const Containerd__Services__Snapshots__V1__UsageRequest *req = (gpointer) request;
   Ctx ctx;
-  if (!validate_key ("key", req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
   g_autofree char *bkey = backend_key (&ctx, req->key);
   BerthSnapshotUsage usage = { 0 };

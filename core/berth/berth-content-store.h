@@ -85,7 +85,7 @@ struct _BerthContentStoreInterface {
                                 GCancellable *cancellable, GError **error);
   /* Opens the ingest @ref, creating it or resuming it at its current offset.
    * @total (0: unknown) and @expected (NULL: unknown) are recorded with a new ingest.
-   * A write beyond @total fails with INVALID_ARGUMENT. */
+   * A write beyond @total is accepted, as in containerd: commit checks size and digest. */
   BerthContentWriter *(*open_writer) (BerthContentStore *self, const char *ref, gint64 total,
                                       const char *expected, GCancellable *cancellable, GError **error);
   /* NOT_FOUND for an unknown ref. */

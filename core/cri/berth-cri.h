@@ -50,6 +50,8 @@ void berth_cri_unlock (const char *id);
 char *berth_cri_new_id (void);
 /* <state>/cri/<what>[/<id>] */
 char *berth_cri_path (BerthDaemon *daemon, const char *what, const char *id);
+/* ROOT/io.containerd.grpc.v1.cri/sandboxes/ID: the pod's hosts, hostname, resolv.conf. */
+char *berth_cri_sandbox_dir (BerthDaemon *daemon, const char *id);
 /* Whether every pair of @selector is among @entries (map entries). */
 gboolean berth_cri_labels_match (void *const *selector, size_t n_selector, void *const *entries, size_t n_entries);
 /* The task of berth container @id in k8s.io, NULL when there is none. */
@@ -81,9 +83,16 @@ void berth_cri_entries_copy (void *const *entries, size_t n, const ProtobufCMess
 /* Points the spec's namespace @type at @path; NULL: a new one; "": the host's (no entry). */
 void berth_cri_spec_set_namespace (JsonObject *spec, const char *type, const char *path);
 /* The seccomp profile for BerthSpecOptions from a CRI profile (or the deprecated path
- * form): NULL for the default, "unconfined", or a file. An unset profile is unconfined,
- * as the CRI says. */
-const char *berth_cri_seccomp (const Runtime__V1__SecurityProfile *profile, const char *legacy_path);
+ * form): *out is NULL for the default, "unconfined", or a file. An unset profile is
+ * unconfined, as the CRI says. A path form other than runtime/default, docker/default,
+ * unconfined or localhost/PATH is INVALID_ARGUMENT, as on containerd. */
+gboolean berth_cri_seccomp (const Runtime__V1__SecurityProfile *profile, const char *legacy_path, const char **out,
+                            GError **error);
+/* Checks a container's AppArmor profile (or its deprecated name form): runtime/default,
+ * unconfined or localhost/NAME, else INVALID_ARGUMENT. *out is the profile to put in the
+ * spec (NULL: none). A named profile on a host without AppArmor is FAILED_PRECONDITION. */
+gboolean berth_cri_apparmor (const Runtime__V1__SecurityProfile *profile, const char *legacy_name, const char **out,
+                             GError **error);
 /* The deprecated seccomp_profile_path fields, which older kubelets still send. */
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS
 static inline const char *
@@ -95,6 +104,11 @@ static inline const char *
 berth_cri_legacy_seccomp_container (const Runtime__V1__LinuxContainerSecurityContext *sc)
 {
   return sc->seccomp_profile_path;
+}
+static inline const char *
+berth_cri_legacy_apparmor_container (const Runtime__V1__LinuxContainerSecurityContext *sc)
+{
+  return sc->apparmor_profile;
 }
 G_GNUC_END_IGNORE_DEPRECATIONS
 
@@ -118,6 +132,16 @@ ProtobufCMessage *cri_list_container_stats (BerthGrpcCall *call, const ProtobufC
  * exec. On timeout or cancellation the process is killed: DEADLINE_EXCEEDED/CANCELLED. */
 gboolean berth_cri_exec (BerthDaemon *daemon, const char *container_id, char **cmd, size_t n_cmd, const BerthStdio *stdio,
                          gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable, GError **error);
+/* The same as exec @exec_id (from berth_cri_exec_id_new), which the caller may resize
+ * while it runs (a terminal: @stdio->terminal). */
+gboolean berth_cri_exec_as (BerthDaemon *daemon, const char *container_id, const char *exec_id, char **cmd, size_t n_cmd,
+                            const BerthStdio *stdio, gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable,
+                            GError **error);
+char *berth_cri_exec_id_new (void);
+/* A container's stdin FIFO (for a container created with stdin), which berthd keeps
+ * open until berth_cri_stdin_close (@remove: and removes it); see cri-stream.c. */
+char *berth_cri_stdin_open (BerthDaemon *daemon, const char *id, GError **error);
+void berth_cri_stdin_close (BerthDaemon *daemon, const char *id, gboolean remove);
 /* <state>/cri/exec/<random>, created 0700, for one exec's stdio files or FIFOs
  * ("stdin", "stdout", "stderr"); berth_cri_exec_dir_remove removes them and it. */
 char *berth_cri_exec_dir_new (BerthDaemon *daemon, GError **error);

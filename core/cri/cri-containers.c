@@ -235,7 +235,7 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
       has_resolv |= g_strcmp0 (m->container_path, "/etc/resolv.conf") == 0;
       g_ptr_array_add (mounts, g_strdup_printf ("%s:%s:%s", m->host_path, m->container_path, m->readonly ? "ro" : "rw"));
     }
-  g_autofree char *dir = berth_cri_path (daemon, "sandboxes", sandbox->id);
+  g_autofree char *dir = berth_cri_sandbox_dir (daemon, sandbox->id);
   const struct { const char *name; gboolean given; } files[] = {
     { "hostname", has_hostname }, { "hosts", has_hosts }, { "resolv.conf", has_resolv },
   };
@@ -261,6 +261,16 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
                             : g_strdup_printf ("%" G_GINT64_FORMAT, sc->run_as_user->value);
   else if (sc && sc->run_as_group)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "run_as_group needs run_as_user or run_as_username"), NULL;
+  const char *seccomp = "unconfined", *apparmor = NULL;
+  if (sc && (!berth_cri_seccomp (sc->seccomp, berth_cri_legacy_seccomp_container (sc), &seccomp, error)
+             || !berth_cri_apparmor (sc->apparmor, berth_cri_legacy_apparmor_container (sc), &apparmor, error)))
+    return NULL;
+  const Runtime__V1__LinuxSandboxSecurityContext *sandbox_sc =
+    sandbox->config->linux ? sandbox->config->linux->security_context : NULL;
+  /* As containerd: a pod kubelet did not make privileged holds no privileged container. */
+  if (sc && sc->privileged && !(sandbox_sc && sandbox_sc->privileged))
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no privileged container allowed in sandbox %s",
+                        sandbox->id), NULL;
   const char *parent = sandbox->config->linux ? sandbox->config->linux->cgroup_parent : NULL;
   g_autofree char *cgroups = parent && *parent ? g_build_path ("/", parent, record->id, NULL) : NULL;
   BerthSpecOptions opts = {
@@ -274,7 +284,7 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
     .read_only = sc && sc->readonly_rootfs,
     .privileged = sc && sc->privileged,
     .terminal = config->tty,
-    .seccomp_profile = sc ? berth_cri_seccomp (sc->seccomp, berth_cri_legacy_seccomp_container (sc)) : "unconfined",
+    .seccomp_profile = seccomp,
     .cgroups_path = cgroups,
     .namespace = BERTH_CRI_NAMESPACE,
     .id = record->id,
@@ -318,8 +328,30 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
     json_object_set_array_member (linux_obj, "maskedPaths", json_strings (sc->masked_paths, sc->n_masked_paths));
   if (sc && sc->n_readonly_paths > 0)
     json_object_set_array_member (linux_obj, "readonlyPaths", json_strings (sc->readonly_paths, sc->n_readonly_paths));
-  if (sc && sc->no_new_privs)
-    json_object_set_boolean_member (json_object_get_object_member (spec, "process"), "noNewPrivileges", TRUE);
+  JsonObject *process = json_object_get_object_member (spec, "process");
+  /* The CRI's say, both ways (berth's own default is TRUE); privileged never has it. */
+  json_object_set_boolean_member (process, "noNewPrivileges", sc && sc->no_new_privs && !sc->privileged);
+  if (apparmor != NULL && !(sc && sc->privileged))
+    json_object_set_string_member (process, "apparmorProfile", apparmor);
+  /* The request's supplemental groups, after the primary and the image's (/etc/group). */
+  JsonObject *user_obj = json_object_get_object_member (process, "user");
+  if (sc && sc->n_supplemental_groups > 0 && user_obj != NULL)
+    {
+      JsonArray *gids = json_object_get_array_member (user_obj, "additionalGids");
+      if (gids == NULL)
+        {
+          gids = json_array_new ();
+          json_object_set_array_member (user_obj, "additionalGids", gids);
+        }
+      for (size_t i = 0; i < sc->n_supplemental_groups; i++)
+        {
+          gboolean seen = FALSE;
+          for (guint j = 0; j < json_array_get_length (gids) && !seen; j++)
+            seen = json_array_get_int_element (gids, j) == sc->supplemental_groups[i];
+          if (!seen)
+            json_array_add_int_element (gids, sc->supplemental_groups[i]);
+        }
+    }
   spec_propagation (spec, config);
   if (!spec_devices (spec, config, error))
     return NULL;
@@ -498,7 +530,7 @@ cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
   berth_cri_lock (record->id);
   g_autoptr (ProtobufCMessage) owned_sandbox = NULL;
   BerthSnapshots snaps;
-  g_autofree char *snapshotter = NULL, *backend_key = NULL, *log = NULL;
+  g_autofree char *snapshotter = NULL, *backend_key = NULL, *log = NULL, *stdin_path = NULL;
   g_autoptr (GPtrArray) mounts = NULL;
   g_autoptr (BerthTask) task = NULL;
   gboolean ok = FALSE;
@@ -533,7 +565,9 @@ cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
       /* The shim writes the CRI log format; a terminal's output goes as it is. */
       log = g_strdup_printf ("%s%s", record->config->tty ? "file://" : "cri://", record->log_path);
     }
-  BerthStdio stdio = { NULL, log, log, record->config->tty };
+  if (record->config->stdin && (stdin_path = berth_cri_stdin_open (daemon, record->id, error)) == NULL)
+    goto out;
+  BerthStdio stdio = { stdin_path, log, log, record->config->tty };
   GCancellable *cancellable = berth_grpc_call_get_cancellable (call);
   task = berth_api_ops_task_create (daemon, BERTH_CRI_NAMESPACE, record->id, mounts, &stdio, NULL, cancellable, error);
   if (task != NULL && berth_api_ops_task_start (daemon, task, NULL, NULL, cancellable, error))
@@ -605,6 +639,7 @@ container_remove (BerthDaemon *daemon, CriContainer *record, GError **error)
 {
   if (!container_stop (daemon, record, 0, error))
     return FALSE;
+  berth_cri_stdin_close (daemon, record->id, TRUE);
   g_autoptr (GError) local_error = NULL;
   BerthSnapshots snaps;
   g_autofree char *snapshotter = NULL;
@@ -887,7 +922,7 @@ cri_reopen_container_log (BerthGrpcCall *call, const ProtobufCMessage *request, 
 /* ---------------- ExecSync ---------------- */
 
 static GBytes *
-exec_process (BerthDaemon *daemon, const char *id, char **cmd, size_t n_cmd, GError **error)
+exec_process (BerthDaemon *daemon, const char *id, char **cmd, size_t n_cmd, gboolean terminal, GError **error)
 {
   g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_api_container_read (daemon, BERTH_CRI_NAMESPACE, id, error);
   if (owned == NULL)
@@ -903,7 +938,7 @@ exec_process (BerthDaemon *daemon, const char *id, char **cmd, size_t n_cmd, GEr
   if (process == NULL)
     return berth_throw (error, BERTH_ERROR_DATA_LOSS, "container %s's spec has no process", id), NULL;
   json_object_set_array_member (process, "args", json_strings (cmd, n_cmd));
-  json_object_set_boolean_member (process, "terminal", FALSE);
+  json_object_set_boolean_member (process, "terminal", terminal);
   json_object_remove_member (process, "consoleSize");
   g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), process);
   gsize len = 0;
@@ -934,11 +969,25 @@ gboolean
 berth_cri_exec (BerthDaemon *daemon, const char *container_id, char **cmd, size_t n_cmd, const BerthStdio *stdio,
                 gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable, GError **error)
 {
+  g_autofree char *exec_id = berth_cri_exec_id_new ();
+  return berth_cri_exec_as (daemon, container_id, exec_id, cmd, n_cmd, stdio, timeout_ms, exit, cancellable, error);
+}
+
+char *
+berth_cri_exec_id_new (void)
+{
+  return g_strdup_printf ("exec-%08x%08x", g_random_int (), g_random_int ());
+}
+
+gboolean
+berth_cri_exec_as (BerthDaemon *daemon, const char *container_id, const char *exec_id, char **cmd, size_t n_cmd,
+                   const BerthStdio *stdio, gint64 timeout_ms, BerthExitStatus *exit, GCancellable *cancellable,
+                   GError **error)
+{
   g_autoptr (BerthTask) task = berth_cri_running_task (daemon, container_id, error);
-  g_autoptr (GBytes) process = task ? exec_process (daemon, container_id, cmd, n_cmd, error) : NULL;
+  g_autoptr (GBytes) process = task ? exec_process (daemon, container_id, cmd, n_cmd, stdio->terminal, error) : NULL;
   if (process == NULL)
     return FALSE;
-  g_autofree char *exec_id = g_strdup_printf ("exec-%08x%08x", g_random_int (), g_random_int ());
   gboolean ok = FALSE;
   gboolean added = berth_task_exec (task, exec_id, process, stdio, cancellable, error);
   if (added && berth_api_ops_task_start (daemon, task, exec_id, NULL, cancellable, error))
@@ -960,6 +1009,128 @@ berth_cri_exec (BerthDaemon *daemon, const char *container_id, char **cmd, size_
   return ok;
 }
 
+/* ExecSync holds no thread while the command runs: the call is deferred and ended from
+ * the exec's "exited" signal, its timeout or the client leaving; each hands the
+ * blocking rest (outputs, kill, delete) to a worker. */
+typedef enum { EXEC_RUNNING, EXEC_EXITED, EXEC_TIMED_OUT, EXEC_ABANDONED } ExecPhase;
+
+typedef struct {
+  gint refs;
+  gint phase; /* ExecPhase, changed once from RUNNING (atomically) */
+  BerthGrpcCall *call;
+  BerthTask *task;
+  char *container_id;
+  char *exec_id;
+  char *dir;
+  gint64 timeout_s;
+  BerthExitStatus exit;
+  BerthApiExitWaiter *waiter;
+  GSource *timer;
+} ExecSync;
+
+static ExecSync *
+exec_sync_ref (ExecSync *exec)
+{
+  g_atomic_int_inc (&exec->refs);
+  return exec;
+}
+
+static void
+exec_sync_unref (gpointer data)
+{
+  ExecSync *exec = data;
+  if (!g_atomic_int_dec_and_test (&exec->refs))
+    return;
+  berth_grpc_call_unref (exec->call);
+  g_object_unref (exec->task);
+  g_free (exec->container_id);
+  g_free (exec->exec_id);
+  g_free (exec->dir);
+  g_free (exec);
+}
+
+/* On a worker: the process is done (or is made to be); let go of it and its files. */
+static void
+exec_sync_cleanup (ExecSync *exec, gboolean kill)
+{
+  if (kill)
+    {
+      berth_task_kill (exec->task, exec->exec_id, SIGKILL, FALSE, NULL);
+      wait_exit (exec->task, exec->exec_id, 5000, &exec->exit, NULL);
+    }
+  berth_task_delete (exec->task, exec->exec_id, NULL, NULL, NULL);
+  berth_cri_exec_dir_remove (exec->dir);
+}
+
+static ProtobufCMessage *
+exec_sync_exited (BerthGrpcCall *call, gpointer data, GError **error)
+{
+  ExecSync *exec = data;
+  Runtime__V1__ExecSyncResponse *response = berth_grpc_message_new (&runtime__v1__exec_sync_response__descriptor);
+  g_autofree char *out_path = g_build_filename (exec->dir, "stdout", NULL);
+  g_autofree char *err_path = g_build_filename (exec->dir, "stderr", NULL);
+  read_output (out_path, &response->stdout);
+  read_output (err_path, &response->stderr);
+  response->exit_code = (gint32) exec->exit.exit_status;
+  exec_sync_cleanup (exec, FALSE);
+  return &response->base;
+}
+
+static ProtobufCMessage *
+exec_sync_stopped (BerthGrpcCall *call, gpointer data, GError **error)
+{
+  ExecSync *exec = data;
+  exec_sync_cleanup (exec, TRUE);
+  if (exec->phase == EXEC_TIMED_OUT)
+    berth_throw (error, BERTH_ERROR_DEADLINE_EXCEEDED, "command in container %s timed out after %" G_GINT64_FORMAT "s",
+                 exec->container_id, exec->timeout_s);
+  else
+    berth_throw (error, BERTH_ERROR_CANCELLED, "command in container %s cancelled", exec->container_id);
+  return NULL;
+}
+
+/* From RUNNING to @phase, once; the winner hands the rest to a worker. */
+static void
+exec_sync_conclude (ExecSync *exec, ExecPhase phase)
+{
+  if (!g_atomic_int_compare_and_exchange (&exec->phase, EXEC_RUNNING, phase))
+    return;
+  berth_grpc_call_resume (exec->call, phase == EXEC_EXITED ? exec_sync_exited : exec_sync_stopped,
+                          exec_sync_ref (exec), exec_sync_unref);
+}
+
+static void
+exec_sync_on_exit (const BerthExitStatus *exit, const GError *error, gpointer data)
+{
+  ExecSync *exec = data;
+  if (exit != NULL)
+    exec->exit = *exit;
+  exec_sync_conclude (exec, EXEC_EXITED);
+}
+
+static gboolean
+exec_sync_on_timeout (gpointer data)
+{
+  exec_sync_conclude (data, EXEC_TIMED_OUT);
+  return G_SOURCE_REMOVE;
+}
+
+/* The call is over (answered, or the client left): disarm, and stop the command if it
+ * still runs. */
+static void
+exec_sync_end (gpointer data)
+{
+  ExecSync *exec = data;
+  berth_api_exit_waiter_cancel (exec->waiter);
+  if (exec->timer != NULL)
+    {
+      g_source_destroy (exec->timer);
+      g_source_unref (exec->timer);
+    }
+  exec_sync_conclude (exec, EXEC_ABANDONED);
+  exec_sync_unref (exec);
+}
+
 ProtobufCMessage *
 cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
 {
@@ -969,6 +1140,10 @@ cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer da
   g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_cri_container_get (daemon, req->container_id, error);
   if (owned == NULL)
     return NULL;
+  g_autoptr (BerthTask) task = berth_cri_running_task (daemon, req->container_id, error);
+  g_autoptr (GBytes) process = task ? exec_process (daemon, req->container_id, req->cmd, req->n_cmd, FALSE, error) : NULL;
+  if (process == NULL)
+    return NULL;
   g_autofree char *dir = berth_cri_exec_dir_new (daemon, error);
   if (dir == NULL)
     return NULL;
@@ -977,18 +1152,37 @@ cri_exec_sync (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer da
   g_autofree char *out_uri = g_strconcat ("file://", out_path, NULL);
   g_autofree char *err_uri = g_strconcat ("file://", err_path, NULL);
   BerthStdio stdio = { NULL, out_uri, err_uri, FALSE };
-  BerthExitStatus exit = { 0 };
-  Runtime__V1__ExecSyncResponse *response = NULL;
-  if (berth_cri_exec (daemon, req->container_id, req->cmd, req->n_cmd, &stdio, req->timeout > 0 ? req->timeout * 1000 : -1,
-                      &exit, berth_grpc_call_get_cancellable (call), error))
+  g_autofree char *exec_id = g_strdup_printf ("exec-%08x%08x", g_random_int (), g_random_int ());
+  GCancellable *cancellable = berth_grpc_call_get_cancellable (call);
+  if (!berth_task_exec (task, exec_id, process, &stdio, cancellable, error))
     {
-      response = berth_grpc_message_new (&runtime__v1__exec_sync_response__descriptor);
-      read_output (out_path, &response->stdout);
-      read_output (err_path, &response->stderr);
-      response->exit_code = (gint32) exit.exit_status;
+      berth_cri_exec_dir_remove (dir);
+      return NULL;
     }
-  berth_cri_exec_dir_remove (dir);
-  return response ? &response->base : NULL;
+  if (!berth_api_ops_task_start (daemon, task, exec_id, NULL, cancellable, error))
+    {
+      berth_task_delete (task, exec_id, NULL, NULL, NULL);
+      berth_cri_exec_dir_remove (dir);
+      return NULL;
+    }
+  ExecSync *exec = g_new0 (ExecSync, 1);
+  exec->refs = 1; /* the call's end */
+  exec->call = berth_grpc_call_ref (call);
+  exec->task = g_object_ref (task);
+  exec->container_id = g_strdup (req->container_id);
+  exec->exec_id = g_steal_pointer (&exec_id);
+  exec->dir = g_steal_pointer (&dir);
+  exec->timeout_s = req->timeout;
+  if (req->timeout > 0)
+    {
+      exec->timer = g_timeout_source_new_seconds ((guint) MIN (req->timeout, G_MAXUINT / 1000));
+      g_source_set_callback (exec->timer, exec_sync_on_timeout, exec_sync_ref (exec), exec_sync_unref);
+    }
+  exec->waiter = berth_api_wait_exit (task, exec->exec_id, exec_sync_on_exit, exec);
+  if (exec->timer != NULL)
+    g_source_attach (exec->timer, g_main_context_default ());
+  berth_grpc_call_defer (call, exec_sync_end, exec);
+  return NULL;
 }
 
 /* A fresh private directory for one exec's stdio. */

@@ -7,7 +7,9 @@
 #include "config.h"
 
 #include <string.h>
-#include <sys/statvfs.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdint.h>
 
 #include <berth/berth-error.h>
 #include "berth-cri.h"
@@ -49,6 +51,24 @@ is_image_id (const char *ref)
   return TRUE;
 }
 
+/* Whether @ref names the image @info by ID, a unique-looking ID prefix or a repo digest.
+ * @hex is @ref's hex digits when it is (a prefix of) an ID, @repo_digest its normal
+ * "domain/path@digest" form when it pins a digest. */
+static gboolean
+image_matches (const BerthImageInfo *info, const char *hex, const char *repo_digest)
+{
+  if (hex != NULL)
+    return g_str_has_prefix (info->config_digest + strlen ("sha256:"), hex);
+  if (repo_digest == NULL)
+    return FALSE;
+  /* A repo digest is the repository of any of the image's names with its manifest's digest. */
+  g_autoptr (BerthReference) name = berth_reference_parse (info->name, NULL);
+  if (name == NULL)
+    return FALSE;
+  g_autofree char *mine = g_strdup_printf ("%s/%s@%s", name->domain, name->path, info->target->digest);
+  return g_str_equal (mine, repo_digest);
+}
+
 BerthImageInfo *
 berth_cri_image_lookup (BerthDaemon *daemon, const char *ref, GCancellable *cancellable, GError **error)
 {
@@ -59,21 +79,14 @@ berth_cri_image_lookup (BerthDaemon *daemon, const char *ref, GCancellable *canc
   if (info != NULL || !g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_NOT_FOUND))
     return info ? info : (g_propagate_error (error, g_steal_pointer (&local_error)), NULL);
   g_clear_error (&local_error);
-  if (is_image_id (ref))
-    {
-      g_autofree char *id = g_str_has_prefix (ref, "sha256:") ? g_strdup (ref) : g_strconcat ("sha256:", ref, NULL);
-      g_autoptr (GPtrArray) names = image_names (daemon, error);
-      for (guint i = 0; names != NULL && i < names->len; i++)
-        {
-          g_autoptr (BerthImageInfo) candidate =
-            berth_image_info_resolve (daemon, BERTH_CRI_NAMESPACE, names->pdata[i], cancellable, NULL);
-          if (candidate != NULL && g_str_equal (candidate->config_digest, id))
-            return g_steal_pointer (&candidate);
-        }
-      if (names == NULL)
-        return NULL;
-    }
-  else
+
+  /* As containerd's CRI: an ID ("sha256:HEX" or "HEX"), a prefix of one (as crictl shows
+   * them: any unique prefix), a name (normalised: "busybox" is
+   * docker.io/library/busybox:latest), or a repo digest, "name@sha256:HEX", of a
+   * manifest berth pulled under another name. */
+  const char *hex = g_str_has_prefix (ref, "sha256:") ? ref + strlen ("sha256:") : ref;
+  gboolean is_hex = *hex != '\0' && strlen (hex) <= 64 && strspn (hex, "0123456789abcdef") == strlen (hex);
+  g_autofree char *repo_digest = NULL;
     {
       g_autoptr (BerthReference) parsed = berth_reference_parse (ref, NULL);
       g_autofree char *normal = parsed ? berth_reference_to_string (parsed) : NULL;
@@ -83,6 +96,32 @@ berth_cri_image_lookup (BerthDaemon *daemon, const char *ref, GCancellable *canc
           if (info != NULL || !g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_NOT_FOUND))
             return info ? info : (g_propagate_error (error, g_steal_pointer (&local_error)), NULL);
         }
+      if (parsed != NULL && parsed->digest != NULL && !is_hex)
+        repo_digest = g_strdup_printf ("%s/%s@%s", parsed->domain, parsed->path, parsed->digest);
+    }
+  if (is_hex || repo_digest != NULL)
+    {
+      g_autoptr (GPtrArray) names = image_names (daemon, error);
+      if (names == NULL)
+        return NULL;
+      BerthImageInfo *found = NULL;
+      for (guint i = 0; i < names->len; i++)
+        {
+          g_autoptr (BerthImageInfo) candidate =
+            berth_image_info_resolve (daemon, BERTH_CRI_NAMESPACE, names->pdata[i], cancellable, NULL);
+          if (candidate == NULL || !image_matches (candidate, is_hex ? hex : NULL, repo_digest))
+            continue;
+          if (found != NULL && !g_str_equal (found->config_digest, candidate->config_digest))
+            {
+              berth_image_info_free (found);
+              return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "image \"%s\": ambiguous, more than one "
+                                  "image ID starts with it", ref), NULL;
+            }
+          if (found == NULL)
+            found = g_steal_pointer (&candidate);
+        }
+      if (found != NULL)
+        return found;
     }
   return berth_throw (error, BERTH_ERROR_NOT_FOUND, "image \"%s\": not found", ref), NULL;
 }
@@ -306,21 +345,59 @@ cri_remove_image (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
   return berth_grpc_message_new (&runtime__v1__remove_image_response__descriptor);
 }
 
+/* Bytes and inodes under the image filesystem's directory, as containerd's snapshot
+ * usage counts them: allocated blocks, each inode once, not crossing into mounts (a
+ * running container's rootfs). nftw's callback has no user data: one walk at a time. */
+static GMutex usage_lock;
+static guint64 usage_bytes, usage_inodes;
+static GHashTable *usage_seen;
+
+static int
+usage_visit (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) path, (void) flag, (void) ftw;
+  if (st->st_nlink > 1)
+    {
+      g_autofree char *key = g_strdup_printf ("%ju:%ju", (uintmax_t) st->st_dev, (uintmax_t) st->st_ino);
+      if (!g_hash_table_add (usage_seen, g_steal_pointer (&key)))
+        return 0;
+    }
+  usage_bytes += (guint64) st->st_blocks * 512;
+  usage_inodes++;
+  return 0;
+}
+
 static ProtobufCMessage *
 cri_image_fs_info (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
 {
-  const char *root = berth_daemon_get_config (daemon)->root;
-  struct statvfs st;
-  if (statvfs (root, &st) < 0)
-    return berth_throw_errno (error, "statvfs %s", root), NULL;
+  /* The default snapshotter's directory, where images are unpacked (containerd reports
+   * its snapshotter's, e.g. /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs). */
+  const BerthConfig *config = berth_daemon_get_config (daemon);
+  g_autofree char *dir = g_strdup_printf ("%s/io.containerd.snapshotter.v1.%s", config->root,
+                                          config->default_snapshotter);
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+    return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "image filesystem %s: not there yet", dir), NULL;
+  g_mutex_lock (&usage_lock);
+  usage_bytes = usage_inodes = 0;
+  usage_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  int rc = nftw (dir, usage_visit, 32, FTW_PHYS | FTW_MOUNT);
+  int saved = errno;
+  guint64 bytes = usage_bytes, inodes = usage_inodes;
+  g_clear_pointer (&usage_seen, g_hash_table_unref);
+  g_mutex_unlock (&usage_lock);
+  if (rc < 0)
+    {
+      errno = saved;
+      return berth_throw_errno (error, "walking %s", dir), NULL;
+    }
   Runtime__V1__FilesystemUsage *usage = berth_grpc_message_new (&runtime__v1__filesystem_usage__descriptor);
   usage->timestamp = g_get_real_time () * 1000;
   usage->fs_id = berth_grpc_message_new (&runtime__v1__filesystem_identifier__descriptor);
-  usage->fs_id->mountpoint = g_strdup (root);
+  usage->fs_id->mountpoint = g_steal_pointer (&dir);
   usage->used_bytes = berth_grpc_message_new (&runtime__v1__uint64_value__descriptor);
-  usage->used_bytes->value = (guint64) (st.f_blocks - st.f_bfree) * st.f_frsize;
+  usage->used_bytes->value = bytes;
   usage->inodes_used = berth_grpc_message_new (&runtime__v1__uint64_value__descriptor);
-  usage->inodes_used->value = st.f_files - st.f_ffree;
+  usage->inodes_used->value = inodes;
   Runtime__V1__ImageFsInfoResponse *response = berth_grpc_message_new (&runtime__v1__image_fs_info_response__descriptor);
   response->n_image_filesystems = 1;
   response->image_filesystems = g_new0 (Runtime__V1__FilesystemUsage *, 2);

@@ -164,6 +164,15 @@ berth_cri_path (BerthDaemon *daemon, const char *what, const char *id)
   return g_build_filename (berth_daemon_get_config (daemon)->state, "cri", what, id, NULL);
 }
 
+/* The pod's /etc/hosts, /etc/hostname and /etc/resolv.conf live on disk under the root
+ * (as containerd's io.containerd.grpc.v1.cri/sandboxes/ID/), not on the state tmpfs:
+ * a container writing to them must not be able to fill /run. */
+char *
+berth_cri_sandbox_dir (BerthDaemon *daemon, const char *id)
+{
+  return g_build_filename (berth_daemon_get_config (daemon)->root, "io.containerd.grpc.v1.cri", "sandboxes", id, NULL);
+}
+
 gboolean
 berth_cri_labels_match (void *const *selector, size_t n_selector, void *const *entries, size_t n_entries)
 {
@@ -259,9 +268,97 @@ condition_new (const char *type, gboolean status, const char *reason, const char
   return c;
 }
 
+/* Status's verbose "cniconfig", shaped as containerd's (go-cni's ConfigResult), which
+ * `crictl info` prints: the CNI directories and the network berth loaded. */
+static char *
+cni_config_info (const BerthConfig *config, const char *network)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "PluginDirs");
+  json_builder_begin_array (b);
+  json_builder_add_string_value (b, config->cri_cni_bin_dir);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "PluginConfDir");
+  json_builder_add_string_value (b, config->cri_cni_conf_dir);
+  json_builder_set_member_name (b, "PluginMaxConfNum");
+  json_builder_add_int_value (b, 1);
+  json_builder_set_member_name (b, "Prefix");
+  json_builder_add_string_value (b, "eth");
+  json_builder_set_member_name (b, "Networks");
+  json_builder_begin_array (b);
+  g_autoptr (GBytes) bytes = network ? g_bytes_new_static (network, strlen (network)) : NULL;
+  g_autoptr (JsonNode) root = bytes ? berth_json_parse_object (bytes, "CNI configuration", NULL) : NULL;
+  if (root != NULL)
+    {
+      JsonObject *list = json_node_get_object (root);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "Config");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "Name");
+      json_builder_add_string_value (b, berth_json_member_string (list, "name"));
+      json_builder_set_member_name (b, "CNIVersion");
+      json_builder_add_string_value (b, berth_json_member_string (list, "cniVersion"));
+      json_builder_set_member_name (b, "Plugins");
+      json_builder_begin_array (b);
+      JsonArray *plugins = berth_json_member_array (list, "plugins");
+      for (guint i = 0; plugins != NULL && i < json_array_get_length (plugins); i++)
+        {
+          JsonNode *plugin = json_array_get_element (plugins, i);
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "Network");
+          json_builder_add_value (b, json_node_copy (plugin));
+          json_builder_set_member_name (b, "Source");
+          g_autofree char *text = berth_json_to_text (plugin, NULL);
+          json_builder_add_string_value (b, text);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+      json_builder_set_member_name (b, "Source");
+      json_builder_add_string_value (b, network);
+      json_builder_end_object (b);
+      json_builder_set_member_name (b, "IFName");
+      json_builder_add_string_value (b, "eth0");
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) node = json_builder_get_root (b);
+  return berth_json_to_text (node, NULL);
+}
+
+/* Status's verbose "config": the CRI settings berthd runs with. */
+static char *
+cri_config_info (const BerthConfig *config)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  const struct { const char *key, *value; } fields[] = {
+    { "containerdRootDir", config->root },   { "containerdStateDir", config->state },
+    { "snapshotter", config->default_snapshotter }, { "defaultRuntimeName", config->default_runtime },
+    { "streamServerAddress", config->cri_stream_address },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      json_builder_set_member_name (b, fields[i].key);
+      json_builder_add_string_value (b, fields[i].value ? fields[i].value : "");
+    }
+  json_builder_set_member_name (b, "cni");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "binDir");
+  json_builder_add_string_value (b, config->cri_cni_bin_dir);
+  json_builder_set_member_name (b, "confDir");
+  json_builder_add_string_value (b, config->cri_cni_conf_dir);
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) node = json_builder_get_root (b);
+  return berth_json_to_text (node, NULL);
+}
+
 static ProtobufCMessage *
 cri_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
 {
+  const Runtime__V1__StatusRequest *req = (gpointer) request;
   BerthConfig *config = berth_daemon_get_config (daemon);
   g_autoptr (GError) runtime_error = NULL, network_error = NULL;
   gboolean runtime_ready = berth_daemon_get_runtime (daemon, NULL, &runtime_error) != NULL;
@@ -283,6 +380,18 @@ cri_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemo
       handler->name = g_strdup (runtime_handlers[i]);
       handler->features = berth_grpc_message_new (&runtime__v1__runtime_handler_features__descriptor);
       response->runtime_handlers[i] = handler;
+    }
+  if (req->verbose)
+    {
+      g_autoptr (GHashTable) info = berth_labels_new ();
+      g_hash_table_insert (info, g_strdup ("cniconfig"), cni_config_info (config, network));
+      g_hash_table_insert (info, g_strdup ("config"), cri_config_info (config));
+      /* Each value is JSON: a string here. */
+      g_autoptr (JsonNode) load_status = json_node_new (JSON_NODE_VALUE);
+      json_node_set_string (load_status, network_error ? network_error->message : "OK");
+      g_hash_table_insert (info, g_strdup ("lastCNILoadStatus"), berth_json_to_text (load_status, NULL));
+      berth_api_labels_to_entries (info, &runtime__v1__status_response__info_entry__descriptor,
+                                   (void ***) &response->info, &response->n_info);
     }
   return &response->base;
 }
@@ -491,23 +600,75 @@ berth_cri_spec_set_namespace (JsonObject *spec, const char *type, const char *pa
     }
 }
 
-const char *
-berth_cri_seccomp (const Runtime__V1__SecurityProfile *profile, const char *legacy_path)
+gboolean
+berth_cri_seccomp (const Runtime__V1__SecurityProfile *profile, const char *legacy_path, const char **out,
+                   GError **error)
 {
+  *out = "unconfined";
   if (profile != NULL)
     switch (profile->profile_type)
       {
-      case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__RuntimeDefault: return NULL;
-      case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost: return profile->localhost_ref;
-      default: return "unconfined";
+      case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__RuntimeDefault:
+        *out = NULL;
+        return TRUE;
+      case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost:
+        if (profile->localhost_ref == NULL || !g_path_is_absolute (profile->localhost_ref))
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "seccomp profile \"%s\": want an absolute path",
+                              profile->localhost_ref ? profile->localhost_ref : "");
+        *out = profile->localhost_ref;
+        return TRUE;
+      default:
+        return TRUE;
       }
   if (legacy_path == NULL || *legacy_path == '\0' || g_str_equal (legacy_path, "unconfined"))
-    return "unconfined";
+    return TRUE;
   if (g_str_equal (legacy_path, "runtime/default") || g_str_equal (legacy_path, "docker/default"))
-    return NULL;
-  if (g_str_has_prefix (legacy_path, "localhost/"))
-    return legacy_path + strlen ("localhost");
-  return legacy_path;
+    *out = NULL;
+  else if (g_str_has_prefix (legacy_path, "localhost/") && g_path_is_absolute (legacy_path + strlen ("localhost")))
+    *out = legacy_path + strlen ("localhost");
+  else
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "unsupported seccomp profile \"%s\": want "
+                        "runtime/default, docker/default, unconfined or localhost/PATH", legacy_path);
+  return TRUE;
+}
+
+static gboolean
+apparmor_enabled (void)
+{
+  g_autofree char *text = NULL;
+  return g_file_get_contents ("/sys/module/apparmor/parameters/enabled", &text, NULL, NULL) && text[0] == 'Y';
+}
+
+gboolean
+berth_cri_apparmor (const Runtime__V1__SecurityProfile *profile, const char *legacy_name, const char **out,
+                    GError **error)
+{
+  const char *name = NULL;
+  *out = NULL;
+  if (profile != NULL)
+    switch (profile->profile_type)
+      {
+      case RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Localhost:
+        name = profile->localhost_ref;
+        if (name == NULL || *name == '\0')
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "AppArmor profile: localhost without a name");
+        break;
+      default: /* RuntimeDefault: berth loads no default profile of its own; unconfined */
+        return TRUE;
+      }
+  else if (legacy_name == NULL || *legacy_name == '\0' || g_str_equal (legacy_name, "unconfined")
+           || g_str_equal (legacy_name, "runtime/default"))
+    return TRUE;
+  else if (g_str_has_prefix (legacy_name, "localhost/") && legacy_name[strlen ("localhost/")] != '\0')
+    name = legacy_name + strlen ("localhost/");
+  else
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "unsupported AppArmor profile \"%s\": want "
+                        "runtime/default, unconfined or localhost/NAME", legacy_name);
+  if (!apparmor_enabled ())
+    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "AppArmor profile \"%s\": AppArmor is not enabled "
+                        "on this host", name);
+  *out = name;
+  return TRUE;
 }
 
 /* Adds the CRI's sysctls to a spec. */
@@ -539,11 +700,14 @@ sandbox_spec (BerthDaemon *daemon, const CriSandbox *record, GError **error)
   const Runtime__V1__LinuxSandboxSecurityContext *sc = config->linux ? config->linux->security_context : NULL;
   char *args[] = { (char *) "/" PAUSE_BINARY, NULL };
   g_autofree char *cgroups = cgroups_path (config->linux ? config->linux->cgroup_parent : NULL, record->id);
+  const char *seccomp = "unconfined";
+  if (sc && !berth_cri_seccomp (sc->seccomp, berth_cri_legacy_seccomp_sandbox (sc), &seccomp, error))
+    return NULL;
   BerthSpecOptions opts = {
     .args = args,
     .read_only = TRUE,
     .privileged = sc && sc->privileged,
-    .seccomp_profile = sc ? berth_cri_seccomp (sc->seccomp, berth_cri_legacy_seccomp_sandbox (sc)) : "unconfined",
+    .seccomp_profile = seccomp,
     .cgroups_path = cgroups,
     .namespace = BERTH_CRI_NAMESPACE,
     .id = record->id,
@@ -793,7 +957,7 @@ cri_run_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
   if (!berth_metadata_write (berth_daemon_get_metadata (daemon), create_record_txn, &reserve, error))
     return NULL;
   berth_cri_lock (id);
-  g_autofree char *dir = berth_cri_path (daemon, "sandboxes", id);
+  g_autofree char *dir = berth_cri_sandbox_dir (daemon, id);
   GCancellable *cancellable = berth_grpc_call_get_cancellable (call);
   gboolean ok = write_sandbox_files (dir, record->config, error)
                 && (host_network (record->config) || network_setup (daemon, record, error))
@@ -850,7 +1014,7 @@ cri_remove_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request, gp
     }
   CriSandbox *record = (CriSandbox *) owned;
   berth_cri_lock (record->id);
-  g_autofree char *dir = berth_cri_path (daemon, "sandboxes", record->id);
+  g_autofree char *dir = berth_cri_sandbox_dir (daemon, record->id);
   gboolean ok = sandbox_stop (daemon, record, error)
                 && berth_cri_containers_of_sandbox_stop (daemon, record->id, TRUE, error)
                 && berth_cri_record_delete (daemon, "sandboxes", record->id, error);

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -46,6 +47,8 @@
 
 #define MAX_WAITERS 64
 #define LINE_MAX_LEN 512
+/* `runc ps --format json` output read at most: some 500 000 pids. */
+#define PIDS_MAX_OUTPUT (4 << 20)
 
 static const char *state_dir, *runtime, *container_id, *bundle;
 static char runtime_root[4096], pid_file[4096], log_file[4096], exit_file[4096], sock_path[4096];
@@ -250,6 +253,23 @@ write_exit_file (void)
     }
   close (fd);
   rename (tmp, exit_file);
+}
+
+/* A reply longer than a line (pids): the client reads as it comes (SO_SNDTIMEO bounds a
+ * client that does not). */
+static void
+write_all (int fd, const char *data, size_t len)
+{
+  while (len > 0)
+    {
+      ssize_t n = write (fd, data, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return;
+      data += n;
+      len -= (size_t) n;
+    }
 }
 
 static void reply (int fd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
@@ -656,24 +676,38 @@ handle (int fd, const char *buf, size_t len)
     }
   if (req.verb == SHIM_REQ_PIDS)
     {
-      /* `ps --format json` prints one line: a JSON array of host pids. */
-      int pipefd[2];
-      if (pipe2 (pipefd, O_CLOEXEC) < 0)
-        return reply (fd, "err pipe: %s", strerror (errno)), 0;
+      /* `ps --format json` prints one line: a JSON array of host pids, some 8 bytes each,
+       * so far longer than a reply line. Into a memfd, not a pipe: the runtime is waited
+       * for before anything is read, and would block on a full pipe (64 KiB). */
+      int out = memfd_create ("berth-ps", MFD_CLOEXEC);
+      if (out < 0)
+        return reply (fd, "err memfd: %s", strerror (errno)), 0;
       char *argv[] = { (char *) "ps", (char *) "--format", (char *) "json", (char *) container_id, NULL };
-      int rc = run_runtime (argv, -1, pipefd[1], -1);
-      close (pipefd[1]);
-      char out[LINE_MAX_LEN - 8];
-      ssize_t n = read (pipefd[0], out, sizeof out - 1);
-      close (pipefd[0]);
-      out[n > 0 ? n : 0] = '\0';
-      out[strcspn (out, "\n")] = '\0';
-      if (rc != 0)
+      int rc = run_runtime (argv, -1, out, -1);
+      off_t size = lseek (out, 0, SEEK_END);
+      if (rc != 0 || size < 0 || size > PIDS_MAX_OUTPUT)
         {
+          close (out);
+          if (rc == 0)
+            return reply (fd, "err %s ps printed %lld bytes, over %d", runtime, (long long) size, PIDS_MAX_OUTPUT), 0;
           runtime_error (err, sizeof err);
           return reply (fd, "err %s", err), 0;
         }
-      return reply (fd, "ok %s", out), 0;
+      char *text = malloc ((size_t) size + 1);
+      ssize_t n = text != NULL ? pread (out, text, (size_t) size, 0) : -1;
+      close (out);
+      if (n < 0)
+        {
+          free (text);
+          return reply (fd, "err reading %s ps output: %s", runtime, strerror (errno)), 0;
+        }
+      text[n] = '\0';
+      text[strcspn (text, "\n")] = '\0';
+      write_all (fd, "ok ", 3);
+      write_all (fd, text, strlen (text));
+      write_all (fd, "\n", 1);
+      free (text);
+      return 0;
     }
   if (req.verb == SHIM_REQ_WAIT)
     {
@@ -934,6 +968,7 @@ main (int argc, char **argv)
             continue;
           struct timeval tv = { 5, 0 };
           setsockopt (cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+          setsockopt (cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
           char line[LINE_MAX_LEN];
           ssize_t len = read (cfd, line, sizeof line - 1);
           if (len <= 0)

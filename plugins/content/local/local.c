@@ -36,6 +36,7 @@ struct _LocalStore {
   int root_fd;
   GMutex lock;
   GHashTable *open_refs; /* refs with a live writer: one writer per ref */
+  GCond released;        /* a ref left open_refs */
 };
 
 struct _LocalWriter {
@@ -49,6 +50,7 @@ struct _LocalWriter {
   gint64 total;
   char *expected;
   gint64 started_at;
+  gint64 updated_at; /* the last write's time, as containerd's Status reports it */
 };
 
 static void local_store_iface_init (BerthContentStoreInterface *iface);
@@ -237,7 +239,11 @@ status_of_dir (LocalStore *self, const char *dir, GError **error)
   status->total = total ? g_ascii_strtoll (total, NULL, 10) : 0;
   status->expected = expected && *expected ? g_steal_pointer (&expected) : NULL;
   status->started_at = started ? g_ascii_strtoll (started, NULL, 10) : 0;
-  status->updated_at = (gint64) st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000;
+  /* The data's mtime is the kernel's coarse clock; a closed writer left the exact time
+   * of its last write (containerd's "updatedat"). */
+  g_autofree char *updated = read_small_file (self->root_fd, dir, "updatedat");
+  status->updated_at = MAX ((gint64) st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000,
+                            updated ? g_ascii_strtoll (updated, NULL, 10) : 0);
   return status;
 }
 
@@ -322,8 +328,16 @@ store_open_writer (BerthContentStore *iface, const char *ref, gint64 total, cons
     }
   if (expected != NULL && *expected != '\0' && !digest_check (expected, error))
     return NULL;
+  /* A client that closed its write stream and opens the ref again at once may reach us
+   * before the old stream's thread has let go of the writer: give that a moment. */
+  gint64 deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 2;
   g_mutex_lock (&self->lock);
-  gboolean busy = !g_hash_table_add (self->open_refs, g_strdup (ref));
+  gboolean busy;
+  while ((busy = g_hash_table_contains (self->open_refs, ref))
+         && g_cond_wait_until (&self->released, &self->lock, deadline))
+    ;
+  if (!busy)
+    g_hash_table_add (self->open_refs, g_strdup (ref));
   g_mutex_unlock (&self->lock);
   if (busy)
     {
@@ -339,7 +353,8 @@ store_open_writer (BerthContentStore *iface, const char *ref, gint64 total, cons
 
   if (mkdirat (self->root_fd, writer->dir, 0700) == 0)
     {
-      g_autofree char *now = g_strdup_printf ("%" G_GINT64_FORMAT, g_get_real_time ());
+      gint64 started_at = g_get_real_time ();
+      g_autofree char *now = g_strdup_printf ("%" G_GINT64_FORMAT, started_at);
       g_autofree char *total_text = g_strdup_printf ("%" G_GINT64_FORMAT, MAX (total, 0));
       if (!write_small_file (self->root_fd, writer->dir, "startedat", now, error)
           || !write_small_file (self->root_fd, writer->dir, "total", total_text, error)
@@ -356,7 +371,7 @@ store_open_writer (BerthContentStore *iface, const char *ref, gint64 total, cons
         return NULL;
       writer->total = MAX (total, 0);
       writer->expected = expected && *expected ? g_strdup (expected) : NULL;
-      writer->started_at = g_get_real_time ();
+      writer->started_at = writer->updated_at = started_at;
       return BERTH_CONTENT_WRITER (g_steal_pointer (&writer));
     }
   if (errno != EEXIST)
@@ -385,6 +400,7 @@ store_open_writer (BerthContentStore *iface, const char *ref, gint64 total, cons
   writer->total = total > 0 ? total : status->total;
   writer->expected = g_strdup (expected && *expected ? expected : status->expected);
   writer->started_at = status->started_at;
+  writer->updated_at = status->updated_at;
   if (!rehash (writer, status->offset, error))
     return NULL;
   g_debug ("resuming ingest %s at %" G_GINT64_FORMAT, ref, writer->offset);
@@ -400,6 +416,7 @@ local_store_finalize (GObject *object)
   g_free (self->root);
   g_hash_table_unref (self->open_refs);
   g_mutex_clear (&self->lock);
+  g_cond_clear (&self->released);
   G_OBJECT_CLASS (local_store_parent_class)->finalize (object);
 }
 
@@ -416,6 +433,7 @@ local_store_init (LocalStore *self)
 {
   self->root_fd = -1;
   g_mutex_init (&self->lock);
+  g_cond_init (&self->released);
   self->open_refs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
@@ -444,7 +462,7 @@ writer_status (BerthContentWriter *iface, GError **error)
   status->total = self->total;
   status->expected = g_strdup (self->expected);
   status->started_at = self->started_at;
-  status->updated_at = g_get_real_time ();
+  status->updated_at = self->updated_at;
   return status;
 }
 
@@ -452,11 +470,7 @@ static gboolean
 writer_write (BerthContentWriter *iface, const guint8 *data, gsize len, GCancellable *cancellable, GError **error)
 {
   LocalWriter *self = LOCAL_WRITER (iface);
-  if (self->total > 0 && self->offset + (gint64) len > self->total)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
-                        "ingest %s: writing %zu bytes at offset %" G_GINT64_FORMAT " goes past the expected total of %"
-                        G_GINT64_FORMAT " bytes",
-                        self->ref, len, self->offset, self->total);
+  /* Past the expected total is fine, as in containerd: Commit checks size and digest. */
   gsize done = 0;
   while (done < len)
     {
@@ -471,6 +485,7 @@ writer_write (BerthContentWriter *iface, const guint8 *data, gsize len, GCancell
     }
   berth_digester_update (self->digester, data, len);
   self->offset += len;
+  self->updated_at = g_get_real_time ();
   return TRUE;
 }
 
@@ -497,6 +512,7 @@ release_ref (LocalWriter *self)
 {
   g_mutex_lock (&self->store->lock);
   g_hash_table_remove (self->store->open_refs, self->ref);
+  g_cond_broadcast (&self->store->released);
   g_mutex_unlock (&self->store->lock);
 }
 
@@ -510,12 +526,6 @@ writer_commit (BerthContentWriter *iface, gint64 size, const char *expected, GCa
     {
       berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "unexpected commit size %" G_GINT64_FORMAT ", expected %"
                    G_GINT64_FORMAT, self->offset, size);
-      return NULL;
-    }
-  if (self->total > 0 && self->total != self->offset)
-    {
-      berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "ingest %s is %" G_GINT64_FORMAT " bytes, expected %"
-                   G_GINT64_FORMAT, self->ref, self->offset, self->total);
       return NULL;
     }
   const char *want = expected && *expected ? expected : self->expected;
@@ -560,6 +570,15 @@ local_writer_finalize (GObject *object)
   LocalWriter *self = LOCAL_WRITER (object);
   if (self->store != NULL)
     {
+      /* Closed before a commit: keep the last write's time for a writer resuming it. */
+      g_autofree char *data = g_build_filename (self->dir, "data", NULL);
+      if (self->fd >= 0 && faccessat (self->store->root_fd, data, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        {
+          g_autofree char *updated = g_strdup_printf ("%" G_GINT64_FORMAT, self->updated_at);
+          g_autoptr (GError) error = NULL;
+          if (!write_small_file (self->store->root_fd, self->dir, "updatedat", updated, &error))
+            g_debug ("ingest %s: %s", self->ref, error->message);
+        }
       release_ref (self);
       g_object_unref (self->store);
     }

@@ -283,6 +283,7 @@ typedef struct {
   int root_fd;
   gboolean overlay; /* the root is an overlay upper dir: whiteouts as overlay wants them */
   GHashTable *added; /* paths this layer wrote, for opaque dirs in plain mode */
+  GArray *lower_fds; /* overlay: the lower layers' dirs (int), topmost first */
 } Target;
 
 static long
@@ -311,6 +312,23 @@ clean_path (const char *name)
   return g_strjoinv ("/", (char **) kept->pdata);
 }
 
+/* The attributes of @dir in the topmost lower layer that has it as a directory; FALSE
+ * when none has (or a higher one holds something else there: a whiteout, a file).
+ * Resolved without symlinks: a link in a layer never leads out of it. */
+static gboolean
+lower_dir_stat (Target *t, const char *dir, struct stat *st)
+{
+  for (guint i = 0; t->lower_fds != NULL && i < t->lower_fds->len; i++)
+    {
+      struct open_how how = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS };
+      berth_autofd int fd = syscall (SYS_openat2, g_array_index (t->lower_fds, int, i), dir, &how, sizeof how);
+      if (fd < 0)
+        continue;
+      return fstat (fd, st) == 0 && S_ISDIR (st->st_mode);
+    }
+  return FALSE;
+}
+
 /* Opens (creating as needed) the directory @dir inside the root. */
 static int
 open_parent (Target *t, const char *dir, GError **error)
@@ -330,9 +348,23 @@ open_parent (Target *t, const char *dir, GError **error)
   berth_autofd int parent = open_parent (t, g_str_equal (up, ".") ? "" : up, error);
   if (parent < 0)
     return -1;
-  if (mkdirat (parent, base, 0755) < 0 && errno != EEXIST)
+  /* A parent the layer does not list. In an overlay upper dir it would hide the lower
+   * layers' directory with its own attributes, so it takes theirs (containerd does the
+   * same): a private 0700 home or a 1777 /data must stay so. */
+  struct stat lower = { .st_mode = S_IFDIR | 0755 };
+  gboolean from_lower = t->overlay && lower_dir_stat (t, dir, &lower);
+  if (mkdirat (parent, base, 0700) < 0)
     {
-      berth_throw_errno (error, "creating %s", dir);
+      if (errno != EEXIST)
+        {
+          berth_throw_errno (error, "creating %s", dir);
+          return -1;
+        }
+    }
+  else if ((from_lower && fchownat (parent, base, lower.st_uid, lower.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+           || fchmodat (parent, base, lower.st_mode & 07777, 0) < 0)
+    {
+      berth_throw_errno (error, "setting the owner and mode of %s", dir);
       return -1;
     }
   fd = openat2_in_root (t->root_fd, dir, O_RDONLY | O_DIRECTORY, 0);
@@ -543,7 +575,7 @@ apply_entry (Target *t, struct archive *a, struct archive_entry *entry, GError *
 
 /* Streams @layer into the directory @root_fd. Returns the applied descriptor. */
 static BerthDescriptor *
-apply_stream (WalkingDiffer *self, const BerthDescriptor *layer, int root_fd, gboolean overlay,
+apply_stream (WalkingDiffer *self, const BerthDescriptor *layer, int root_fd, gboolean overlay, GArray *lower_fds,
               GCancellable *cancellable, GError **error)
 {
   Reader r = { 0 };
@@ -564,7 +596,7 @@ apply_stream (WalkingDiffer *self, const BerthDescriptor *layer, int root_fd, gb
   if (r.compression == COMPRESSION_ZSTD)
     r.zstd = ZSTD_createDStream ();
 
-  Target t = { root_fd, overlay, g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL) };
+  Target t = { root_fd, overlay, g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL), lower_fds };
   struct archive *a = archive_read_new ();
   archive_read_support_format_tar (a);
   gboolean ok = archive_read_open (a, &r, NULL, archive_read_cb, NULL) == ARCHIVE_OK;
@@ -614,9 +646,10 @@ apply_stream (WalkingDiffer *self, const BerthDescriptor *layer, int root_fd, gb
   return applied;
 }
 
-/* Where to write: an overlay's upper dir or a bind's source directly; else a mount. */
+/* Where to write: an overlay's upper dir or a bind's source directly; else a mount.
+ * For an overlay, *lowers_out gets its lower dirs, topmost first. */
 static const char *
-direct_target (GPtrArray *mounts, gboolean *overlay)
+direct_target (GPtrArray *mounts, gboolean *overlay, char ***lowers_out)
 {
   if (mounts->len != 1)
     return NULL;
@@ -634,6 +667,9 @@ direct_target (GPtrArray *mounts, gboolean *overlay)
       if (g_str_has_prefix (*o, "upperdir="))
         {
           *overlay = TRUE;
+          for (char **l = m->options; *l; l++)
+            if (g_str_has_prefix (*l, "lowerdir="))
+              *lowers_out = g_strsplit (*l + strlen ("lowerdir="), ":", -1);
           return *o + strlen ("upperdir=");
         }
   return NULL;
@@ -647,7 +683,8 @@ walking_apply (BerthDiffer *differ, const BerthDescriptor *layer, GPtrArray *mou
   if (layer == NULL || !berth_digest_validate (layer->digest, error))
     return layer ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no layer given"), NULL);
   gboolean overlay = FALSE;
-  const char *dir = direct_target (mounts, &overlay);
+  g_auto (GStrv) lowers = NULL;
+  const char *dir = direct_target (mounts, &overlay, &lowers);
   g_autofree char *mountpoint = NULL;
   if (dir == NULL)
     {
@@ -667,7 +704,18 @@ walking_apply (BerthDiffer *differ, const BerthDescriptor *layer, GPtrArray *mou
   if (root_fd < 0)
     berth_throw_errno (error, "opening %s", dir);
   else
-    applied = apply_stream (self, layer, root_fd, overlay, cancellable, error);
+    {
+      g_autoptr (GArray) lower_fds = g_array_new (FALSE, FALSE, sizeof (int));
+      for (guint i = 0; lowers != NULL && lowers[i] != NULL; i++)
+        {
+          int fd = open (lowers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+          if (fd >= 0)
+            g_array_append_val (lower_fds, fd);
+        }
+      applied = apply_stream (self, layer, root_fd, overlay, lower_fds, cancellable, error);
+      for (guint i = 0; i < lower_fds->len; i++)
+        close (g_array_index (lower_fds, int, i));
+    }
   if (mountpoint != NULL)
     {
       berth_mount_unmount (mountpoint, NULL);
@@ -975,7 +1023,8 @@ walking_compare (BerthDiffer *differ, GPtrArray *lower, GPtrArray *upper, const 
     return berth_throw (error, BERTH_ERROR_UNIMPLEMENTED, "layers of type %s cannot be made yet (only %s)", media_type,
                         MEDIA_TAR_GZIP), NULL;
   gboolean overlay = FALSE;
-  const char *direct = direct_target (upper, &overlay);
+  g_auto (GStrv) upper_lowers = NULL;
+  const char *direct = direct_target (upper, &overlay, &upper_lowers);
   g_autofree char *upper_dir = NULL, *lower_dir = NULL;
   Walk w = { NULL, -1, -1, FALSE };
   BerthDescriptor *result = NULL;

@@ -34,6 +34,9 @@
 #define RUNC_OPTIONS_TYPE "containerd.runc.v1.Options"
 #define SHIM_READY_TIMEOUT_MS (60 * 1000)
 #define SHIM_REPLY_TIMEOUT_MS (30 * 1000)
+/* Longest reply line read from a shim: a pid list of some 500 000 processes (the shim
+ * sends at most 4 MiB of it). */
+#define SHIM_REPLY_MAX (8 << 20)
 #define SHIM_STATE_TIMEOUT_MS (2 * 1000)
 /* What a task whose shim died unannounced reports, as containerd does. */
 #define DEAD_SHIM_EXIT_STATUS 255
@@ -120,7 +123,11 @@ shim_request (OciTask *task, const char *request, GCancellable *cancellable, GEr
     {
       int left = deadline < 0 ? -1 : (int) MAX (0, (deadline - g_get_monotonic_time ()) / 1000);
       int ready = g_poll (fds, nfds, left);
-      if (ready < 0 && errno != EINTR)
+      /* A signal: poll again for the time left, never fall through to a read that
+       * would block past the deadline. */
+      if (ready < 0 && errno == EINTR)
+        continue;
+      if (ready < 0)
         break;
       if (ready == 0 && deadline >= 0)
         {
@@ -136,13 +143,22 @@ shim_request (OciTask *task, const char *request, GCancellable *cancellable, GEr
           g_string_free (reply, TRUE);
           return NULL;
         }
-      char buf[512];
+      char buf[4096];
       ssize_t n = read (fd, buf, sizeof buf);
       if (n <= 0)
         break;
       g_string_append_len (reply, buf, n);
-      if (strchr (reply->str, '\n'))
+      /* Only the new bytes: a long reply (pids) must not be rescanned at every read. */
+      if (memchr (buf, '\n', n) != NULL)
         break;
+      if (reply->len > SHIM_REPLY_MAX)
+        {
+          if (nfds == 2)
+            g_cancellable_release_fd (cancellable);
+          g_string_free (reply, TRUE);
+          return berth_throw (error, BERTH_ERROR_RESOURCE_EXHAUSTED, "task %s: its shim's reply to \"%s\" is over %d bytes",
+                              task->id, request, SHIM_REPLY_MAX), NULL;
+        }
     }
   if (nfds == 2)
     g_cancellable_release_fd (cancellable);
@@ -277,11 +293,12 @@ reap_thread (GTask *gtask, gpointer source, gpointer data, GCancellable *cancell
   g_task_return_boolean (gtask, TRUE);
 }
 
-/* No answer: for init, the shim died (unless Delete sent it away); reap and announce. */
+/* No answer: for init, the shim died (or Delete sent it away before the process ran):
+ * reap and announce, as a blocking wait would have answered. */
 static void
 exit_watch_hung_up (ExitWatch *watch)
 {
-  if (watch->exec_id == NULL && !g_atomic_int_get (&watch->task->deleting))
+  if (watch->exec_id == NULL)
     {
       g_autoptr (GTask) gtask = g_task_new (NULL, NULL, NULL, NULL);
       g_task_set_task_data (gtask, watch, (GDestroyNotify) exit_watch_free);

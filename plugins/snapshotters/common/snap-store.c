@@ -42,7 +42,22 @@ snap_store_get_data (SnapStore *store)
 static gboolean
 throw_mdb (GError **error, int rc, const char *what)
 {
-  return berth_throw (error, BERTH_ERROR_INTERNAL, "snapshot metadata %s: %s", what, mdb_strerror (rc));
+  /* A key longer than LMDB takes is the caller's input, not a broken store. */
+  BerthErrorCode code = rc == MDB_BAD_VALSIZE ? BERTH_ERROR_INVALID_ARGUMENT
+                        : rc == MDB_MAP_FULL  ? BERTH_ERROR_RESOURCE_EXHAUSTED
+                                              : BERTH_ERROR_INTERNAL;
+  return berth_throw (error, code, "snapshot metadata %s: %s", what, mdb_strerror (rc));
+}
+
+/* LMDB's key limit (511 bytes in Debian's build), checked up front for a clear message. */
+static gboolean
+check_key (SnapStore *store, const char *key, GError **error)
+{
+  gsize max = (gsize) mdb_env_get_maxkeysize (store->env) - strlen (RECORD_PREFIX);
+  if (strlen (key) > max)
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "snapshot key of %zu bytes: over the limit of %zu bytes",
+                        strlen (key), max);
+  return TRUE;
 }
 
 char *
@@ -140,6 +155,8 @@ txn_get (SnapStore *store, MDB_txn *txn, const char *key)
 static gboolean
 txn_put (SnapStore *store, MDB_txn *txn, const SnapRecord *record, GError **error)
 {
+  if (!check_key (store, record->key, error))
+    return FALSE;
   g_autofree char *k = g_strconcat (RECORD_PREFIX, record->key, NULL);
   g_autoptr (GBytes) packed = record_pack (record);
   MDB_val kv = { strlen (k), k }, vv = { g_bytes_get_size (packed), (void *) g_bytes_get_data (packed, NULL) };
@@ -156,15 +173,18 @@ txn_del (SnapStore *store, MDB_txn *txn, const char *key, GError **error)
   return rc == 0 ? TRUE : throw_mdb (error, rc, "delete");
 }
 
-/* Calls @func on every record; stops when it returns FALSE. */
-static void
-txn_foreach (SnapStore *store, MDB_txn *txn, gboolean (*func) (SnapRecord *record, gpointer data), gpointer data)
+/* Calls @func on every record; stops when it returns FALSE. An LMDB error is an error,
+ * never a short list: cleanup deletes the directory of every record it does not see. */
+static gboolean
+txn_foreach (SnapStore *store, MDB_txn *txn, gboolean (*func) (SnapRecord *record, gpointer data), gpointer data,
+             GError **error)
 {
   MDB_cursor *cursor;
-  if (mdb_cursor_open (txn, store->dbi, &cursor) != 0)
-    return;
+  int rc = mdb_cursor_open (txn, store->dbi, &cursor);
+  if (rc != 0)
+    return throw_mdb (error, rc, "cursor");
   MDB_val kv = { strlen (RECORD_PREFIX), (void *) RECORD_PREFIX }, vv;
-  int rc = mdb_cursor_get (cursor, &kv, &vv, MDB_SET_RANGE);
+  rc = mdb_cursor_get (cursor, &kv, &vv, MDB_SET_RANGE);
   while (rc == 0 && kv.mv_size > 2 && memcmp (kv.mv_data, RECORD_PREFIX, 2) == 0)
     {
       g_autofree char *key = g_strndup ((char *) kv.mv_data + 2, kv.mv_size - 2);
@@ -174,6 +194,7 @@ txn_foreach (SnapStore *store, MDB_txn *txn, gboolean (*func) (SnapRecord *recor
       rc = mdb_cursor_get (cursor, &kv, &vv, MDB_NEXT);
     }
   mdb_cursor_close (cursor);
+  return rc == 0 || rc == MDB_NOTFOUND ? TRUE : throw_mdb (error, rc, "iterate");
 }
 
 static gboolean
@@ -199,8 +220,7 @@ static gboolean
 foreach_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 {
   ForeachData *f = data;
-  txn_foreach (store, txn, f->func, f->data);
-  return TRUE;
+  return txn_foreach (store, txn, f->func, f->data, error);
 }
 
 gboolean
@@ -534,7 +554,8 @@ commit_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
   g_free (record->key);
   record->key = g_strdup (c->name);
   record->kind = BERTH_SNAPSHOT_KIND_COMMITTED;
-  record->updated_at = g_get_real_time ();
+  /* A commit is a new snapshot, as in containerd: created now, never updated yet. */
+  record->created_at = record->updated_at = g_get_real_time ();
   if (c->labels != NULL && g_hash_table_size (c->labels) > 0)
     {
       g_hash_table_unref (record->labels);
@@ -605,7 +626,8 @@ remove_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
   if (record == NULL)
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", key);
   ChildSearch s = { key, NULL };
-  txn_foreach (store, txn, find_child, &s);
+  if (!txn_foreach (store, txn, find_child, &s, error))
+    return FALSE;
   if (s.child != NULL)
     return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "cannot remove snapshot %s: %s is its child", key, s.child);
   if (!txn_del (store, txn, key, error))

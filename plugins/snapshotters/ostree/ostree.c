@@ -13,7 +13,8 @@
  * a committed record is rewritten by the next commit and dropped by remove or cleanup).
  *
  * Locks: commits hold repo_lock shared, prune holds it exclusively (an object a commit
- * in flight reuses is unreferenced until that commit's ref is written). Checkouts are
+ * in flight reuses is unreferenced until that commit's ref is written). An OstreeRepo
+ * has one transaction at a time, so commits take turns on txn_lock for theirs. Checkouts are
  * made and evicted under the store's lock (populate, removed, cleanup) or checkout_lock.
  */
 #include "config.h"
@@ -50,6 +51,7 @@ struct _OstreeSnapshotter {
   gboolean fsync;
   guint cache_size; /* checkouts kept that no snapshot uses */
   GRWLock repo_lock;
+  GMutex txn_lock;
   GMutex checkout_lock;
 };
 
@@ -101,7 +103,97 @@ sync_repo (OstreeSnapshotter *self, GError **error)
 
 /* ---------------- checkouts ---------------- */
 
-/* Makes (or refreshes the time of) the hardlink checkout of committed snapshot @id. */
+/* Paths of @dir's tree holding an object an earlier path holds too (files with data and
+ * symlinks; empty files are copies anyway). */
+static gboolean
+collect_repeats (GFile *dir, GHashTable *seen, GHashTable *repeats, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GFileEnumerator) children = g_file_enumerate_children (dir, "standard::name,standard::type,standard::size",
+                                                                     G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, cancellable, error);
+  if (children == NULL)
+    return FALSE;
+  for (;;)
+    {
+      GFileInfo *info;
+      GFile *child;
+      if (!g_file_enumerator_iterate (children, &info, &child, cancellable, error))
+        return FALSE;
+      if (info == NULL)
+        return TRUE;
+      GFileType type = g_file_info_get_file_type (info);
+      if (type == G_FILE_TYPE_DIRECTORY)
+        {
+          if (!collect_repeats (child, seen, repeats, cancellable, error))
+            return FALSE;
+          continue;
+        }
+      if (type == G_FILE_TYPE_REGULAR && g_file_info_get_size (info) == 0)
+        continue;
+      const char *checksum = ostree_repo_file_get_checksum (OSTREE_REPO_FILE (child));
+      if (!g_hash_table_add (seen, g_strdup (checksum)))
+        g_hash_table_add (repeats, g_file_get_path (child));
+    }
+}
+
+static OstreeRepoCheckoutFilterResult
+skip_repeats (OstreeRepo *repo, const char *path, struct stat *st, gpointer repeats)
+{
+  return g_hash_table_contains (repeats, path) ? OSTREE_REPO_CHECKOUT_FILTER_SKIP : OSTREE_REPO_CHECKOUT_FILTER_ALLOW;
+}
+
+/* Checks @checksum out into @dest by hardlinks, except that identical files within the
+ * tree get inodes of their own: a hardlink checkout would make them one inode, which a
+ * container (and containerd's suite) can tell from separate files. The price: such
+ * repeats take space in each checkout; across snapshots files stay shared. Hardlinks a
+ * layer had are separate files here too (OSTree stores content, not link groups). */
+static gboolean
+checkout_tree (OstreeSnapshotter *self, const char *checksum, const char *dest, GError **error)
+{
+  g_autoptr (GFile) root = NULL;
+  if (!ostree_repo_read_commit (self->repo, checksum, &root, NULL, NULL, error))
+    return FALSE;
+  g_autoptr (GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GHashTable) repeats = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  if (!collect_repeats (root, seen, repeats, NULL, error))
+    return FALSE;
+  /* Hardlinks to the repo's objects: no data is copied. A container never writes
+   * through them: the checkout is only ever an overlay lower dir or a read-only bind. */
+  OstreeRepoCheckoutAtOptions options = { 0 };
+  options.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
+  options.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_NONE;
+  options.no_copy_fallback = TRUE;
+  /* Every empty file is one object: linking them all would hit the link limit. */
+  options.force_copy_zerosized = TRUE;
+  if (g_hash_table_size (repeats) > 0)
+    {
+      options.filter = skip_repeats;
+      options.filter_user_data = repeats;
+    }
+  if (!ostree_repo_checkout_at (self->repo, &options, AT_FDCWD, dest, checksum, NULL, error))
+    return FALSE;
+  GHashTableIter iter;
+  const char *path;
+  g_hash_table_iter_init (&iter, repeats);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &path, NULL))
+    {
+      /* One file by subpath: ostree writes it into the (existing) parent dir. */
+      OstreeRepoCheckoutAtOptions copy = { 0 };
+      copy.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
+      copy.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_NONE;
+      copy.force_copy = TRUE;
+      copy.subpath = path;
+      g_autofree char *parent = g_path_get_dirname (path);
+      g_autofree char *parent_dest = g_build_filename (dest, parent, NULL);
+      if (!ostree_repo_checkout_at (self->repo, &copy, AT_FDCWD, parent_dest, checksum, NULL, error))
+        {
+          g_prefix_error (error, "copying %s: ", path);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* Makes (or refreshes the time of) the checkout of committed snapshot @id. */
 static char *
 ensure_checkout (OstreeSnapshotter *self, guint64 id, GError **error)
 {
@@ -112,16 +204,8 @@ ensure_checkout (OstreeSnapshotter *self, guint64 id, GError **error)
     {
       g_autofree char *checksum = commit_of (self, id, error);
       g_autofree char *tmp = g_strdup_printf ("%s.tmp-%08x", path, g_random_int ());
-      /* Hardlinks to the repo's objects: no data is copied. A container never writes
-       * through them: the checkout is only ever an overlay lower dir or a read-only bind. */
-      OstreeRepoCheckoutAtOptions options = { 0 };
-      options.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
-      options.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_NONE;
-      options.no_copy_fallback = TRUE;
-      /* Every empty file is one object: linking them all would hit the link limit. */
-      options.force_copy_zerosized = TRUE;
       gint64 start = g_get_monotonic_time ();
-      ok = checksum != NULL && ostree_repo_checkout_at (self->repo, &options, AT_FDCWD, tmp, checksum, NULL, error);
+      ok = checksum != NULL && checkout_tree (self, checksum, tmp, error);
       if (ok && rename (tmp, path) < 0)
         ok = berth_throw_errno (error, "renaming checkout %s", tmp);
       if (!ok)
@@ -535,6 +619,7 @@ ostree_commit (SnapStore *store, const SnapRecord *record, GPtrArray *parents, G
   g_autofree char *ref = ref_of (record->id);
   g_autofree char *checksum = NULL;
   g_rw_lock_reader_lock (&self->repo_lock);
+  g_mutex_lock (&self->txn_lock);
   gboolean ok = ostree_repo_prepare_transaction (self->repo, NULL, cancellable, error);
   if (ok)
     {
@@ -543,6 +628,7 @@ ostree_commit (SnapStore *store, const SnapRecord *record, GPtrArray *parents, G
       if (!ok)
         ostree_repo_abort_transaction (self->repo, NULL, NULL);
     }
+  g_mutex_unlock (&self->txn_lock);
   /* Objects durable before the ref names them, the ref durable before the record says
    * committed. */
   ok = ok && sync_repo (self, error) && ostree_repo_set_ref_immediate (self->repo, NULL, ref, checksum, cancellable, error)
@@ -740,6 +826,7 @@ ostree_snapshotter_finalize (GObject *object)
   g_free (self->checkouts);
   g_rw_lock_clear (&self->repo_lock);
   g_mutex_clear (&self->checkout_lock);
+  g_mutex_clear (&self->txn_lock);
   G_OBJECT_CLASS (ostree_snapshotter_parent_class)->finalize (object);
 }
 
@@ -756,6 +843,7 @@ ostree_snapshotter_init (OstreeSnapshotter *self)
 {
   g_rw_lock_init (&self->repo_lock);
   g_mutex_init (&self->checkout_lock);
+  g_mutex_init (&self->txn_lock);
 }
 
 static void
