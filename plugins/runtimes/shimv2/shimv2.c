@@ -31,7 +31,6 @@
 #include <berth/berth.h>
 
 #include "ttrpc.h"
-#include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb-c.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
 
@@ -79,6 +78,7 @@ struct _ShimV2Task {
   GMutex lock;
   gboolean dead; /* the shim is gone and was cleaned up; exit holds what it left */
   gboolean init_exited; /* "exited" was emitted for the init */
+  GHashTable *exec_pids; /* exec id → pid, for "exited" */
   BerthExitStatus exit;
 };
 
@@ -286,6 +286,8 @@ is_dead (ShimV2Task *task, BerthExitStatus *exit_out)
   return dead;
 }
 
+static void emit_exit (ShimV2Task *task, const char *exec_id, const BerthExitStatus *exit);
+
 /* The shim is gone (killed, crashed): `SHIM delete` kills what is left of the container,
  * unmounts its root and tells the exit status, which the task keeps so that Wait, State,
  * Delete and /tasks/exit report it instead of an error. As containerd's
@@ -322,13 +324,9 @@ reap_dead_shim (ShimV2Task *task, BerthExitStatus *exit_out)
     }
   if (exit_out != NULL)
     *exit_out = task->exit;
-  /* The shim published no /tasks/exit for it: the init's end is known only now. */
-  gboolean announce = !task->init_exited;
-  task->init_exited = TRUE;
   BerthExitStatus exit = task->exit;
   g_mutex_unlock (&task->lock);
-  if (announce)
-    g_signal_emit_by_name (task, "exited", NULL, (guint) task->pid, (guint) exit.exit_status, exit.exited_at);
+  emit_exit (task, NULL, &exit);
 }
 
 /* Whether a failed call means the shim is gone: its socket refuses connections. A shim
@@ -345,6 +343,151 @@ shim_is_gone (ShimV2Task *task, const GError *error)
     task->address, task->namespace_, TASK_SERVICE, "Connect", &req.base,
     &containerd__task__v2__connect_response__descriptor, STATE_TIMEOUT_MS, NULL, &probe_error);
   return reply == NULL && g_error_matches (probe_error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE);
+}
+
+/* ---------------- exits, without a thread ---------------- */
+
+/* One Wait per process, its connection watched on the default main context: the reply
+ * is the exit, announced with the task's "exited" signal. A connection the shim closes
+ * without a reply means the shim died (unless Delete sent it away): the task is reaped
+ * in a worker, since that runs `SHIM delete`. */
+typedef struct {
+  ShimV2Task *task; /* a reference */
+  char *exec_id;    /* NULL: init */
+  int fd;
+  GByteArray *buffer;
+} ExitWatch;
+
+static void
+exit_watch_free (ExitWatch *watch)
+{
+  g_object_unref (watch->task);
+  g_free (watch->exec_id);
+  if (watch->fd >= 0)
+    close (watch->fd);
+  g_byte_array_unref (watch->buffer);
+  g_free (watch);
+}
+
+static void
+emit_exit (ShimV2Task *task, const char *exec_id, const BerthExitStatus *exit)
+{
+  if (exec_id == NULL)
+    {
+      /* Once: the Wait's reply and a reaping may both tell of the init's end. */
+      g_mutex_lock (&task->lock);
+      gboolean seen = task->init_exited;
+      task->init_exited = TRUE;
+      g_mutex_unlock (&task->lock);
+      if (seen)
+        return;
+    }
+  g_debug ("task %s/%s%s%s: exited with status %u", task->namespace_, task->id, exec_id ? " exec " : "",
+           exec_id ? exec_id : "", exit->exit_status);
+  g_mutex_lock (&task->lock);
+  guint pid = exec_id ? GPOINTER_TO_UINT (g_hash_table_lookup (task->exec_pids, exec_id)) : task->pid;
+  g_mutex_unlock (&task->lock);
+  g_signal_emit_by_name (task, "exited", exec_id, pid, (guint) exit->exit_status, exit->exited_at);
+}
+
+static void
+reap_thread (GTask *gtask, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  ShimV2Task *task = data;
+  reap_dead_shim (task, NULL);
+  g_task_return_boolean (gtask, TRUE);
+}
+
+/* In a worker: `SHIM delete` may take a while. */
+static gboolean
+reap_later (gpointer data)
+{
+  ShimV2Task *task = data;
+  g_autoptr (GTask) gtask = g_task_new (NULL, NULL, NULL, NULL);
+  g_task_set_task_data (gtask, g_object_ref (task), g_object_unref);
+  g_task_run_in_thread (gtask, reap_thread);
+  return G_SOURCE_REMOVE;
+}
+
+/* An exec's Wait hung up: if the shim died (or is being reaped), so did the process, as
+ * far as anyone can tell; its waiters must not wait forever. (A live shim that hangs up
+ * on a Wait has deleted the process.) */
+static void
+exec_hung_up_thread (GTask *gtask, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  ExitWatch *watch = data;
+  g_autoptr (GError) error = NULL;
+  berth_throw (&error, BERTH_ERROR_UNAVAILABLE, "hung up");
+  if (is_dead (watch->task, NULL) || shim_is_gone (watch->task, error))
+    {
+      BerthExitStatus exit = { DEAD_SHIM_EXIT_STATUS, g_get_real_time () };
+      emit_exit (watch->task, watch->exec_id, &exit);
+    }
+  g_task_return_boolean (gtask, TRUE);
+}
+
+static gboolean
+on_wait_reply (int fd, GIOCondition condition, gpointer data)
+{
+  ExitWatch *watch = data;
+  guint8 buf[4096];
+  ssize_t n = read (fd, buf, sizeof buf);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return G_SOURCE_CONTINUE;
+  if (n > 0)
+    {
+      g_byte_array_append (watch->buffer, buf, n);
+      ProtobufCMessage *reply = NULL;
+      g_autoptr (GError) error = NULL;
+      if (!shimv2_ttrpc_take_reply (watch->buffer, &containerd__task__v2__wait_response__descriptor, &reply, &error))
+        return G_SOURCE_CONTINUE;
+      if (reply != NULL)
+        {
+          Containerd__Task__V2__WaitResponse *wait = (Containerd__Task__V2__WaitResponse *) reply;
+          BerthExitStatus exit = { wait->exit_status, timestamp_to_us (wait->exited_at) };
+          emit_exit (watch->task, watch->exec_id, &exit);
+          protobuf_c_message_free_unpacked (reply, NULL);
+        }
+      else
+        g_debug ("task %s: not watching %s for its exit: %s", watch->task->id, watch->exec_id ? watch->exec_id : "init",
+                 error->message);
+    }
+  else if (watch->exec_id == NULL && !is_dead (watch->task, NULL))
+    reap_later (watch->task);
+  else if (watch->exec_id != NULL)
+    {
+      g_autoptr (GTask) gtask = g_task_new (NULL, NULL, NULL, NULL);
+      g_task_set_task_data (gtask, watch, (GDestroyNotify) exit_watch_free);
+      g_task_run_in_thread (gtask, exec_hung_up_thread);
+      return G_SOURCE_REMOVE;
+    }
+  exit_watch_free (watch);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+exit_watch_start (ShimV2Task *task, const char *exec_id)
+{
+  Containerd__Task__V2__WaitRequest req = CONTAINERD__TASK__V2__WAIT_REQUEST__INIT;
+  req.id = task->id;
+  req.exec_id = (char *) (exec_id ? exec_id : "");
+  g_autoptr (GError) error = NULL;
+  int fd = shimv2_ttrpc_send (task->address, task->namespace_, TASK_SERVICE, "Wait", &req.base, -1, &error);
+  if (fd < 0)
+    {
+      /* Once the main loop runs: at a restart, after the daemon listens for "exited". */
+      if (exec_id == NULL)
+        g_idle_add_full (G_PRIORITY_DEFAULT, reap_later, g_object_ref (task), g_object_unref);
+      g_debug ("task %s: %s", task->id, error->message);
+      return;
+    }
+  g_unix_set_fd_nonblocking (fd, TRUE, NULL);
+  ExitWatch *watch = g_new0 (ExitWatch, 1);
+  watch->task = g_object_ref (task);
+  watch->exec_id = g_strdup (exec_id && *exec_id ? exec_id : NULL);
+  watch->fd = fd;
+  watch->buffer = g_byte_array_new ();
+  g_unix_fd_add (fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_wait_reply, watch);
 }
 
 /* ---------------- the task ---------------- */
@@ -396,6 +539,13 @@ task_start (BerthTask *t, const char *exec_id, guint32 *pid_out, GCancellable *c
   guint32 pid = ((Containerd__Task__V2__StartResponse *) reply)->pid;
   if (!is_exec (exec_id) && pid != 0)
     task->pid = pid;
+  if (is_exec (exec_id))
+    {
+      g_mutex_lock (&task->lock);
+      g_hash_table_replace (task->exec_pids, g_strdup (exec_id), GUINT_TO_POINTER (pid));
+      g_mutex_unlock (&task->lock);
+      exit_watch_start (task, exec_id);
+    }
   if (pid_out != NULL)
     *pid_out = pid;
   return TRUE;
@@ -504,7 +654,12 @@ task_delete (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCanc
   if (exit_out != NULL)
     *exit_out = exit;
   if (is_exec (exec_id))
-    return TRUE;
+    {
+      g_mutex_lock (&task->lock);
+      g_hash_table_remove (task->exec_pids, exec_id);
+      g_mutex_unlock (&task->lock);
+      return TRUE;
+    }
   /* From now on the shim goes away on purpose: a call still in flight (the exit
    * watcher's Wait) must not take that for a crash and clean up after it. */
   g_mutex_lock (&task->lock);
@@ -636,6 +791,7 @@ shimv2_task_finalize (GObject *object)
 {
   ShimV2Task *task = SHIMV2_TASK (object);
   close_log (task);
+  g_hash_table_unref (task->exec_pids);
   g_mutex_clear (&task->lock);
   g_free (task->namespace_);
   g_free (task->id);
@@ -647,7 +803,12 @@ shimv2_task_finalize (GObject *object)
 
 static void shimv2_task_class_init (ShimV2TaskClass *klass) { G_OBJECT_CLASS (klass)->finalize = shimv2_task_finalize; }
 static void shimv2_task_class_finalize (ShimV2TaskClass *klass) {}
-static void shimv2_task_init (ShimV2Task *self) { g_mutex_init (&self->lock); }
+static void
+shimv2_task_init (ShimV2Task *self)
+{
+  g_mutex_init (&self->lock);
+  self->exec_pids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+}
 
 static void
 shimv2_task_iface_init (BerthTaskInterface *iface)
@@ -829,6 +990,7 @@ runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCan
   g_mutex_lock (&self->lock);
   g_hash_table_replace (self->tasks, g_strdup (key), g_object_ref (task));
   g_mutex_unlock (&self->lock);
+  exit_watch_start (task, NULL);
   g_debug ("task %s created by %s at %s, pid %u", key, binary, task->address, task->pid);
   return BERTH_TASK (g_steal_pointer (&task));
 }
@@ -885,8 +1047,8 @@ restore_task (gpointer data, gpointer user_data)
       task->pid = ((Containerd__Task__V2__ConnectResponse *) reply)->task_pid;
       g_info ("reconnected to task %s/%s (pid %u) through %s", task->namespace_, task->id, task->pid, task->binary);
     }
-  else
-    reap_dead_shim (task, NULL); /* reported as stopped; Delete removes the bundle */
+  /* Its exit, or for a dead shim its reaping, is announced once the main loop runs. */
+  exit_watch_start (task, NULL);
   g_mutex_lock (&self->lock);
   g_hash_table_replace (self->tasks, g_strdup_printf ("%s/%s", task->namespace_, task->id), task);
   g_mutex_unlock (&self->lock);
@@ -923,35 +1085,6 @@ runtime_restore (BerthRuntime *iface, GCancellable *cancellable, GError **error)
 
 /* ---------------- events from shims ---------------- */
 
-static void
-task_exit_signal (ShimV2Runtime *self, const char *ns, GBytes *payload)
-{
-  gsize len = 0;
-  const guint8 *data = g_bytes_get_data (payload, &len);
-  Containerd__Events__TaskExit *exit = containerd__events__task_exit__unpack (NULL, len, data);
-  if (exit == NULL)
-    return;
-  g_autoptr (BerthTask) task = runtime_get (BERTH_RUNTIME (self), ns, exit->container_id, NULL);
-  if (task != NULL)
-    {
-      ShimV2Task *shim_task = SHIMV2_TASK (task);
-      const char *exec_id = g_strcmp0 (exit->id, exit->container_id) == 0 ? NULL : exit->id;
-      if (exec_id == NULL)
-        {
-          g_mutex_lock (&shim_task->lock);
-          gboolean seen = shim_task->init_exited;
-          shim_task->init_exited = TRUE;
-          g_mutex_unlock (&shim_task->lock);
-          if (seen)
-            goto out;
-        }
-      g_signal_emit_by_name (task, "exited", exec_id, (guint) exit->pid, (guint) exit->exit_status,
-                             timestamp_to_us (exit->exited_at));
-    }
-out:
-  containerd__events__task_exit__free_unpacked (exit, NULL);
-}
-
 static GBytes *
 handle_events (const char *service, const char *method, GBytes *payload, gpointer user_data, GError **error)
 {
@@ -973,8 +1106,6 @@ handle_events (const char *service, const char *method, GBytes *payload, gpointe
   g_autoptr (GBytes) event = g_bytes_new (envelope->event->value.data, envelope->event->value.len);
   gint64 timestamp = envelope->timestamp ? timestamp_to_us (envelope->timestamp) : g_get_real_time ();
   g_debug ("event %s %s from a shim", envelope->namespace_, envelope->topic);
-  if (g_str_equal (envelope->topic, "/tasks/exit"))
-    task_exit_signal (self, envelope->namespace_, event);
   g_signal_emit (self, signals[SIGNAL_EVENT], 0, envelope->namespace_, envelope->topic, envelope->event->type_url, event,
                  timestamp);
   containerd__services__events__ttrpc__v1__forward_request__free_unpacked (req, NULL);

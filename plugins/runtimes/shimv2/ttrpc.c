@@ -27,6 +27,8 @@
 static gboolean
 make_address (const char *address, struct sockaddr_un *addr, socklen_t *len_out, GError **error)
 {
+  if (address == NULL)
+    return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "the shim left no address");
   const char *path = g_str_has_prefix (address, "unix://") ? address + strlen ("unix://") : address;
   gsize len = strlen (path);
   *addr = (struct sockaddr_un) { .sun_family = AF_UNIX };
@@ -115,22 +117,20 @@ pack_frame (const ProtobufCMessage *message, guint32 stream, guint8 type, gsize 
   return frame;
 }
 
-ProtobufCMessage *
-shimv2_ttrpc_call (const char *address, const char *namespace_, const char *service, const char *method,
-                   const ProtobufCMessage *request, const ProtobufCMessageDescriptor *reply_type, int timeout_ms,
-                   GCancellable *cancellable, GError **error)
+int
+shimv2_ttrpc_send (const char *address, const char *namespace_, const char *service, const char *method,
+                   const ProtobufCMessage *request, int timeout_ms, GError **error)
 {
-  g_autofree char *what = g_strdup_printf ("%s/%s at %s", service, method, address);
   struct sockaddr_un addr;
   socklen_t addr_len;
   if (!make_address (address, &addr, &addr_len, error))
-    return NULL;
+    return -1;
   berth_autofd int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return berth_throw_errno (error, "socket"), NULL;
+    return berth_throw_errno (error, "socket"), -1;
   if (connect (fd, (struct sockaddr *) &addr, addr_len) < 0)
-    return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "%s: cannot connect: %s", what, g_strerror (errno)), NULL;
-
+    return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "%s/%s at %s: cannot connect: %s", service, method, address,
+                        g_strerror (errno)), -1;
   gsize payload_len = protobuf_c_message_get_packed_size (request);
   g_autofree guint8 *payload = g_malloc (payload_len + 1);
   protobuf_c_message_pack (request, payload);
@@ -152,45 +152,105 @@ shimv2_ttrpc_call (const char *address, const char *namespace_, const char *serv
   gsize frame_len = 0;
   g_autofree guint8 *frame = pack_frame (&req.base, 1, TYPE_REQUEST, &frame_len);
   if (!write_full (fd, frame, frame_len))
-    return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "%s: sending: %s", what, g_strerror (errno)), NULL;
+    return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "%s/%s at %s: sending: %s", service, method, address,
+                        g_strerror (errno)), -1;
+  return berth_steal_fd (&fd);
+}
 
-  gint64 deadline = timeout_ms < 0 ? -1 : g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-  guint8 header[HEADER_LENGTH];
-  for (;;)
+/* The reply in one whole frame (header + body) → *reply_out, or @error. */
+static gboolean
+decode_reply (const guint8 *frame, const ProtobufCMessageDescriptor *reply_type, ProtobufCMessage **reply_out,
+              GError **error)
+{
+  guint32 length;
+  memcpy (&length, frame, 4);
+  length = GUINT32_FROM_BE (length);
+  Berth__Ttrpc__Response *response = (Berth__Ttrpc__Response *) protobuf_c_message_unpack (
+    &berth__ttrpc__response__descriptor, NULL, length, frame + HEADER_LENGTH);
+  if (response == NULL)
+    return berth_throw (error, BERTH_ERROR_INTERNAL, "malformed ttrpc response");
+  ProtobufCMessage *reply = NULL;
+  if (response->status != NULL && response->status->code != 0)
     {
-      if (!read_full (fd, header, HEADER_LENGTH, deadline, cancellable, what, error))
-        return NULL;
+      int code = response->status->code;
+      berth_throw (error, code > 0 && code <= BERTH_ERROR_UNAUTHENTICATED ? code : BERTH_ERROR_UNKNOWN, "%s",
+                   response->status->message && *response->status->message ? response->status->message
+                                                                            : "the call failed");
+    }
+  else
+    {
+      reply = protobuf_c_message_unpack (reply_type, NULL, response->payload.len, response->payload.data);
+      if (reply == NULL)
+        berth_throw (error, BERTH_ERROR_INTERNAL, "malformed %s", reply_type->name);
+    }
+  protobuf_c_message_free_unpacked (&response->base, NULL);
+  *reply_out = reply;
+  return reply != NULL;
+}
+
+gboolean
+shimv2_ttrpc_take_reply (GByteArray *buffer, const ProtobufCMessageDescriptor *reply_type, ProtobufCMessage **reply_out,
+                         GError **error)
+{
+  *reply_out = NULL;
+  while (buffer->len >= HEADER_LENGTH)
+    {
       guint32 length, stream;
-      memcpy (&length, header, 4);
-      memcpy (&stream, header + 4, 4);
+      memcpy (&length, buffer->data, 4);
+      memcpy (&stream, buffer->data + 4, 4);
       length = GUINT32_FROM_BE (length);
       stream = GUINT32_FROM_BE (stream);
       if (length > SHIMV2_TTRPC_MAX_MESSAGE)
-        return berth_throw (error, BERTH_ERROR_RESOURCE_EXHAUSTED, "%s: a %u-byte reply is too large", what, length), NULL;
-      g_autofree guint8 *body = g_malloc (length + 1);
-      if (!read_full (fd, body, length, deadline, cancellable, what, error))
-        return NULL;
-      if (header[8] != TYPE_RESPONSE || stream != 1)
-        continue; /* not ours: nothing else is in flight on this connection */
-      Berth__Ttrpc__Response *response =
-        (Berth__Ttrpc__Response *) protobuf_c_message_unpack (&berth__ttrpc__response__descriptor, NULL, length, body);
-      if (response == NULL)
-        return berth_throw (error, BERTH_ERROR_INTERNAL, "%s: malformed ttrpc response", what), NULL;
+        return berth_throw (error, BERTH_ERROR_RESOURCE_EXHAUSTED, "a %u-byte ttrpc reply is too large", length), TRUE;
+      if (buffer->len < HEADER_LENGTH + length)
+        return FALSE;
+      if (buffer->data[8] == TYPE_RESPONSE && stream == 1)
+        {
+          decode_reply (buffer->data, reply_type, reply_out, error);
+          return TRUE;
+        }
+      /* not ours: nothing else is in flight on this connection */
+      g_byte_array_remove_range (buffer, 0, HEADER_LENGTH + length);
+    }
+  return FALSE;
+}
+
+ProtobufCMessage *
+shimv2_ttrpc_call (const char *address, const char *namespace_, const char *service, const char *method,
+                   const ProtobufCMessage *request, const ProtobufCMessageDescriptor *reply_type, int timeout_ms,
+                   GCancellable *cancellable, GError **error)
+{
+  g_autofree char *what = g_strdup_printf ("%s/%s at %s", service, method, address);
+  berth_autofd int fd = shimv2_ttrpc_send (address, namespace_, service, method, request, timeout_ms, error);
+  if (fd < 0)
+    return NULL;
+  gint64 deadline = timeout_ms < 0 ? -1 : g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  g_autoptr (GByteArray) buffer = g_byte_array_new ();
+  for (;;)
+    {
+      /* Header first, then exactly the rest of the frame: never a read past the reply. */
+      guint want = HEADER_LENGTH;
+      if (buffer->len >= HEADER_LENGTH)
+        {
+          guint32 length;
+          memcpy (&length, buffer->data, 4);
+          want = HEADER_LENGTH + MIN (GUINT32_FROM_BE (length), (guint32) SHIMV2_TTRPC_MAX_MESSAGE + 1);
+        }
+      if (buffer->len < want)
+        {
+          guint have = buffer->len;
+          g_byte_array_set_size (buffer, want);
+          if (!read_full (fd, buffer->data + have, want - have, deadline, cancellable, what, error))
+            return NULL;
+        }
       ProtobufCMessage *reply = NULL;
-      if (response->status != NULL && response->status->code != 0)
+      g_autoptr (GError) local_error = NULL;
+      if (shimv2_ttrpc_take_reply (buffer, reply_type, &reply, &local_error))
         {
-          int code = response->status->code;
-          berth_throw (error, code > 0 && code <= BERTH_ERROR_UNAUTHENTICATED ? code : BERTH_ERROR_UNKNOWN, "%s",
-                       response->status->message && *response->status->message ? response->status->message : what);
-        }
-      else
-        {
-          reply = protobuf_c_message_unpack (reply_type, NULL, response->payload.len, response->payload.data);
           if (reply == NULL)
-            berth_throw (error, BERTH_ERROR_INTERNAL, "%s: malformed %s", what, reply_type->name);
+            g_propagate_error (error, g_steal_pointer (&local_error));
+          return reply;
         }
-      protobuf_c_message_free_unpacked (&response->base, NULL);
-      return reply;
     }
 }
 

@@ -26,6 +26,15 @@ ProtobufCMessage *shimv2_ttrpc_call (const char *address, const char *namespace_
                                      const ProtobufCMessageDescriptor *reply_type, int timeout_ms,
                                      GCancellable *cancellable, GError **error);
 
+/* The first half of a call, for a reply awaited on a main loop: sends the request on a
+ * new connection and returns its socket (-1 with @error). */
+int shimv2_ttrpc_send (const char *address, const char *namespace_, const char *service, const char *method,
+                       const ProtobufCMessage *request, int timeout_ms, GError **error);
+/* The second half: TRUE once @buffer (what was read so far) holds the reply, which is
+ * then in *reply_out (NULL with @error when it carries a status or is malformed). */
+gboolean shimv2_ttrpc_take_reply (GByteArray *buffer, const ProtobufCMessageDescriptor *reply_type,
+                                  ProtobufCMessage **reply_out, GError **error);
+
 /* A request's handler: the reply's payload, or NULL with @error (sent as the status). */
 typedef GBytes *(*ShimV2TtrpcHandler) (const char *service, const char *method, GBytes *payload,
                                        gpointer user_data, GError **error);
