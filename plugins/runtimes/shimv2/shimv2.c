@@ -316,6 +316,12 @@ reap_dead_shim (ShimV2Task *task, BerthExitStatus *exit_out)
         }
       else
         g_warning ("task %s/%s: cleaning up after its dead shim: %s", task->namespace_, task->id, error->message);
+      /* A shim that was killed leaves its socket (in /run/containerd/s for runc's). */
+      const char *socket_path = task->address && g_str_has_prefix (task->address, "unix:///")
+                                  ? task->address + strlen ("unix://") : NULL;
+      struct stat st;
+      if (socket_path != NULL && lstat (socket_path, &st) == 0 && S_ISSOCK (st.st_mode))
+        unlink (socket_path);
       g_warning ("task %s/%s: its shim %s died; the task ended with status %u", task->namespace_, task->id, task->binary,
                  exit.exit_status);
       task->dead = TRUE;
