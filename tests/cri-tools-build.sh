@@ -19,7 +19,7 @@ WORK=$(mktemp -d "$OUT/src.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 tar -xJf "$TARBALL" -C "$WORK"
 cd "$WORK/cri-tools-1.26.1"
-export GOFLAGS=-mod=vendor GOPROXY=off GO111MODULE=on GOCACHE=${GOCACHE:-$OUT/go-cache} GOPATH=$WORK/gopath
+export GOFLAGS=-mod=vendor GOPROXY=off GO111MODULE=on GOPATH=$WORK/gopath
 LDFLAGS="-X github.com/kubernetes-sigs/cri-tools/pkg/version.Version=1.26.1"
 go build -trimpath -ldflags "$LDFLAGS" -o "$WORK/crictl" ./cmd/crictl >/dev/null
 go test -c -trimpath -ldflags "$LDFLAGS" -o "$WORK/critest" ./cmd/critest >/dev/null
