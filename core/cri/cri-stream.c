@@ -472,6 +472,8 @@ typedef struct {
   guint32 data_stream, error_stream;
   guint32 unacked; /* SPDY: bytes taken from the client since our last WINDOW_UPDATE */
   gboolean release_stdin; /* attach with stdin_once: its end ends the container's stdin */
+  gboolean dialing;       /* SPDY port forwarding: a worker connects it */
+  gboolean done;          /* SPDY port forwarding: over, to be dropped (when not dialing) */
 } Pump;
 
 /* A SPDY/3.1 connection, stolen from libsoup after its 101 answer. */
@@ -1621,6 +1623,8 @@ spdy_forward_finish (Pump *p, const char *message)
   spdy_finish_stream (s, p->data_stream);
   spdy_finish_stream (s, p->error_stream);
   pump_close (p);
+  p->data_stream = p->error_stream = 0;
+  p->done = TRUE;
 }
 
 typedef struct {
@@ -1644,6 +1648,7 @@ forward_dial_done (GObject *source, GAsyncResult *result, gpointer data)
   Session *s = d->session;
   Pump *p = d->pump;
   p->connecting = FALSE;
+  p->dialing = FALSE;
   if (d->dial.fd < 0)
     {
       g_autofree char *message = g_strdup_printf ("error forwarding port %u to pod %s: connecting to it: %s",
@@ -1686,6 +1691,10 @@ spdy_forward_stream (Session *s, const CriSpdyFrame *f, const char *type)
       spdy_reset (s, f->stream_id, CRI_SPDY_PROTOCOL_ERROR);
       return;
     }
+  /* Connections that are over go, so a long session holds only its live ones. */
+  for (guint i = s->pumps->len; i-- > 0;)
+    if (pump_at (s, i)->done && !pump_at (s, i)->dialing)
+      g_ptr_array_remove_index_fast (s->pumps, i);
   Pump *p = NULL;
   guint active = 0;
   for (guint i = 0; i < s->pumps->len; i++)
@@ -1720,6 +1729,7 @@ spdy_forward_stream (Session *s, const CriSpdyFrame *f, const char *type)
   ForwardDial *d = g_new0 (ForwardDial, 1);
   d->session = session_ref (s);
   d->pump = p;
+  p->dialing = TRUE;
   d->dial = (Dial) { .netns = s->req->netns, .port = p->port };
   g_autoptr (GTask) task = g_task_new (NULL, NULL, forward_dial_done, NULL);
   g_task_set_source_tag (task, spdy_forward_stream);
@@ -1831,6 +1841,7 @@ spdy_on_reset (Session *s, guint32 stream)
           g_hash_table_remove (s->spdy->open, GUINT_TO_POINTER (p->error_stream));
           p->data_stream = p->error_stream = 0;
           pump_close (p);
+          p->done = TRUE;
         }
     }
   if (stream == s->ids[SPDY_STDIN] && pump_at (s, 0) != NULL)
