@@ -362,29 +362,38 @@ test_snapshots (Fixture *f, gconstpointer data)
   g_assert_false (has_blob (f, spec));
 }
 
-/* An ingest with data written @age_hours ago (by its data file's time). */
+/* An ingest with data last written @age_hours ago: its data file's time and, once the
+ * writer is closed (which records the last write's time beside the data), that record. */
 static BerthContentWriter *
-add_ingest (Fixture *f, const char *ref, int age_hours)
+add_ingest (Fixture *f, const char *ref, int age_hours, gboolean keep_open)
 {
   g_autoptr (GError) error = NULL;
-  BerthContentWriter *writer = berth_content_store_open_writer (f->store, ref, 0, NULL, NULL, &error);
+  g_autoptr (BerthContentWriter) writer = berth_content_store_open_writer (f->store, ref, 0, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (berth_content_writer_write (writer, (const guint8 *) "partial", 7, NULL, &error));
+  if (!keep_open)
+    g_clear_object (&writer);
   g_autofree char *hash = berth_digest_bytes (ref, strlen (ref));
-  g_autofree char *data = g_build_filename (f->tmp, "root", BERTH_PLUGIN_TYPE_CONTENT ".content", "ingest",
-                                            hash + strlen ("sha256:"), "data", NULL);
-  struct utimbuf times = { time (NULL) - age_hours * 3600, time (NULL) - age_hours * 3600 };
+  g_autofree char *dir = g_build_filename (f->tmp, "root", BERTH_PLUGIN_TYPE_CONTENT ".content", "ingest",
+                                           hash + strlen ("sha256:"), NULL);
+  g_autofree char *data = g_build_filename (dir, "data", NULL);
+  time_t then = time (NULL) - age_hours * 3600;
+  struct utimbuf times = { then, then };
   g_assert_no_errno (utime (data, &times));
-  return writer;
+  g_autofree char *updated = g_build_filename (dir, "updatedat", NULL);
+  g_autofree char *updated_text = g_strdup_printf ("%" G_GINT64_FORMAT, (gint64) then * G_USEC_PER_SEC);
+  if (!keep_open)
+    g_assert_true (g_file_set_contents (updated, updated_text, -1, NULL));
+  return g_steal_pointer (&writer);
 }
 
 static void
 test_ingests (Fixture *f, gconstpointer data)
 {
-  g_object_unref (add_ingest (f, NS "/fresh", 1));
-  g_object_unref (add_ingest (f, NS "/stale", 48));
-  g_object_unref (add_ingest (f, NS "/stale-leased", 48));
-  g_autoptr (BerthContentWriter) open = add_ingest (f, NS "/stale-open", 48);
+  add_ingest (f, NS "/fresh", 1, FALSE);
+  add_ingest (f, NS "/stale", 48, FALSE);
+  add_ingest (f, NS "/stale-leased", 48, FALSE);
+  g_autoptr (BerthContentWriter) open = add_ingest (f, NS "/stale-open", 48, TRUE);
   add_lease (f, "upload", NULL, (const char *const[]) { "ingests/stale-leased", NULL });
 
   BerthGcStats stats = run_gc (f);
