@@ -21,7 +21,7 @@ case $? in
   77) echo "1..0 # SKIP $(tail -1 "$TEST_TMP/cri-tools-build.log")"; exit 77 ;;
   *) echo "Bail out! building cri-tools failed:"; sed 's/^/# /' "$TEST_TMP/cri-tools-build.log" | tail -30; exit 1 ;;
 esac
-tap_plan 53
+tap_plan 54
 
 cleanup_network () {
   local rc=$?
@@ -151,6 +151,20 @@ out=$(crictl inspect "$CTR" 2>&1)
 expect_eq "…CONTAINER_EXITED, exit code 0" "CONTAINER_EXITED 0" "$(jq_ status.state <<<"$out") $(jq_ status.exitCode <<<"$out")"
 check "crictl rm" crictl rm "$CTR"
 expect_eq "crictl ps -a: gone" "" "$(crictl ps -a -q 2>&1)"
+# A stop that reaches the container's init before it handles SIGTERM (the kernel drops
+# it then) waited the whole timeout; here the init traps TERM only after 2 s.
+cat >"$TEST_TMP/late.json" <<JSON
+{"metadata": {"name": "late-trap"}, "image": {"image": "$IMG"},
+ "command": ["sh", "-c", "sleep 2; trap 'exit 0' TERM; while :; do sleep 0.1; done"], "log_path": "late.log"}
+JSON
+LATE=$(crictl create "$POD" "$TEST_TMP/late.json" "$TEST_TMP/pod.json" 2>&1)
+crictl start "$LATE" >/dev/null 2>&1
+SECONDS=0
+crictl stop --timeout 40 "$LATE" >/dev/null 2>&1
+out=$(crictl inspect "$LATE" 2>&1)
+expect_eq "crictl stop right after start, of an init that traps TERM late: its trap ends it, well before the timeout" \
+  "0 yes" "$(jq_ status.exitCode <<<"$out") $([ "$SECONDS" -lt 25 ] && echo yes || echo "no: ${SECONDS}s")"
+crictl rm "$LATE" >/dev/null 2>&1
 
 # ---- pod teardown and image removal ----
 check "crictl stopp" crictl stopp "$POD"

@@ -606,6 +606,41 @@ wait_exit (BerthTask *task, const char *exec_id, gint64 timeout_ms, BerthExitSta
   return TRUE;
 }
 
+/* Whether the signal @sig sent to @pid now would be dropped by the kernel: the process
+ * is the init of its PID namespace (NSpid's last field 1) and has no handler for it. An
+ * init gets no default action, so a SIGTERM it receives before it installs its handler
+ * is lost. FALSE when unsure. */
+static gboolean
+signal_would_be_dropped (guint32 pid, int sig)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%u/status", pid);
+  g_autofree char *text = NULL;
+  if (pid == 0 || !g_file_get_contents (path, &text, NULL, NULL))
+    return FALSE;
+  gboolean ns_init = FALSE, caught = TRUE;
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      if (g_str_has_prefix (lines[i], "NSpid:"))
+        {
+          const char *last = strrchr (lines[i], '\t');
+          ns_init = last != NULL && g_str_equal (last + 1, "1");
+        }
+      else if (g_str_has_prefix (lines[i], "SigCgt:"))
+        {
+          guint64 mask = g_ascii_strtoull (lines[i] + strlen ("SigCgt:"), NULL, 16);
+          caught = (mask >> (sig - 1)) & 1;
+        }
+    }
+  return ns_init && !caught;
+}
+
+static gint64
+remaining_ms (gint64 deadline)
+{
+  return MAX (0, (deadline - g_get_monotonic_time ()) / 1000);
+}
+
 /* Stops the container's process (SIGTERM, then SIGKILL after @timeout seconds), records
  * its exit and deletes its task, which unmounts the rootfs. Idempotent. */
 static gboolean
@@ -618,10 +653,30 @@ container_stop (BerthDaemon *daemon, CriContainer *record, gint64 timeout, GErro
   BerthTaskStatus status = berth_task_get_status (task, NULL, &exit);
   if (status == BERTH_TASK_STATUS_RUNNING && timeout > 0)
     {
-      g_autoptr (GError) local_error = NULL;
-      if (!berth_task_kill (task, NULL, SIGTERM, FALSE, &local_error))
-        g_debug ("SIGTERM to container %s: %s", record->id, local_error->message);
-      wait_exit (task, NULL, timeout * 1000, &exit, NULL);
+      /* A stop right after StartContainer can reach the container's init before it has
+       * installed its SIGTERM handler (runc start returns before the process has
+       * exec'd): the kernel drops the signal, and the stop used to wait the whole
+       * timeout (60 s for kubelet and critest) for a process that would have exited at
+       * once. So, while the signal would have been dropped, it is sent again as soon as
+       * the process catches it; an init that never does waits the timeout, as on
+       * containerd. */
+      guint32 pid = berth_task_get_pid (task);
+      gint64 deadline = g_get_monotonic_time () + timeout * G_USEC_PER_SEC;
+      gboolean delivered = FALSE;
+      do
+        {
+          gboolean dropped = signal_would_be_dropped (pid, SIGTERM);
+          if (!delivered && !dropped)
+            {
+              g_autoptr (GError) local_error = NULL;
+              if (!berth_task_kill (task, NULL, SIGTERM, FALSE, &local_error))
+                g_debug ("SIGTERM to container %s: %s", record->id, local_error->message);
+              /* Checked again after sending: the handler may have come just before. */
+              delivered = !signal_would_be_dropped (pid, SIGTERM);
+            }
+        }
+      while (!wait_exit (task, NULL, delivered ? remaining_ms (deadline) : MIN (50, remaining_ms (deadline)), &exit, NULL)
+             && g_get_monotonic_time () < deadline);
     }
   if (!berth_cri_task_destroy (daemon, task, &exit, error))
     return FALSE;
