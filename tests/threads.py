@@ -81,12 +81,9 @@ async def idle_streams(sock, pid, n):
         ctr.kill()
         rc = -1
     print("version %s" % ("ok" if rc == 0 else "failed"), flush=True)
-    for call in calls:
-        call.cancel()
-    try:
-        await asyncio.wait_for(ch.close(), 20)
-    except asyncio.TimeoutError:
-        pass
+    # Leaving the streams open: grpc.aio's close can hang with 1000 calls on it, and
+    # exiting closes the connection, which ends every call at berthd.
+    os._exit(0)
 
 
 # ---- a raw HTTP/2 client: the header has to be exactly what we say ----

@@ -18,7 +18,7 @@ val () { sed -n "s/^$1 //p" <<<"$2" | head -1; }
 # ---- 40 event subscribers ----
 SUBS=()
 for i in $(seq 40); do
-  bctr events >/dev/null 2>&1 &
+  ctr --address "$BERTH_SOCK" events >/dev/null 2>&1 & # not bctr: $! must be ctr's pid
   SUBS+=($!)
 done
 sleep 3
