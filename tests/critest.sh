@@ -76,16 +76,13 @@ BERTH_LOG_LEVEL=${BERTH_LOG_LEVEL-info} berthd_start critest -- --config "$TEST_
 
 # ---- critest ----
 # Skipped, each for a reason (README, "critest"):
-# - streaming exec/attach/port-forward: kubelet 1.26's clients speak SPDY/3.1, which berthd
-#   does not yet (issue 18, helper "spdy"); re-enable when it lands.
 # - the image pulled by digest: critest names a fixed upstream digest no stand-in can have.
 # - MaskedPaths: the stand-in busybox (Debian's busybox-static) is built with
 #   FEATURE_SH_STANDALONE, so its sh runs `ls` as a built-in applet without exec'ing the
 #   masked /bin/ls; the mask itself is in place (ReadonlyPaths, same mechanism, passes).
 # - SELinux and AppArmor enforcement: this host has neither enabled (critest skips them itself).
 # - the benchmarks: tests/bench, not CI (critest's -benchmark mode only).
-SKIP='runtime should support (exec with tty|attach|portforward)'
-SKIP+='|public image with digest should be pulled and removed'
+SKIP='public image with digest should be pulled and removed'
 SKIP+='|runtime should support MaskedPaths'
 mkdir -p "$TEST_TMP/report"
 SECONDS=0
