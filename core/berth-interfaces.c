@@ -548,6 +548,35 @@ berth_task_metrics (BerthTask *self, char **type_url_out, GError **error)
   DISPATCH (BERTH_TASK_GET_IFACE, self, metrics, error, NULL, type_url_out, error);
 }
 
+BerthTask *
+berth_task_table_lookup (GHashTable *tasks, GMutex *lock, const char *namespace_, const char *id, GError **error)
+{
+  g_autofree char *key = g_strdup_printf ("%s/%s", namespace_, id);
+  g_mutex_lock (lock);
+  BerthTask *task = g_hash_table_lookup (tasks, key);
+  if (task != NULL)
+    g_object_ref (task);
+  g_mutex_unlock (lock);
+  if (task == NULL)
+    berth_throw (error, BERTH_ERROR_NOT_FOUND, "task %s: not found", id);
+  return task;
+}
+
+GPtrArray *
+berth_task_table_list (GHashTable *tasks, GMutex *lock, const char *namespace_)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_object_unref);
+  g_mutex_lock (lock);
+  GHashTableIter iter;
+  gpointer value;
+  g_hash_table_iter_init (&iter, tasks);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (value != NULL && (namespace_ == NULL || g_str_equal (berth_task_get_namespace (value), namespace_)))
+      g_ptr_array_add (out, g_object_ref (value));
+  g_mutex_unlock (lock);
+  return out;
+}
+
 G_DEFINE_INTERFACE (BerthRuntime, berth_runtime, G_TYPE_OBJECT)
 static void berth_runtime_default_init (BerthRuntimeInterface *iface) {}
 

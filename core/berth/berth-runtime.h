@@ -111,6 +111,14 @@ GArray *berth_task_pids (BerthTask *self, GError **error);
 gboolean berth_task_update (BerthTask *self, GBytes *resources_json, GError **error);
 GBytes *berth_task_metrics (BerthTask *self, char **type_url_out, GError **error);
 
+/* For runtimes that keep their tasks in a table keyed "<namespace>/<id>" (a NULL value
+ * reserves an id being created), guarded by @lock: the lookup and listing every runtime
+ * needs. NOT_FOUND for no task (or one still being created). (transfer full) */
+BerthTask *berth_task_table_lookup (GHashTable *tasks, GMutex *lock, const char *namespace_, const char *id,
+                                    GError **error);
+/* GPtrArray of BerthTask (transfer full): every task of @namespace_ (NULL: all). */
+GPtrArray *berth_task_table_list (GHashTable *tasks, GMutex *lock, const char *namespace_);
+
 /* ---- BerthRuntime ---- */
 #define BERTH_TYPE_RUNTIME (berth_runtime_get_type ())
 G_DECLARE_INTERFACE (BerthRuntime, berth_runtime, BERTH, RUNTIME, GObject)

@@ -868,31 +868,14 @@ static BerthTask *
 runtime_get (BerthRuntime *iface, const char *ns, const char *id, GError **error)
 {
   OciRuntime *self = OCI_RUNTIME (iface);
-  g_autofree char *key = g_strdup_printf ("%s/%s", ns, id);
-  g_mutex_lock (&self->lock);
-  OciTask *task = g_hash_table_lookup (self->tasks, key);
-  if (task != NULL)
-    g_object_ref (task);
-  g_mutex_unlock (&self->lock);
-  if (task == NULL)
-    berth_throw (error, BERTH_ERROR_NOT_FOUND, "task %s: not found", id);
-  return task ? BERTH_TASK (task) : NULL;
+  return berth_task_table_lookup (self->tasks, &self->lock, ns, id, error);
 }
 
 static GPtrArray *
 runtime_list (BerthRuntime *iface, const char *ns, GError **error)
 {
   OciRuntime *self = OCI_RUNTIME (iface);
-  GPtrArray *out = g_ptr_array_new_with_free_func (g_object_unref);
-  g_mutex_lock (&self->lock);
-  GHashTableIter iter;
-  gpointer value;
-  g_hash_table_iter_init (&iter, self->tasks);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    if (value != NULL && (ns == NULL || g_str_equal (OCI_TASK (value)->namespace_, ns)))
-      g_ptr_array_add (out, g_object_ref (value));
-  g_mutex_unlock (&self->lock);
-  return out;
+  return berth_task_table_list (self->tasks, &self->lock, ns);
 }
 
 /* Finds every task a previous berthd left: "<state>/<ns>/<id>/" with a shim socket or
