@@ -548,6 +548,22 @@ berth_task_metrics (BerthTask *self, char **type_url_out, GError **error)
   DISPATCH (BERTH_TASK_GET_IFACE, self, metrics, error, NULL, type_url_out, error);
 }
 
+gboolean
+berth_task_get_stdio (BerthTask *self, const char *exec_id, BerthStdio *stdio_out, GError **error)
+{
+  g_return_val_if_fail (BERTH_IS_TASK (self), FALSE);
+  DISPATCH (BERTH_TASK_GET_IFACE, self, get_stdio, error, FALSE, exec_id, stdio_out, error);
+}
+
+void
+berth_stdio_clear (BerthStdio *stdio)
+{
+  g_clear_pointer (&stdio->stdin_path, g_free);
+  g_clear_pointer (&stdio->stdout_path, g_free);
+  g_clear_pointer (&stdio->stderr_path, g_free);
+  stdio->terminal = FALSE;
+}
+
 BerthTask *
 berth_task_table_lookup (GHashTable *tasks, GMutex *lock, const char *namespace_, const char *id, GError **error)
 {

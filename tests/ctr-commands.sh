@@ -32,12 +32,11 @@
 #   oci spec                        prints the default spec
 #   install --path                  copies the image's bin/ into a directory
 #
-# Skipped, with the reason printed: tasks attach (berthd's Tasks.Get returns no FIFO paths yet:
-# a gap in the runtime interface, not done), containers checkpoint/restore and tasks checkpoint (Debian's
+# Skipped, with the reason printed: containers checkpoint/restore and tasks checkpoint (Debian's
 # CRIU 3.17 fails `criu check` on this kernel, see HOST-NOTES), pprof (containerd's Go debug
 # socket; berthd has none), shim (speaks ttrpc to containerd-shim sockets; berth's shims are not).
 source "$(dirname "$0")/lib.sh"
-tap_plan 82
+tap_plan 84
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # docker-registry, skopeo; hugetlb for crun
 
 berthd_start ctr-cmds || true
@@ -177,7 +176,11 @@ check "install --path" bctr install --path "$TEST_TMP/inst" "$I"
 expect_eq "…bin/busybox installed" "yes" "$([ -x "$TEST_TMP/inst/bin/busybox" ] && echo yes)"
 
 check "content prune references (last: it strips the labels that keep layers)" bctr content prune references
-skip "tasks attach: berthd's Tasks.Get does not return a task's FIFO paths yet, so ctr cannot reopen them"
+# tasks attach: ctr reopens the FIFOs Tasks.Get reports (those of the detached run's ctr).
+check "run -d with a late output" tctr run -d "$I" ctratt sh -c 'sleep 3; echo attached-out; sleep 1'
+expect_match "tasks attach: the output written after attaching reaches ctr" "attached-out" \
+  "$(timeout 60 ctr --address "$BERTH_SOCK" tasks attach ctratt </dev/null 2>&1)"
+check "…and once the task has ended (ctr attach deletes it), the container goes" bctr containers rm ctratt
 skip "containers checkpoint/restore, tasks checkpoint: CRIU 3.17 fails criu check on this kernel (HOST-NOTES)"
 skip "pprof: containerd's Go debug socket; berthd has none"
 skip "shim: talks ttrpc to a containerd-shim socket; berth's shims are not"

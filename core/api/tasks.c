@@ -193,6 +193,21 @@ process_message (BerthTask *task, const char *exec_id)
       p->exit_status = exit.exit_status;
       p->exited_at = berth_api_timestamp_new (exit.exited_at);
     }
+  /* The client's FIFOs, for one that attaches later (ctr tasks attach). */
+  BerthStdio stdio = { 0 };
+  g_autoptr (GError) error = NULL;
+  if (berth_task_get_stdio (task, exec_id && *exec_id ? exec_id : NULL, &stdio, &error))
+    {
+      if (stdio.stdin_path != NULL)
+        p->stdin = g_steal_pointer (&stdio.stdin_path);
+      if (stdio.stdout_path != NULL)
+        p->stdout = g_steal_pointer (&stdio.stdout_path);
+      if (stdio.stderr_path != NULL)
+        p->stderr = g_steal_pointer (&stdio.stderr_path);
+      p->terminal = stdio.terminal;
+    }
+  else
+    g_debug ("task %s: no stdio to report: %s", berth_task_get_id (task), error->message);
   return p;
 }
 

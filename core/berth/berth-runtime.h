@@ -85,6 +85,9 @@ struct _BerthTaskInterface {
   /* cgroup statistics, encoded as containerd's io.containerd.cgroups.v1.Metrics (or
    * v2) protobuf; *type_url_out names which. */
   GBytes *(*metrics) (BerthTask *self, char **type_url_out, GError **error);
+  /* The stdio a process was created with (its client's FIFO paths), for a client that
+   * attaches later (containerd's Tasks.Get). Optional. */
+  gboolean (*get_stdio) (BerthTask *self, const char *exec_id, BerthStdio *stdio_out, GError **error);
 };
 
 const char *berth_task_get_id (BerthTask *self);
@@ -110,6 +113,9 @@ gboolean berth_task_resume (BerthTask *self, GError **error);
 GArray *berth_task_pids (BerthTask *self, GError **error);
 gboolean berth_task_update (BerthTask *self, GBytes *resources_json, GError **error);
 GBytes *berth_task_metrics (BerthTask *self, char **type_url_out, GError **error);
+/* Fills @stdio_out with newly allocated paths; free them with berth_stdio_clear. */
+gboolean berth_task_get_stdio (BerthTask *self, const char *exec_id, BerthStdio *stdio_out, GError **error);
+void berth_stdio_clear (BerthStdio *stdio);
 
 /* For runtimes that keep their tasks in a table keyed "<namespace>/<id>" (a NULL value
  * reserves an id being created), guarded by @lock: the lookup and listing every runtime

@@ -479,6 +479,45 @@ task_wait (BerthTask *t, const char *exec_id, BerthExitStatus *exit_out, GCancel
   return parse_exit (reply, exit_out);
 }
 
+/* "<dir>/exec-ID.io" (what the shim reads for an exec) or "<dir>/init.io" (kept for
+ * Tasks.Get): the stdin, stdout and stderr paths, "-" for none, one a line, then
+ * "terminal" for a terminal. */
+static char *
+stdio_file_path (const char *dir, const char *exec_id)
+{
+  g_autofree char *name = exec_id ? g_strconcat ("exec-", exec_id, ".io", NULL) : g_strdup ("init.io");
+  return g_build_filename (dir, name, NULL);
+}
+
+static gboolean
+stdio_file_write (const char *dir, const char *exec_id, const BerthStdio *stdio, GError **error)
+{
+  g_autofree char *path = stdio_file_path (dir, exec_id);
+  g_autofree char *io = g_strdup_printf ("%s\n%s\n%s\n%s", stdio->stdin_path && *stdio->stdin_path ? stdio->stdin_path : "-",
+                                         stdio->stdout_path && *stdio->stdout_path ? stdio->stdout_path : "-",
+                                         stdio->stderr_path && *stdio->stderr_path ? stdio->stderr_path : "-",
+                                         stdio->terminal ? "terminal\n" : "");
+  return g_file_set_contents (path, io, -1, error);
+}
+
+static gboolean
+task_get_stdio (BerthTask *t, const char *exec_id, BerthStdio *stdio_out, GError **error)
+{
+  OciTask *task = OCI_TASK (t);
+  if (exec_id != NULL && !validate_exec_id (exec_id, error))
+    return FALSE;
+  g_autofree char *path = stdio_file_path (task->dir, exec_id);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, error))
+    return FALSE;
+  g_auto (GStrv) lines = g_strsplit (text, "\n", 5);
+  char **paths[] = { &stdio_out->stdin_path, &stdio_out->stdout_path, &stdio_out->stderr_path };
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    *paths[i] = g_strv_length (lines) > i && !g_str_equal (lines[i], "-") ? g_strdup (lines[i]) : NULL;
+  stdio_out->terminal = g_strv_length (lines) > 3 && g_str_equal (lines[3], "terminal");
+  return TRUE;
+}
+
 /* Records an exec'd process for the shim: its OCI process spec and its stdio. It runs
  * at start. */
 static gboolean
@@ -492,15 +531,9 @@ task_exec (BerthTask *t, const char *exec_id, GBytes *process_json, const BerthS
   g_autofree char *spec = g_build_filename (task->dir, name, NULL);
   if (g_file_test (spec, G_FILE_TEST_EXISTS))
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "exec %s: already exists in task %s", exec_id, task->id);
-  g_autofree char *io_name = g_strconcat ("exec-", exec_id, ".io", NULL);
-  g_autofree char *io_path = g_build_filename (task->dir, io_name, NULL);
-  g_autofree char *io = g_strdup_printf ("%s\n%s\n%s\n%s", stdio->stdin_path && *stdio->stdin_path ? stdio->stdin_path : "-",
-                                         stdio->stdout_path && *stdio->stdout_path ? stdio->stdout_path : "-",
-                                         stdio->stderr_path && *stdio->stderr_path ? stdio->stderr_path : "-",
-                                         stdio->terminal ? "terminal\n" : "");
   gsize len = 0;
   const char *json = g_bytes_get_data (process_json, &len);
-  if (!g_file_set_contents (io_path, io, -1, error) || !g_file_set_contents (spec, json, len, error))
+  if (!stdio_file_write (task->dir, exec_id, stdio, error) || !g_file_set_contents (spec, json, len, error))
     return FALSE;
   g_autofree char *request = g_strdup_printf ("add %s", exec_id);
   return simple_request (task, request, error);
@@ -657,6 +690,7 @@ oci_task_iface_init (BerthTaskInterface *iface)
   iface->pause = task_pause;
   iface->resume = task_resume;
   iface->pids = task_pids;
+  iface->get_stdio = task_get_stdio;
 }
 
 static OciTask *
@@ -842,6 +876,7 @@ runtime_create (BerthRuntime *iface, const BerthTaskCreateOptions *options, GCan
   /* What to clean up with should the shim die: see reap_dead_shim. */
   g_autofree char *binary_file = g_build_filename (dir, "runtime-binary", NULL);
   ok = ok && g_file_set_contents (binary_file, binary, -1, error);
+  ok = ok && stdio_file_write (dir, NULL, &options->stdio, error);
   if (ok && has_mounts)
     ok = mounted = berth_mount_list_mount (options->rootfs, task->rootfs, error);
   ok = ok && spawn_shim (self, dir, binary, options, &task->pid, error);
