@@ -8,6 +8,11 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=$1
+# critest.sh and crictl.sh run side by side (make -j) and share OUT: one builds, the other
+# waits for it and then finds the images cached.
+mkdir -p "$(dirname "$OUT")"
+exec 9>"$OUT.lock"
+flock 9
 stamp=$(cat "$here"/*.c "$here/build.sh" "$here/../make-image.py" | sha256sum | cut -d' ' -f1)
 if [ -f "$OUT/images" ] && [ "$(cat "$OUT/.stamp" 2>/dev/null)" = "$stamp" ]; then exit 0; fi
 rm -rf "$OUT"
