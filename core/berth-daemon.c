@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api/berth-api.h"
+#include "api/berth-api-ops.h"
 #include "api/berth-api-util.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "berth-daemon-private.h"
@@ -37,15 +38,7 @@ struct _BerthDaemon {
 static void
 on_task_exited (BerthTask *task, const char *exec_id, guint pid, guint exit_status, gint64 exited_at, gpointer data)
 {
-  BerthDaemon *daemon = data;
-  g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exited_at)->base;
-  Containerd__Events__TaskExit event = CONTAINERD__EVENTS__TASK_EXIT__INIT;
-  event.container_id = (char *) berth_task_get_id (task);
-  event.id = exec_id ? (char *) exec_id : (char *) berth_task_get_id (task);
-  event.pid = pid;
-  event.exit_status = exit_status;
-  event.exited_at = (Google__Protobuf__Timestamp *) ts;
-  berth_events_publish (daemon->events, berth_task_get_namespace (task), "/tasks/exit", &event.base);
+  berth_api_ops_task_exited (data, task, exec_id, pid, exit_status, exited_at);
 }
 
 /* Publishes the exits of @task's processes as /tasks/exit. The runtime announces them

@@ -13,7 +13,9 @@
  *
  * Threads: three bounded pools (berth-grpc.h), no thread per call or stream. A deferred
  * call holds no thread; a client stream with a step function gets a worker only while
- * a message is being handled.
+ * a message is being handled; a pulled server stream only while it produces its next
+ * message, and only when its out queue is under PULL_BUDGET (the data provider, as it
+ * drains the queue into the peer's window, kicks the next pull).
  */
 #include "config.h"
 
@@ -40,6 +42,9 @@
 
 /* What one stream may hold in each direction before the other side must wait. */
 #define QUEUE_BUDGET (4 * 1024 * 1024)
+/* A pulled server stream is pulled again while less than this is queued: enough to
+ * keep a fast reader busy, little for a stalled one to hold. */
+#define PULL_BUDGET (1 * 1024 * 1024)
 #define STREAM_WINDOW (1 * 1024 * 1024)
 #define CONNECTION_WINDOW (16 * 1024 * 1024)
 /* Per connection (SETTINGS_MAX_CONCURRENT_STREAMS: the peer's extra streams are
@@ -157,9 +162,15 @@ struct _BerthGrpcCall {
   gboolean step_running;
   gboolean step_done;
   gpointer step_state;
+  /* pulled server streams: one pull at a time, while the out queue has room */
+  BerthGrpcPullFunc pull_func;
+  gpointer pull_data;
+  GDestroyNotify pull_destroy;
+  gboolean pull_running;
+  gboolean pull_done;
 };
 
-typedef enum { JOB_HANDLER, JOB_STEP, JOB_RESUME } JobKind;
+typedef enum { JOB_HANDLER, JOB_STEP, JOB_RESUME, JOB_PULL } JobKind;
 
 typedef struct {
   JobKind kind;
@@ -173,7 +184,7 @@ static void connection_flush (Connection *conn);
 static void connection_close (Connection *conn);
 static void call_respond_error_main (BerthGrpcCall *call, BerthErrorCode code, const char *message);
 static void call_end (BerthGrpcCall *call);
-static void call_step_kick (BerthGrpcCall *call);
+static void call_kick (BerthGrpcCall *call);
 static void call_finish (BerthGrpcCall *call, const GError *error);
 static void call_record (BerthGrpcCall *call, guint code);
 static void server_push_job (BerthGrpcServer *server, GThreadPool *pool, Job *job);
@@ -301,7 +312,7 @@ wakeup_main (gpointer data)
         nghttp2_session_resume_data (conn->session, call->stream_id);
       connection_flush (conn);
     }
-  call_step_kick (call);
+  call_kick (call);
   return G_SOURCE_REMOVE;
 }
 
@@ -401,6 +412,10 @@ static gboolean
 queue_frame (BerthGrpcCall *call, GBytes *frame, QueueMode mode, GError **error)
 {
   g_mutex_lock (&call->lock);
+  /* A pull runs only when the queue has room and sends a bounded amount: it never
+   * waits, so that a slow client holds no thread. */
+  if (mode == QUEUE_WAIT && call->pull_func != NULL)
+    mode = QUEUE_FORCE;
   while (mode == QUEUE_WAIT && call->out_bytes > QUEUE_BUDGET && call->state == CALL_OPEN
          && !g_cancellable_is_cancelled (call->cancellable))
     g_cond_wait (&call->cond, &call->lock);
@@ -519,6 +534,72 @@ berth_grpc_call_resume (BerthGrpcCall *call, BerthGrpcResumeFunc func, gpointer 
   job->data = data;
   job->destroy = destroy;
   server_push_job (call->server, call->server->call_pool, job);
+}
+
+static void call_pull_kick (BerthGrpcCall *call);
+
+void
+berth_grpc_call_pull (BerthGrpcCall *call, BerthGrpcPullFunc func, gpointer data, GDestroyNotify destroy)
+{
+  g_mutex_lock (&call->lock);
+  g_return_if_fail (!call->deferred && call->pull_func == NULL);
+  call->deferred = TRUE;
+  call->pull_func = func;
+  call->pull_data = data;
+  call->pull_destroy = destroy;
+  g_mutex_unlock (&call->lock);
+  call_pull_kick (call);
+}
+
+typedef struct {
+  GPtrArray *items;
+  const ProtobufCFieldDescriptor *field;
+  guint batch;
+  guint next;
+} ListPull;
+
+static void
+list_pull_free (ListPull *list)
+{
+  g_ptr_array_unref (list->items);
+  g_free (list);
+}
+
+static gboolean
+list_pull (BerthGrpcCall *call, gpointer data, GError **error)
+{
+  ListPull *list = data;
+  if (list->next >= list->items->len)
+    return FALSE;
+  const ProtobufCMessageDescriptor *output = call->entry->output;
+  g_autofree ProtobufCMessage *message = g_malloc0 (output->sizeof_message);
+  protobuf_c_message_init (output, message);
+  guint n = MIN (list->batch, list->items->len - list->next);
+  gpointer *items = &list->items->pdata[list->next];
+  if (list->field->label == PROTOBUF_C_LABEL_REPEATED)
+    {
+      G_STRUCT_MEMBER (size_t, message, list->field->quantifier_offset) = n;
+      G_STRUCT_MEMBER (gpointer *, message, list->field->offset) = items;
+    }
+  else
+    G_STRUCT_MEMBER (gpointer, message, list->field->offset) = items[0];
+  list->next += n;
+  if (!berth_grpc_call_send (call, message, error))
+    return FALSE;
+  return list->next < list->items->len;
+}
+
+gboolean
+berth_grpc_call_send_list (BerthGrpcCall *call, GPtrArray *items, const char *field, guint batch)
+{
+  const ProtobufCFieldDescriptor *desc = protobuf_c_message_descriptor_get_field_by_name (call->entry->output, field);
+  g_return_val_if_fail (desc != NULL && desc->type == PROTOBUF_C_TYPE_MESSAGE && batch > 0, FALSE);
+  ListPull *list = g_new0 (ListPull, 1);
+  list->items = items;
+  list->field = desc;
+  list->batch = desc->label == PROTOBUF_C_LABEL_REPEATED ? batch : 1;
+  berth_grpc_call_pull (call, list_pull, list, (GDestroyNotify) list_pull_free);
+  return FALSE;
 }
 
 void
@@ -683,6 +764,34 @@ run_step (BerthGrpcCall *call)
   wake_main (call, 0);
 }
 
+/* One pull of a server stream: the next message(s), or the end. */
+static void
+run_pull (BerthGrpcCall *call)
+{
+  g_autoptr (GError) error = NULL;
+  gboolean more = FALSE;
+  if (call_check_alive (call, &error))
+    more = call->pull_func (call, call->pull_data, &error);
+  gboolean done = !more || error != NULL;
+  if (done)
+    {
+      if (call->pull_destroy != NULL)
+        call->pull_destroy (g_steal_pointer (&call->pull_data));
+      if (error != NULL && error->domain == BERTH_ERROR && error->code == BERTH_ERROR_CANCELLED && call->deadline_passed)
+        {
+          g_clear_error (&error);
+          berth_throw (&error, BERTH_ERROR_DEADLINE_EXCEEDED, "deadline exceeded");
+        }
+      call_finish (call, error);
+    }
+  g_mutex_lock (&call->lock);
+  call->pull_running = FALSE;
+  call->pull_done = done;
+  g_mutex_unlock (&call->lock);
+  /* The queue may still have room. */
+  call_pull_kick (call);
+}
+
 static void
 run_job (gpointer data, gpointer pool_data)
 {
@@ -697,6 +806,9 @@ run_job (gpointer data, gpointer pool_data)
       break;
     case JOB_STEP:
       run_step (call);
+      break;
+    case JOB_PULL:
+      run_pull (call);
       break;
     case JOB_RESUME:
       {
@@ -742,6 +854,8 @@ server_push_job (BerthGrpcServer *server, GThreadPool *pool, Job *job)
           BerthGrpcCall *call = job->call;
           if (job->kind == JOB_STEP && call->step_state != NULL && call->entry->method.state_free != NULL)
             call->entry->method.state_free (g_steal_pointer (&call->step_state));
+          if (job->kind == JOB_PULL && call->pull_destroy != NULL)
+            call->pull_destroy (g_steal_pointer (&call->pull_data));
           call_finish (call, NULL);
           if (job->destroy != NULL)
             job->destroy (job->data);
@@ -798,6 +912,33 @@ call_step_kick (BerthGrpcCall *call)
   server_push_job (call->server, call->server->call_pool, job);
 }
 
+/* From any thread: the next pull once the client took enough of the queue, or the
+ * last one (which frees the pull's data) once the call is over. */
+static void
+call_pull_kick (BerthGrpcCall *call)
+{
+  g_mutex_lock (&call->lock);
+  gboolean go = call->pull_func != NULL && !call->pull_running && !call->pull_done
+                && (call->out_bytes < PULL_BUDGET || call->state != CALL_OPEN
+                    || g_cancellable_is_cancelled (call->cancellable));
+  if (go)
+    call->pull_running = TRUE;
+  g_mutex_unlock (&call->lock);
+  if (!go)
+    return;
+  Job *job = g_new0 (Job, 1);
+  job->kind = JOB_PULL;
+  job->call = call_ref (call);
+  server_push_job (call->server, call->server->stream_pool, job);
+}
+
+static void
+call_kick (BerthGrpcCall *call)
+{
+  call_step_kick (call);
+  call_pull_kick (call);
+}
+
 /* ---------------- main thread: responses ---------------- */
 
 static ssize_t
@@ -829,6 +970,8 @@ data_source_read (nghttp2_session *session, int32_t stream_id, uint8_t *buf, siz
   int status = call->status;
   g_autofree char *message = g_strdup (call->status_message);
   g_mutex_unlock (&call->lock);
+  if (copied > 0)
+    call_pull_kick (call);
 
   if (finished)
     {
@@ -973,7 +1116,7 @@ call_dispatch (BerthGrpcCall *call)
   call->dispatched = TRUE;
   if (pool == NULL)
     {
-      call_step_kick (call);
+      call_kick (call);
       return;
     }
   Job *job = g_new0 (Job, 1);
@@ -1054,7 +1197,7 @@ on_request_message (BerthGrpcCall *call, GBytes *message)
   if (kind == BERTH_GRPC_CLIENT_STREAMING || kind == BERTH_GRPC_BIDI_STREAMING)
     {
       call_dispatch (call);
-      call_step_kick (call);
+      call_kick (call);
     }
 }
 
@@ -1174,7 +1317,7 @@ on_frame_recv (nghttp2_session *session, const nghttp2_frame *frame, void *user_
       g_cond_broadcast (&call->cond);
       g_mutex_unlock (&call->lock);
       call_dispatch (call);
-      call_step_kick (call);
+      call_kick (call);
     }
   return 0;
 }
@@ -1200,7 +1343,7 @@ call_abandon (BerthGrpcCall *call)
       call->server->open_calls--;
     }
   call_end (call);
-  call_step_kick (call);
+  call_kick (call);
 }
 
 static int

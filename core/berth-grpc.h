@@ -9,6 +9,8 @@
  *  - Streaming handlers get a BerthGrpcStream and call send/recv, which block. send
  *    blocks while the client's flow-control window is full and the per-stream queue is
  *    at its bound, so a slow reader never makes the daemon buffer unbounded data.
+ *    Server streams that may be long (Content.Read, the List streams) pull instead
+ *    (berth_grpc_call_pull): no thread waits for a slow reader.
  *  - A cancelled call (RST_STREAM, client gone, grpc-timeout passed) cancels the
  *    call's GCancellable; send/recv then fail with CANCELLED / DEADLINE_EXCEEDED.
  *
@@ -86,6 +88,20 @@ void berth_grpc_call_resume (BerthGrpcCall *call, BerthGrpcResumeFunc func, gpoi
  * client has not taken what was queued before (its queue is at its bound), or with
  * CANCELLED when the call is over. For feeds that must not block (events). */
 gboolean berth_grpc_call_try_send (BerthGrpcCall *call, const ProtobufCMessage *message, GError **error);
+/* Server streams without a thread while the client is slow. From a server-streaming
+ * handler: @pull runs on a worker whenever the call's response queue has room (never
+ * two at once), sends the next message(s) with berth_grpc_call_send — which then never
+ * waits — and returns TRUE while there is more; FALSE ends the call, with @error's
+ * status or OK. @destroy frees @data when the stream is over for any reason. The call
+ * is deferred: the handler returns FALSE with no error. So N stalled readers hold no
+ * thread and at most the queue's bound (4 MB) plus one pull's output each. */
+typedef gboolean (*BerthGrpcPullFunc) (BerthGrpcCall *call, gpointer data, GError **error);
+void berth_grpc_call_pull (BerthGrpcCall *call, BerthGrpcPullFunc func, gpointer data, GDestroyNotify destroy);
+/* A list already in memory, pulled: @items (transfer full) go out as the client reads,
+ * @batch per response in the response type's repeated message field @field (or one per
+ * response when @field is a single message). Returns FALSE with no error: the
+ * handler's return value. */
+gboolean berth_grpc_call_send_list (BerthGrpcCall *call, GPtrArray *items, const char *field, guint batch);
 BerthGrpcCall *berth_grpc_call_ref (BerthGrpcCall *call);
 void berth_grpc_call_unref (BerthGrpcCall *call);
 

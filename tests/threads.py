@@ -5,6 +5,8 @@ threads.py streams SOCKET PID N      N idle Content.Write streams on one connect
 threads.py timeout SOCKET            Events.Subscribe with a grpc-timeout past 49 days
 threads.py fds SOCKET PID N          N connections held while berthd is out of fds
 threads.py tcp PORT SOCKET N         N idle TCP connections to the metrics port
+threads.py stalled SOCKET DIGEST N   N Content.Read of DIGEST whose clients never read:
+                                     prints "ready" and holds them until killed
 threads.py execsync STUBS SOCKET CONTAINER N
                                      N concurrent ExecSync "sleep 20" and CRI Version
 
@@ -23,6 +25,7 @@ import grpc
 VERSION = "/containerd.services.version.v1.Version/Version"
 WRITE = "/containerd.services.content.v1.Content/Write"
 SUBSCRIBE = "/containerd.services.events.v1.Events/Subscribe"
+READ = "/containerd.services.content.v1.Content/Read"
 
 
 def threads_of(pid):
@@ -139,6 +142,26 @@ def huge_timeout(sock):
     print("subscription %s" % ("ended" if ended else "open"))
 
 
+def stalled_reads(sock, digest, n):
+    # Raw HTTP/2: a grpc client would read its socket. These never do, and never open
+    # their flow-control window past HTTP/2's initial 64 KiB.
+    conns = []
+    headers = b"".join(literal(k, v) for k, v in [
+        (":method", "POST"), (":scheme", "http"), (":path", READ), (":authority", "localhost"),
+        ("content-type", "application/grpc"), ("te", "trailers"), ("containerd-namespace", "default")])
+    request = pb_string(1, digest)
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(sock)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"") + frame(1, 4, 1, headers)
+                  + frame(0, 1, 1, b"\x00" + struct.pack(">I", len(request)) + request))
+        conns.append(s)
+    print("ready", flush=True)
+    while True:
+        time.sleep(60)
+
+
 def hold_fds(sock, pid, n):
     conns = []
     for _ in range(n):
@@ -224,5 +247,7 @@ elif mode == "fds":
     hold_fds(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
 elif mode == "tcp":
     hold_tcp(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+elif mode == "stalled":
+    stalled_reads(sys.argv[2], sys.argv[3], int(sys.argv[4]))
 elif mode == "execsync":
     execsync(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))

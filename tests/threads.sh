@@ -2,11 +2,11 @@
 # Clients that wait must not hold berthd's threads, and clients that hoard connections
 # must not take its fds (ARCHITECTURE.md, "Concurrency model"): 40 `ctr events`
 # subscribers, 40 long CRI ExecSync calls, 1000 idle Content.Write streams on one
-# connection, a client flood past berthd's fd limit, 700 idle connections to the
+# connection, 8 Content.Read clients that never read, a client flood past berthd's fd limit, 700 idle connections to the
 # metrics port, and a grpc-timeout too large for a timer. berthd answers throughout.
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3 # Debian's, with grpcio and grpc_tools
-tap_plan 17
+tap_plan 23
 
 # Each open ingest holds a file: room for 1000 of them.
 ulimit -Sn 8192 2>/dev/null
@@ -38,6 +38,35 @@ t=$(val threads "$out")
 check "…while they stay open berthd has at most 16 threads (it has ${t:-?})" test "${t:-999}" -le 16
 expect_eq "…and answers Version meanwhile" ok "$(val version "$out")"
 check "…and after they are gone" timeout 30 ctr --address "$BERTH_SOCK" version
+
+# ---- 8 clients that never read a 64 MB blob ----
+# Content.Read is pulled as the client reads: a stalled reader holds no thread, and
+# little memory (what is queued for it).
+head -c $((64 << 20)) /dev/urandom >"$TEST_TMP/blob"
+BLOB=sha256:$(sha256sum "$TEST_TMP/blob" | cut -d' ' -f1)
+bctr content ingest --expected-digest "$BLOB" threads-blob <"$TEST_TMP/blob"
+rm -f "$TEST_TMP/blob"
+printf 'small blob\n' >"$TEST_TMP/small"
+SMALL=sha256:$(sha256sum "$TEST_TMP/small" | cut -d' ' -f1)
+bctr content ingest --expected-digest "$SMALL" threads-small <"$TEST_TMP/small"
+rss () { sed -n 's/^VmRSS:\s*\([0-9]*\).*/\1/p' "/proc/$BERTHD_PID/status"; }
+rss_before=$(rss)
+$PY "$SRCDIR/tests/threads.py" stalled "$BERTH_SOCK" "$BLOB" 8 >"$TEST_TMP/stalled.out" 2>&1 &
+STALLED=$!
+for _ in $(seq 300); do grep -q ready "$TEST_TMP/stalled.out" && break; sleep 0.1; done
+sleep 3
+check "with 8 stalled readers of a 64 MB blob, ctr content ls answers" \
+  timeout 30 ctr --address "$BERTH_SOCK" content ls -q
+expect_eq "…and a 9th reader gets a small blob" "small blob" "$(timeout 30 ctr --address "$BERTH_SOCK" content get "$SMALL")"
+check "…and ctr version answers" timeout 30 ctr --address "$BERTH_SOCK" version
+t=$(sed -n 's/^Threads:\s*//p' "/proc/$BERTHD_PID/status")
+check "…while berthd has at most 16 threads (it has ${t:-?})" test "${t:-999}" -le 16
+grown=$(( ($(rss) - rss_before) / 1024 ))
+check "…and grew by at most 32 MB ($grown MB)" test "$grown" -le 32
+kill "$STALLED" 2>/dev/null
+wait "$STALLED" 2>/dev/null
+check "…and reads the whole blob to a client that reads" \
+  test "$(ctr --address "$BERTH_SOCK" content get "$BLOB" | sha256sum | cut -d' ' -f1)" = "${BLOB#sha256:}"
 
 # ---- 700 idle TCP connections to the metrics port ----
 berthd_stop

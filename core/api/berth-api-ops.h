@@ -25,6 +25,10 @@ BerthTask *berth_api_ops_task_create (BerthDaemon *daemon, const char *ns, const
 /* Starts init (@exec_id NULL or "") or an exec; publishes /tasks/start or /tasks/exec-started. */
 gboolean berth_api_ops_task_start (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint32 *pid_out,
                                    GCancellable *cancellable, GError **error);
+/* Publishes /tasks/exit for a process of @task (the runtime's "exited" signal, any
+ * thread): after the process's start event when its Start is still publishing it. */
+void berth_api_ops_task_exited (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint pid,
+                                guint exit_status, gint64 exited_at);
 /* Deletes the exited task (bundle, rootfs mount); publishes /tasks/delete. */
 gboolean berth_api_ops_task_delete (BerthDaemon *daemon, BerthTask *task, BerthExitStatus *exit_out,
                                     GCancellable *cancellable, GError **error);

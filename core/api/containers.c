@@ -150,15 +150,7 @@ containers_list_stream (BerthGrpcCall *call, const ProtobufCMessage *request, gp
   g_autoptr (GPtrArray) out = list_containers (call, user_data, req->filters, req->n_filters, error);
   if (out == NULL)
     return FALSE;
-  for (guint i = 0; i < out->len; i++)
-    {
-      Containerd__Services__Containers__V1__ListContainerMessage msg =
-        CONTAINERD__SERVICES__CONTAINERS__V1__LIST_CONTAINER_MESSAGE__INIT;
-      msg.container = out->pdata[i];
-      if (!berth_grpc_call_send (call, &msg.base, error))
-        return FALSE;
-    }
-  return TRUE;
+  return berth_grpc_call_send_list (call, g_steal_pointer (&out), "container", 1);
 }
 
 static gboolean

@@ -225,16 +225,7 @@ content_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
   if (!berth_api_collect (berth_daemon_get_metadata (user_data), prefix, &INFO_DESC, filter, info_field, NULL, infos,
                           error))
     return FALSE;
-  for (guint i = 0; i < infos->len; i += LIST_BATCH)
-    {
-      Containerd__Services__Content__V1__ListContentResponse batch =
-        CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_RESPONSE__INIT;
-      batch.n_info = MIN (LIST_BATCH, infos->len - i);
-      batch.info = (Info **) &infos->pdata[i];
-      if (!berth_grpc_call_send (call, &batch.base, error))
-        return FALSE;
-    }
-  return TRUE;
+  return berth_grpc_call_send_list (call, g_steal_pointer (&infos), "info", LIST_BATCH);
 }
 
 /* ---- Delete ---- */
@@ -294,6 +285,48 @@ content_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
 
 /* ---- Read ---- */
 
+/* Pulled (berth_grpc_call_pull): a chunk each time the client has room for one, so a
+ * reader that stops reading holds no thread. */
+typedef struct {
+  GInputStream *in;
+  char *digest;
+  gint64 offset;
+  gint64 end;
+} ReadState;
+
+static void
+read_state_free (ReadState *state)
+{
+  g_clear_object (&state->in);
+  g_free (state->digest);
+  g_free (state);
+}
+
+static gboolean
+read_pull (BerthGrpcCall *call, gpointer data, GError **error)
+{
+  ReadState *state = data;
+  if (state->offset >= state->end)
+    return FALSE;
+  g_autofree guint8 *buf = g_malloc (MIN (READ_CHUNK, state->end - state->offset));
+  gsize got = 0;
+  if (!g_input_stream_read_all (state->in, buf, MIN (READ_CHUNK, state->end - state->offset), &got,
+                                berth_grpc_call_get_cancellable (call), error))
+    return FALSE;
+  if (got == 0)
+    return berth_throw (error, BERTH_ERROR_DATA_LOSS, "blob %s ended early at %" G_GINT64_FORMAT, state->digest,
+                        state->offset);
+  Containerd__Services__Content__V1__ReadContentResponse chunk =
+    CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_RESPONSE__INIT;
+  chunk.offset = state->offset;
+  chunk.data.data = buf;
+  chunk.data.len = got;
+  if (!berth_grpc_call_send (call, &chunk.base, error))
+    return FALSE;
+  state->offset += got;
+  return state->offset < state->end;
+}
+
 static gboolean
 content_read (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
@@ -316,24 +349,15 @@ content_read (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
   gint64 end = req->size > 0 ? MIN (size, req->offset + req->size) : size;
   if (req->offset > 0 && !g_seekable_seek (G_SEEKABLE (in), req->offset, G_SEEK_SET, cancellable, error))
     return FALSE;
-  g_autofree guint8 *buf = g_malloc (READ_CHUNK);
-  for (gint64 offset = req->offset; offset < end;)
-    {
-      gsize got = 0;
-      if (!g_input_stream_read_all (in, buf, MIN (READ_CHUNK, end - offset), &got, cancellable, error))
-        return FALSE;
-      if (got == 0)
-        return berth_throw (error, BERTH_ERROR_DATA_LOSS, "blob %s ended early at %" G_GINT64_FORMAT, req->digest, offset);
-      Containerd__Services__Content__V1__ReadContentResponse chunk =
-        CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_RESPONSE__INIT;
-      chunk.offset = offset;
-      chunk.data.data = buf;
-      chunk.data.len = got;
-      if (!berth_grpc_call_send (call, &chunk.base, error))
-        return FALSE;
-      offset += got;
-    }
-  return TRUE;
+  if (req->offset >= end)
+    return TRUE;
+  ReadState *state = g_new0 (ReadState, 1);
+  state->in = g_steal_pointer (&in);
+  state->digest = g_strdup (req->digest);
+  state->offset = req->offset;
+  state->end = end;
+  berth_grpc_call_pull (call, read_pull, state, (GDestroyNotify) read_state_free);
+  return FALSE;
 }
 
 /* ---- ingests ---- */

@@ -239,16 +239,7 @@ snapshots_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
   ListData data = { &ctx, filter, out };
   if (!berth_snapshotter_walk (ctx.snaps.backend, list_one, &data, berth_grpc_call_get_cancellable (call), error))
     return FALSE;
-  for (guint i = 0; i < out->len; i += 100)
-    {
-      Containerd__Services__Snapshots__V1__ListSnapshotsResponse batch =
-        CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_RESPONSE__INIT;
-      batch.n_info = MIN (100, out->len - i);
-      batch.info = (Info **) &out->pdata[i];
-      if (!berth_grpc_call_send (call, &batch.base, error))
-        return FALSE;
-    }
-  return TRUE;
+  return berth_grpc_call_send_list (call, g_steal_pointer (&out), "info", 100);
 }
 
 static ProtobufCMessage *

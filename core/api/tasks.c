@@ -95,13 +95,105 @@ tasks_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
   return &response->base;
 }
 
+/* containerd's shim sends a process's start event before its exit event; Docker takes
+ * a /tasks/start seen after the /tasks/exit for a container that runs again (state
+ * "running", the exit lost). The runtime announces an exit from its own thread, maybe
+ * before Start returned: while a process's start event is being published, its exit
+ * is held and published just after. */
+typedef struct {
+  char *exec_id; /* NULL: init */
+  guint pid;
+  guint exit_status;
+  gint64 exited_at;
+} HeldExit;
+
+static void
+held_exit_free (HeldExit *held)
+{
+  g_free (held->exec_id);
+  g_free (held);
+}
+
+static GMutex starting_lock;
+#define STARTING_KEY "berth-api-starting" /* task data: exec id ("" for init) → GPtrArray of HeldExit */
+
+static void
+publish_exit (BerthDaemon *daemon, BerthTask *task, const HeldExit *exit)
+{
+  g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exit->exited_at)->base;
+  Containerd__Events__TaskExit event = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+  event.container_id = (char *) berth_task_get_id (task);
+  event.id = exit->exec_id ? exit->exec_id : (char *) berth_task_get_id (task);
+  event.pid = exit->pid;
+  event.exit_status = exit->exit_status;
+  event.exited_at = (Google__Protobuf__Timestamp *) ts;
+  berth_events_publish (berth_daemon_get_events (daemon), berth_task_get_namespace (task), "/tasks/exit", &event.base);
+}
+
+void
+berth_api_ops_task_exited (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint pid, guint exit_status,
+                           gint64 exited_at)
+{
+  HeldExit exit = { (char *) exec_id, pid, exit_status, exited_at };
+  g_mutex_lock (&starting_lock);
+  GHashTable *starting = g_object_get_data (G_OBJECT (task), STARTING_KEY);
+  GPtrArray *held = starting ? g_hash_table_lookup (starting, exec_id ? exec_id : "") : NULL;
+  if (held != NULL)
+    {
+      HeldExit *copy = g_new0 (HeldExit, 1);
+      *copy = exit;
+      copy->exec_id = g_strdup (exec_id);
+      g_ptr_array_add (held, copy);
+    }
+  g_mutex_unlock (&starting_lock);
+  if (held == NULL)
+    publish_exit (daemon, task, &exit);
+}
+
+/* FALSE when another start of the same process holds its exits already. */
+static gboolean
+exits_hold (BerthTask *task, const char *key)
+{
+  g_mutex_lock (&starting_lock);
+  GHashTable *starting = g_object_get_data (G_OBJECT (task), STARTING_KEY);
+  if (starting == NULL)
+    {
+      starting = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
+      g_object_set_data_full (G_OBJECT (task), STARTING_KEY, starting, (GDestroyNotify) g_hash_table_unref);
+    }
+  gboolean mine = !g_hash_table_contains (starting, key);
+  if (mine)
+    g_hash_table_insert (starting, g_strdup (key), g_ptr_array_new_with_free_func ((GDestroyNotify) held_exit_free));
+  g_mutex_unlock (&starting_lock);
+  return mine;
+}
+
+static void
+exits_release (BerthDaemon *daemon, BerthTask *task, const char *key)
+{
+  g_autoptr (GPtrArray) held = NULL;
+  g_autofree char *stolen_key = NULL;
+  g_mutex_lock (&starting_lock);
+  GHashTable *starting = g_object_get_data (G_OBJECT (task), STARTING_KEY);
+  g_hash_table_steal_extended (starting, key, (gpointer *) &stolen_key, (gpointer *) &held);
+  g_mutex_unlock (&starting_lock);
+  for (guint i = 0; held != NULL && i < held->len; i++)
+    publish_exit (daemon, task, held->pdata[i]);
+}
+
 gboolean
 berth_api_ops_task_start (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint32 *pid_out,
                           GCancellable *cancellable, GError **error)
 {
   guint32 pid = 0;
+  const char *key = exec_id != NULL ? exec_id : "";
+  gboolean holding = exits_hold (task, key);
   if (!berth_task_start (task, exec_id, &pid, cancellable, error))
-    return FALSE;
+    {
+      if (holding)
+        exits_release (daemon, task, key);
+      return FALSE;
+    }
   const char *ns = berth_task_get_namespace (task);
   if (exec_id != NULL && *exec_id != '\0')
     {
@@ -119,6 +211,8 @@ berth_api_ops_task_start (BerthDaemon *daemon, BerthTask *task, const char *exec
       event.pid = pid;
       berth_events_publish (berth_daemon_get_events (daemon), ns, "/tasks/start", &event.base);
     }
+  if (holding)
+    exits_release (daemon, task, key);
   if (pid_out != NULL)
     *pid_out = pid;
   return TRUE;
