@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "api/berth-api.h"
-#include "api/berth-api-util.h"
+#include "berth-metadata-schema.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "berth-daemon-private.h"
 #include "berth-gc.h"
@@ -38,7 +38,7 @@ static void
 on_task_exited (BerthTask *task, const char *exec_id, guint pid, guint exit_status, gint64 exited_at, gpointer data)
 {
   BerthDaemon *daemon = data;
-  g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exited_at)->base;
+  g_autoptr (ProtobufCMessage) ts = &berth_schema_timestamp_new (exited_at)->base;
   Containerd__Events__TaskExit event = CONTAINERD__EVENTS__TASK_EXIT__INIT;
   event.container_id = (char *) berth_task_get_id (task);
   event.id = exec_id ? (char *) exec_id : (char *) berth_task_get_id (task);
