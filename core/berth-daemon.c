@@ -11,7 +11,7 @@
 
 #include "api/berth-api.h"
 #include "api/berth-api-ops.h"
-#include "api/berth-api-util.h"
+#include "berth-metadata-schema.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "berth-daemon-private.h"
 #include "berth-gc.h"

@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include <berth/berth.h>
-#include "api/berth-api-util.h"
+#include "berth-grpc.h"
+#include "berth-metadata-schema.h"
 #include "berth-daemon.h"
 #include "berth-gc.h"
 #include "berth-metrics.h"
@@ -156,7 +157,7 @@ mark_entries (Mark *m, void *const *entries, size_t n_entries)
 {
   for (size_t i = 0; i < n_entries; i++)
     {
-      const BerthApiMapEntry *entry = entries[i];
+      const BerthSchemaMapEntry *entry = entries[i];
       mark_label (m, entry->key, entry->value);
     }
 }
@@ -165,7 +166,7 @@ static gboolean
 entries_have (void *const *entries, size_t n_entries, const char *key)
 {
   for (size_t i = 0; i < n_entries; i++)
-    if (g_strcmp0 (((const BerthApiMapEntry *) entries[i])->key, key) == 0)
+    if (g_strcmp0 (((const BerthSchemaMapEntry *) entries[i])->key, key) == 0)
       return TRUE;
   return FALSE;
 }
@@ -206,11 +207,11 @@ lease_expired (const Containerd__Services__Leases__V1__Lease *lease, gint64 now)
 static void
 lease_resource_root (Mark *m, const char *resource)
 {
-  if (g_str_has_prefix (resource, "content/"))
-    mark_content (m, resource + strlen ("content/"));
-  else if (g_str_has_prefix (resource, "snapshots/"))
+  if (g_str_has_prefix (resource, BERTH_SCHEMA_RESOURCE_CONTENT "/"))
+    mark_content (m, resource + strlen (BERTH_SCHEMA_RESOURCE_CONTENT "/"));
+  else if (g_str_has_prefix (resource, BERTH_SCHEMA_RESOURCE_SNAPSHOTS "/"))
     {
-      const char *rest = resource + strlen ("snapshots/");
+      const char *rest = resource + strlen (BERTH_SCHEMA_RESOURCE_SNAPSHOTS "/");
       const char *slash = strchr (rest, '/');
       if (slash != NULL)
         {
@@ -218,22 +219,24 @@ lease_resource_root (Mark *m, const char *resource)
           mark_snapshot (m, snapshotter, slash + 1);
         }
     }
-  else if (g_str_has_prefix (resource, "ingests/"))
-    g_hash_table_add (m->c->leased_ingests, g_strdup_printf ("%s/%s", m->ns, resource + strlen ("ingests/")));
+  else if (g_str_has_prefix (resource, BERTH_SCHEMA_RESOURCE_INGESTS "/"))
+    g_hash_table_add (m->c->leased_ingests,
+                      g_strdup_printf ("%s/%s", m->ns, resource + strlen (BERTH_SCHEMA_RESOURCE_INGESTS "/")));
 }
 
 static gboolean
 lease_walk (const char *key, const guint8 *value, gsize len, gpointer user_data)
 {
   Mark *m = user_data;
-  const char *r = strstr (key, "/r/");
-  if (r != NULL)
+  gsize lease_len = 0;
+  const char *resource = berth_schema_lease_resource_of (key, &lease_len);
+  if (resource != NULL)
     {
       /* A resource; its lease sorts before it (a key is a prefix of its resources').
        * One of an expired lease, or left without its lease, goes. */
-      g_autofree char *lease_key = g_strndup (key, r - key);
+      g_autofree char *lease_key = g_strndup (key, lease_len);
       if (g_hash_table_contains (m->live_leases, lease_key))
-        lease_resource_root (m, r + strlen ("/r/"));
+        lease_resource_root (m, resource);
       else
         g_ptr_array_add (m->doomed, g_strdup (key));
       return TRUE;
@@ -258,7 +261,7 @@ container_root (const char *key, const guint8 *value, gsize len, gpointer user_d
 {
   Mark *m = user_data;
   const char *id = strrchr (key, '/');
-  g_autofree char *expected = g_strdup_printf ("v1/%s/containers%s", m->ns, id ? id : "");
+  g_autofree char *expected = id ? berth_schema_container_key (m->ns, id + 1) : NULL;
   if (id == NULL || !g_str_equal (key, expected))
     return TRUE; /* something the containers service keeps below a container */
   Containerd__Services__Containers__V1__Container *container =
@@ -325,7 +328,7 @@ snapshot_roots (Mark *m)
 static gboolean
 follow_content (BerthMetadataTxn *txn, Mark *m, const char *digest, GError **error)
 {
-  g_autofree char *key = berth_api_content_key (m->ns, digest);
+  g_autofree char *key = berth_schema_content_key (m->ns, digest);
   g_autoptr (GError) local_error = NULL;
   g_autoptr (GBytes) bytes = berth_metadata_txn_get (txn, key, &local_error);
   if (bytes == NULL)
@@ -434,10 +437,10 @@ collect_namespace (BerthMetadataTxn *txn, const char *ns, Collect *c, GError **e
 {
   Mark m = { c, ns, g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL), G_QUEUE_INIT,
              g_ptr_array_new_with_free_func (g_free), g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL) };
-  g_autofree char *images = g_strdup_printf ("v1/%s/images/", ns);
-  g_autofree char *leases = g_strdup_printf ("v1/%s/leases/", ns);
-  g_autofree char *containers = g_strdup_printf ("v1/%s/containers/", ns);
-  g_autofree char *content = g_strdup_printf ("v1/%s/content/", ns);
+  g_autofree char *images = berth_schema_bucket_prefix (ns, BERTH_SCHEMA_BUCKET_IMAGES);
+  g_autofree char *leases = berth_schema_bucket_prefix (ns, BERTH_SCHEMA_BUCKET_LEASES);
+  g_autofree char *containers = berth_schema_bucket_prefix (ns, BERTH_SCHEMA_BUCKET_CONTAINERS);
+  g_autofree char *content = berth_schema_bucket_prefix (ns, BERTH_SCHEMA_BUCKET_CONTENT);
   gboolean ok = berth_metadata_txn_foreach (txn, images, image_root, &m, error)
                 && berth_metadata_txn_foreach (txn, leases, lease_walk, &m, error)
                 && berth_metadata_txn_foreach (txn, containers, container_root, &m, error)
@@ -467,7 +470,7 @@ collect_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   Collect *c = user_data;
   g_autoptr (GPtrArray) namespaces = g_ptr_array_new_with_free_func (g_free);
-  if (!berth_api_list_namespaces (txn, namespaces, error))
+  if (!berth_schema_list_namespaces (txn, namespaces, error))
     return FALSE;
   for (guint i = 0; i < namespaces->len; i++)
     if (!collect_namespace (txn, namespaces->pdata[i], c, error))
@@ -557,7 +560,7 @@ remove_snapshots (BerthDaemon *daemon, Collect *c, GCancellable *cancellable)
               g_debug ("gc: removed snapshot %s from %s", doomed->backend_name, doomed->world->name);
               c->stats->snapshots_removed++;
               const char *key = doomed->backend_name + strlen (doomed->ns) + 1;
-              g_ptr_array_add (removed, g_strdup_printf ("v1/%s/snapshots/%s/%s", doomed->ns, doomed->world->name, key));
+              g_ptr_array_add (removed, berth_schema_snapshot_key (doomed->ns, doomed->world->name, key));
             }
           else if (!g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_NOT_FOUND))
             g_message ("gc: keeping snapshot %s of %s: %s", doomed->backend_name, doomed->world->name,

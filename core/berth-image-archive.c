@@ -9,7 +9,8 @@
 #include <sys/utsname.h>
 
 #include <berth/berth.h>
-#include "api/berth-api-util.h"
+#include "berth-daemon.h"
+#include "berth-grpc.h"
 #include "berth-image-archive.h"
 #include "berth-image-store.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"

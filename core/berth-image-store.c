@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include <berth/berth.h>
-#include "api/berth-api-util.h"
+#include "berth-grpc.h"
+#include "berth-metadata-schema.h"
 #include "berth-gc.h"
 #include "berth-image-store.h"
 #include "github.com/containerd/containerd/api/events/image.pb-c.h"
@@ -142,13 +143,13 @@ berth_image_child_kind_name (BerthImageChildKind kind)
 static gboolean
 is_visible (BerthMetadataTxn *txn, gpointer key, GError **error)
 {
-  return berth_api_key_exists (txn, key);
+  return berth_schema_exists (txn, key);
 }
 
 gboolean
 berth_image_blob_visible (BerthDaemon *daemon, const char *ns, const char *digest)
 {
-  g_autofree char *key = berth_api_content_key (ns, digest);
+  g_autofree char *key = berth_schema_content_key (ns, digest);
   return berth_metadata_read (berth_daemon_get_metadata (daemon), is_visible, key, NULL);
 }
 
@@ -164,10 +165,10 @@ static gboolean
 target_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   LookupData *data = user_data;
-  g_autofree char *key = g_strdup_printf ("v1/%s/images/%s", data->ns, data->name);
+  g_autofree char *key = berth_schema_image_key (data->ns, data->name);
   g_autoptr (GError) local_error = NULL;
   Containerd__Services__Images__V1__Image *image =
-    (gpointer) berth_api_get_message (txn, key, &containerd__services__images__v1__image__descriptor, &local_error);
+    (gpointer) berth_schema_get (txn, key, &containerd__services__images__v1__image__descriptor, &local_error);
   if (image == NULL)
     {
       if (local_error != NULL)
@@ -198,16 +199,16 @@ static gboolean
 labels_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   LookupData *data = user_data;
-  g_autofree char *key = berth_api_content_key (data->ns, data->digest);
+  g_autofree char *key = berth_schema_content_key (data->ns, data->digest);
   g_autoptr (GError) local_error = NULL;
   Containerd__Services__Content__V1__Info *info =
-    (gpointer) berth_api_get_message (txn, key, &containerd__services__content__v1__info__descriptor, &local_error);
+    (gpointer) berth_schema_get (txn, key, &containerd__services__content__v1__info__descriptor, &local_error);
   if (local_error != NULL)
     {
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
-  data->labels = info ? berth_api_labels_from_entries ((void *const *) info->labels, info->n_labels, NULL)
+  data->labels = info ? berth_schema_labels_from_entries ((void *const *) info->labels, info->n_labels, NULL)
                       : berth_labels_new ();
   if (info != NULL)
     protobuf_c_message_free_unpacked (&info->base, NULL);
@@ -254,16 +255,16 @@ lease_create_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
   lease.id = ingest->lease;
   lease.labels = labels;
   lease.n_labels = 1;
-  g_autofree char *key = g_strdup_printf ("v1/%s/leases/%s", ingest->ns, ingest->lease);
-  return berth_api_namespace_touch (txn, ingest->ns, error) && berth_api_put_message (txn, key, &lease.base, error);
+  g_autofree char *key = berth_schema_lease_key (ingest->ns, ingest->lease);
+  return berth_schema_namespace_touch (txn, ingest->ns, error) && berth_schema_put (txn, key, &lease.base, error);
 }
 
 static gboolean
 lease_delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   BerthImageIngest *ingest = user_data;
-  g_autofree char *key = g_strdup_printf ("v1/%s/leases/%s", ingest->ns, ingest->lease);
-  g_autofree char *resources = g_strconcat (key, "/r/", NULL);
+  g_autofree char *key = berth_schema_lease_key (ingest->ns, ingest->lease);
+  g_autofree char *resources = berth_schema_lease_resources_prefix (ingest->ns, ingest->lease);
   g_autoptr (GError) ignored = NULL;
   berth_metadata_txn_delete (txn, key, &ignored);
   return berth_metadata_txn_delete_prefix (txn, resources, NULL, error);
@@ -364,7 +365,7 @@ hold_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 gboolean
 berth_image_ingest_hold_ref (BerthImageIngest *ingest, const char *name, GError **error)
 {
-  g_autofree char *key = g_strdup_printf ("v1/%s/leases/%s/r/ingests/%s", ingest->ns, ingest->lease, name);
+  g_autofree char *key = berth_schema_lease_ingest_key (ingest->ns, ingest->lease, name);
   return berth_metadata_write (berth_daemon_get_metadata (ingest->daemon), hold_txn, key, error);
 }
 
@@ -378,7 +379,7 @@ static gboolean
 record_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   RecordData *r = user_data;
-  return berth_api_content_record (txn, r->ingest->ns, r->ingest->lease, r->digest, r->size, NULL, error);
+  return berth_schema_content_record (txn, r->ingest->ns, r->ingest->lease, r->digest, r->size, NULL, error);
 }
 
 static gboolean
@@ -561,12 +562,12 @@ images_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
   g_hash_table_iter_init (&iter, ingest->labels);
   while (g_hash_table_iter_next (&iter, &digest, &labels))
     {
-      g_autofree char *key = berth_api_content_key (ingest->ns, digest);
+      g_autofree char *key = berth_schema_content_key (ingest->ns, digest);
       Containerd__Services__Content__V1__Info *info =
-        (gpointer) berth_api_get_message (txn, key, &containerd__services__content__v1__info__descriptor, error);
+        (gpointer) berth_schema_get (txn, key, &containerd__services__content__v1__info__descriptor, error);
       if (info == NULL)
         return error && *error ? FALSE : berth_throw (error, BERTH_ERROR_NOT_FOUND, "%s is not recorded", (char *) digest);
-      g_autoptr (GHashTable) merged = berth_api_labels_from_entries ((void *const *) info->labels, info->n_labels, NULL);
+      g_autoptr (GHashTable) merged = berth_schema_labels_from_entries ((void *const *) info->labels, info->n_labels, NULL);
       gint64 size = info->size;
       protobuf_c_message_free_unpacked (&info->base, NULL);
       GHashTableIter label_iter;
@@ -578,7 +579,7 @@ images_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
                                 ? merge_sources (g_hash_table_lookup (merged, k), v)
                                 : g_strdup (v));
       if (!berth_labels_validate (merged, error)
-          || !berth_api_content_record (txn, ingest->ns, NULL, digest, size, merged, error))
+          || !berth_schema_content_record (txn, ingest->ns, NULL, digest, size, merged, error))
         return FALSE;
     }
   gint64 now = g_get_real_time ();
@@ -586,29 +587,29 @@ images_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
     {
       const char *name = ingest->names->pdata[i];
       const BerthDescriptor *target = ingest->targets->pdata[i];
-      g_autofree char *key = g_strdup_printf ("v1/%s/images/%s", ingest->ns, name);
+      g_autofree char *key = berth_schema_image_key (ingest->ns, name);
       g_autoptr (GError) ignored = NULL;
       Containerd__Services__Images__V1__Image *old =
-        (gpointer) berth_api_get_message (txn, key, &containerd__services__images__v1__image__descriptor, &ignored);
+        (gpointer) berth_schema_get (txn, key, &containerd__services__images__v1__image__descriptor, &ignored);
       Containerd__Services__Images__V1__Image *image = berth_grpc_message_new (&containerd__services__images__v1__image__descriptor);
       image->name = g_strdup (name);
       image->target = berth_grpc_message_new (&containerd__types__descriptor__descriptor);
       image->target->media_type = g_strdup (target->media_type);
       image->target->digest = g_strdup (target->digest);
       image->target->size = target->size;
-      image->created_at = berth_api_timestamp_new (old ? berth_api_timestamp_to_usec (old->created_at) : now);
-      image->updated_at = berth_api_timestamp_new (now);
+      image->created_at = berth_schema_timestamp_new (old ? berth_schema_timestamp_to_usec (old->created_at) : now);
+      image->updated_at = berth_schema_timestamp_new (now);
       if (old != NULL)
         {
           /* An update keeps the image's labels. */
-          g_autoptr (GHashTable) kept = berth_api_labels_from_entries ((void *const *) old->labels, old->n_labels, NULL);
-          berth_api_labels_to_entries (kept, &containerd__services__images__v1__image__labels_entry__descriptor,
-                                       (void ***) &image->labels, &image->n_labels);
+          g_autoptr (GHashTable) kept = berth_schema_labels_from_entries ((void *const *) old->labels, old->n_labels, NULL);
+          berth_schema_labels_to_entries (kept, &containerd__services__images__v1__image__labels_entry__descriptor,
+                                          (void ***) &image->labels, &image->n_labels);
         }
       g_ptr_array_add (data->created, GINT_TO_POINTER (old == NULL));
       if (old != NULL)
         protobuf_c_message_free_unpacked (&old->base, NULL);
-      gboolean ok = berth_api_put_message (txn, key, &image->base, error);
+      gboolean ok = berth_schema_put (txn, key, &image->base, error);
       berth_grpc_message_free (&image->base);
       if (!ok)
         return FALSE;

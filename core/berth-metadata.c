@@ -20,7 +20,6 @@ struct _BerthMetadata {
   MDB_env *env;
   MDB_dbi dbi;
   char *path;
-  guint64 generation; /* atomic */
 };
 
 struct _BerthMetadataTxn {
@@ -88,12 +87,6 @@ berth_metadata_close (BerthMetadata *md)
   g_free (md);
 }
 
-guint64
-berth_metadata_get_generation (BerthMetadata *md)
-{
-  return __atomic_load_n (&md->generation, __ATOMIC_SEQ_CST);
-}
-
 static gboolean
 run_txn (BerthMetadata *md, gboolean write, BerthMetadataTxnFunc func, gpointer user_data, GError **error)
 {
@@ -114,7 +107,6 @@ run_txn (BerthMetadata *md, gboolean write, BerthMetadataTxnFunc func, gpointer 
   rc = mdb_txn_commit (txn.txn);
   if (rc != 0)
     return throw_mdb (error, rc, "commit", md->path);
-  __atomic_add_fetch (&md->generation, 1, __ATOMIC_SEQ_CST);
   return TRUE;
 }
 

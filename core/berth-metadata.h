@@ -1,6 +1,7 @@
 /* berth-metadata.h — the daemon's metadata store, on LMDB (core-internal).
  *
- * One environment, one database, keys shaped like paths so a namespace or a bucket is
+ * One environment, one database, keys shaped like paths (built only by
+ * berth-metadata-schema.h) so a namespace or a bucket is
  * a key prefix:
  *   "ns/<namespace>"                          namespace record (labels)
  *   "v1/<namespace>/images/<name>"            image
@@ -36,8 +37,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthMetadata, berth_metadata_close)
 
 gboolean berth_metadata_read (BerthMetadata *md, BerthMetadataTxnFunc func, gpointer user_data, GError **error);
 gboolean berth_metadata_write (BerthMetadata *md, BerthMetadataTxnFunc func, gpointer user_data, GError **error);
-/* Bumped by every committed write; GC uses it to notice changes during a mark. */
-guint64 berth_metadata_get_generation (BerthMetadata *md);
 
 /* NULL (no error) when absent. */
 GBytes *berth_metadata_txn_get (BerthMetadataTxn *txn, const char *key, GError **error);

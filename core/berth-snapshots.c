@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include <berth/berth.h>
-#include "api/berth-api-util.h"
+#include "berth-grpc.h"
+#include "berth-metadata-schema.h"
 #include "berth-gc.h"
 #include "berth-snapshots.h"
 #include "github.com/containerd/containerd/api/events/snapshot.pb-c.h"
@@ -48,19 +49,18 @@ record_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   RecordData *r = user_data;
   const BerthSnapshots *snaps = r->snaps;
-  g_autofree char *key = g_strdup_printf ("v1/%s/snapshots/%s/%s", snaps->ns, snaps->name, r->key);
+  g_autofree char *key = berth_schema_snapshot_key (snaps->ns, snaps->name, r->key);
   if (!r->add)
     {
       g_autoptr (GError) ignored = NULL;
       berth_metadata_txn_delete (txn, key, &ignored);
       return TRUE;
     }
-  if (!berth_api_namespace_touch (txn, snaps->ns, error) || !berth_metadata_txn_put (txn, key, "", 0, error))
+  if (!berth_schema_namespace_touch (txn, snaps->ns, error) || !berth_metadata_txn_put (txn, key, "", 0, error))
     return FALSE;
   if (snaps->lease != NULL)
     {
-      g_autofree char *resource = g_strdup_printf ("v1/%s/leases/%s/r/snapshots/%s/%s", snaps->ns, snaps->lease,
-                                                   snaps->name, r->key);
+      g_autofree char *resource = berth_schema_lease_snapshot_key (snaps->ns, snaps->lease, snaps->name, r->key);
       return berth_metadata_txn_put (txn, resource, "", 0, error);
     }
   return TRUE;

@@ -70,7 +70,7 @@ static gboolean
 record_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   RecordData *r = user_data;
-  return berth_api_content_record (txn, r->ns, NULL, r->digest, r->size, r->labels, error);
+  return berth_schema_content_record (txn, r->ns, NULL, r->digest, r->size, r->labels, error);
 }
 
 /* A blob made visible in @ns with labels given as key, value, …, NULL. */
@@ -101,11 +101,11 @@ static gboolean
 put_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   PutData *p = user_data;
-  if (!berth_api_namespace_touch (txn, NS, error))
+  if (!berth_schema_namespace_touch (txn, NS, error))
     return FALSE;
   if (p->message == NULL)
     return berth_metadata_txn_put (txn, p->key, "", 0, error);
-  return berth_api_put_message (txn, p->key, p->message, error);
+  return berth_schema_put (txn, p->key, p->message, error);
 }
 
 static void
@@ -120,7 +120,7 @@ put (Fixture *f, const char *key, const ProtobufCMessage *message)
 static gboolean
 exists_txn (BerthMetadataTxn *txn, gpointer key, GError **error)
 {
-  return berth_api_key_exists (txn, key);
+  return berth_schema_exists (txn, key);
 }
 
 static gboolean
@@ -139,7 +139,7 @@ has_blob (Fixture *f, const char *digest)
 static gboolean
 visible (Fixture *f, const char *ns, const char *digest)
 {
-  g_autofree char *key = berth_api_content_key (ns, digest);
+  g_autofree char *key = berth_schema_content_key (ns, digest);
   return has_key (f, key);
 }
 
@@ -278,7 +278,7 @@ test_content (Fixture *f, gconstpointer data)
 
   /* The image goes: its whole tree follows; a second run finds nothing more. */
   g_autoptr (GError) error = NULL;
-  g_assert_true (berth_api_metadata_delete (berth_daemon_get_metadata (f->daemon), "v1/" NS "/images/docker.io/library/app:1", &error));
+  g_assert_true (berth_schema_delete (berth_daemon_get_metadata (f->daemon), "v1/" NS "/images/docker.io/library/app:1", &error));
   stats = run_gc (f);
   g_assert_cmpuint (stats.content_records_removed, ==, 3);
   g_assert_cmpuint (stats.blobs_removed, ==, 3);
@@ -350,13 +350,13 @@ test_snapshots (Fixture *f, gconstpointer data)
 
   /* The image goes: chain and base follow; the container's snapshot stays until it goes. */
   g_autoptr (GError) error = NULL;
-  g_assert_true (berth_api_metadata_delete (berth_daemon_get_metadata (f->daemon), "v1/" NS "/images/img", &error));
+  g_assert_true (berth_schema_delete (berth_daemon_get_metadata (f->daemon), "v1/" NS "/images/img", &error));
   stats = run_gc (f);
   g_assert_cmpuint (stats.snapshots_removed, ==, 2);
   g_assert_false (has_snapshot (f, NS "/chain") || has_snapshot (f, NS "/base"));
   g_assert_false (has_blob (f, config));
   g_assert_true (has_snapshot (f, NS "/container-rootfs"));
-  g_assert_true (berth_api_metadata_delete (berth_daemon_get_metadata (f->daemon), "v1/" NS "/containers/c1", &error));
+  g_assert_true (berth_schema_delete (berth_daemon_get_metadata (f->daemon), "v1/" NS "/containers/c1", &error));
   stats = run_gc (f);
   g_assert_false (has_snapshot (f, NS "/container-rootfs"));
   g_assert_false (has_blob (f, spec));
@@ -411,7 +411,7 @@ test_ingests (Fixture *f, gconstpointer data)
     }
 
   /* Once the lease goes, the idle ingest it held goes too. */
-  g_assert_true (berth_api_metadata_delete (berth_daemon_get_metadata (f->daemon), "v1/" NS "/leases/upload", &error));
+  g_assert_true (berth_schema_delete (berth_daemon_get_metadata (f->daemon), "v1/" NS "/leases/upload", &error));
   stats = run_gc (f);
   g_assert_cmpuint (stats.ingests_removed, ==, 1);
 }

@@ -86,7 +86,7 @@ static gboolean
 get_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   GetData *data = user_data;
-  data->found = berth_api_get_message (txn, data->key, data->descriptor, error);
+  data->found = berth_schema_get (txn, data->key, data->descriptor, error);
   return TRUE;
 }
 
@@ -118,7 +118,7 @@ info_label (Containerd__Services__Content__V1__Info *info, const char *key)
 static Containerd__Services__Content__V1__Info *
 get_info (Fixture *f, const char *ns, const char *digest)
 {
-  g_autofree char *key = berth_api_content_key (ns, digest);
+  g_autofree char *key = berth_schema_content_key (ns, digest);
   return (gpointer) get_record (f, key, &containerd__services__content__v1__info__descriptor);
 }
 

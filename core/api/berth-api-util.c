@@ -6,57 +6,6 @@
 #include <berth/berth-error.h>
 #include <berth/berth-types.h>
 #include "berth-api-util.h"
-#include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.pb-c.h"
-
-GHashTable *
-berth_api_labels_from_entries (void *const *entries, gsize n_entries, GError **error)
-{
-  g_autoptr (GHashTable) labels = berth_labels_new ();
-  for (gsize i = 0; i < n_entries; i++)
-    {
-      const BerthApiMapEntry *entry = entries[i];
-      g_hash_table_replace (labels, g_strdup (entry->key ? entry->key : ""), g_strdup (entry->value ? entry->value : ""));
-    }
-  if (!berth_labels_validate (labels, error))
-    return NULL;
-  return g_steal_pointer (&labels);
-}
-
-void
-berth_api_labels_to_entries (GHashTable *labels, const ProtobufCMessageDescriptor *entry_descriptor,
-                             void ***entries_out, size_t *n_out)
-{
-  guint n = labels ? g_hash_table_size (labels) : 0;
-  *n_out = n;
-  *entries_out = n ? g_new0 (void *, n) : NULL;
-  if (n == 0)
-    return;
-  g_autofree gpointer *keys = g_hash_table_get_keys_as_array (labels, NULL);
-  for (guint i = 0; i < n; i++)
-    {
-      BerthApiMapEntry *entry = berth_grpc_message_new (entry_descriptor);
-      entry->key = g_strdup (keys[i]);
-      entry->value = g_strdup (g_hash_table_lookup (labels, keys[i]));
-      (*entries_out)[i] = entry;
-    }
-}
-
-Google__Protobuf__Timestamp *
-berth_api_timestamp_new (gint64 usec)
-{
-  Google__Protobuf__Timestamp *ts = berth_grpc_message_new (&google__protobuf__timestamp__descriptor);
-  ts->seconds = usec / G_USEC_PER_SEC;
-  ts->nanos = (usec % G_USEC_PER_SEC) * 1000;
-  return ts;
-}
-
-gint64
-berth_api_timestamp_to_usec (const Google__Protobuf__Timestamp *timestamp)
-{
-  if (timestamp == NULL)
-    return 0;
-  return timestamp->seconds * G_USEC_PER_SEC + timestamp->nanos / 1000;
-}
 
 gboolean
 berth_api_update_labels (GHashTable *labels, GHashTable *update, char **paths, gsize n_paths,
@@ -89,85 +38,6 @@ berth_api_update_labels (GHashTable *labels, GHashTable *update, char **paths, g
   return berth_labels_validate (labels, error);
 }
 
-gboolean
-berth_api_put_message (BerthMetadataTxn *txn, const char *key, const ProtobufCMessage *message, GError **error)
-{
-  gsize size = protobuf_c_message_get_packed_size (message);
-  g_autofree guint8 *buf = g_malloc (size ? size : 1);
-  protobuf_c_message_pack (message, buf);
-  return berth_metadata_txn_put (txn, key, buf, size, error);
-}
-
-ProtobufCMessage *
-berth_api_get_message (BerthMetadataTxn *txn, const char *key, const ProtobufCMessageDescriptor *descriptor,
-                       GError **error)
-{
-  g_autoptr (GBytes) bytes = berth_metadata_txn_get (txn, key, error);
-  if (bytes == NULL)
-    return NULL;
-  gsize len = 0;
-  const guint8 *data = g_bytes_get_data (bytes, &len);
-  ProtobufCMessage *message = protobuf_c_message_unpack (descriptor, NULL, len, data);
-  if (message == NULL)
-    berth_throw (error, BERTH_ERROR_DATA_LOSS, "metadata record %s is corrupt", key);
-  return message;
-}
-
-gboolean
-berth_api_namespace_touch (BerthMetadataTxn *txn, const char *ns, GError **error)
-{
-  g_autofree char *key = g_strconcat ("ns/", ns, NULL);
-  g_autoptr (GError) local_error = NULL;
-  g_autoptr (GBytes) existing = berth_metadata_txn_get (txn, key, &local_error);
-  if (existing != NULL)
-    return TRUE;
-  if (local_error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
-  Containerd__Services__Namespaces__V1__Namespace record = CONTAINERD__SERVICES__NAMESPACES__V1__NAMESPACE__INIT;
-  record.name = (char *) ns;
-  return berth_api_put_message (txn, key, &record.base, error);
-}
-
-static gboolean
-collect_namespace (const char *key, const guint8 *value, gsize len, gpointer user_data)
-{
-  g_ptr_array_add (user_data, g_strdup (key + strlen ("ns/")));
-  return TRUE;
-}
-
-gboolean
-berth_api_list_namespaces (BerthMetadataTxn *txn, GPtrArray *names_out, GError **error)
-{
-  return berth_metadata_txn_foreach (txn, "ns/", collect_namespace, names_out, error);
-}
-
-static gboolean
-put_empty_txn (BerthMetadataTxn *txn, gpointer key, GError **error)
-{
-  return berth_metadata_txn_put (txn, key, "", 0, error);
-}
-
-gboolean
-berth_api_metadata_put_empty (BerthMetadata *md, const char *key, GError **error)
-{
-  return berth_metadata_write (md, put_empty_txn, (gpointer) key, error);
-}
-
-static gboolean
-delete_txn (BerthMetadataTxn *txn, gpointer key, GError **error)
-{
-  return berth_metadata_txn_delete (txn, key, error);
-}
-
-gboolean
-berth_api_metadata_delete (BerthMetadata *md, const char *key, GError **error)
-{
-  return berth_metadata_write (md, delete_txn, (gpointer) key, error);
-}
-
 gpointer
 berth_api_message_unpack (const ProtobufCMessageDescriptor *descriptor, const guint8 *data, gsize len)
 {
@@ -181,13 +51,6 @@ berth_api_message_copy (const ProtobufCMessage *message)
   g_autofree guint8 *buf = g_malloc (size ? size : 1);
   protobuf_c_message_pack (message, buf);
   return berth_api_message_unpack (message->descriptor, buf, size);
-}
-
-gboolean
-berth_api_key_exists (BerthMetadataTxn *txn, const char *key)
-{
-  g_autoptr (GBytes) value = berth_metadata_txn_get (txn, key, NULL);
-  return value != NULL;
 }
 
 BerthFilter *
@@ -235,50 +98,11 @@ berth_api_label_field (const char *const *fieldpath, void *const *entries, size_
     return NULL;
   for (size_t i = 0; i < n_entries; i++)
     {
-      const BerthApiMapEntry *entry = entries[i];
+      const BerthSchemaMapEntry *entry = entries[i];
       if (g_str_equal (entry->key, fieldpath[1]))
         return entry->value;
     }
   return NULL;
-}
-
-typedef struct {
-  const char *prefix;
-  const ProtobufCMessageDescriptor *descriptor;
-  BerthFilter *filter;
-  BerthFieldLookup lookup;
-  gboolean (*skip_key) (const char *key);
-  GPtrArray *out;
-} Collect;
-
-static gboolean
-collect_one (const char *key, const guint8 *value, gsize len, gpointer user_data)
-{
-  Collect *c = user_data;
-  if (c->skip_key != NULL && c->skip_key (key))
-    return TRUE;
-  ProtobufCMessage *message = berth_api_message_unpack (c->descriptor, value, len);
-  if (message != NULL && berth_filter_match (c->filter, c->lookup, message))
-    g_ptr_array_add (c->out, message);
-  else
-    berth_grpc_message_free (message);
-  return TRUE;
-}
-
-static gboolean
-collect_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  Collect *c = user_data;
-  return berth_metadata_txn_foreach (txn, c->prefix, collect_one, c, error);
-}
-
-gboolean
-berth_api_collect (BerthMetadata *md, const char *prefix, const ProtobufCMessageDescriptor *descriptor,
-                   BerthFilter *filter, BerthFieldLookup lookup, gboolean (*skip_key) (const char *key), GPtrArray *out,
-                   GError **error)
-{
-  Collect c = { prefix, descriptor, filter, lookup, skip_key, out };
-  return berth_metadata_read (md, collect_txn, &c, error);
 }
 
 /* ---------------- waiting for exits ---------------- */

@@ -16,51 +16,6 @@
 typedef Containerd__Services__Containers__V1__Container Container;
 #define CONTAINER_DESC containerd__services__containers__v1__container__descriptor
 
-static char *
-container_key (const char *ns, const char *id)
-{
-  return g_strdup_printf ("v1/%s/containers/%s", ns, id);
-}
-
-Container *
-berth_api_container_get (BerthMetadataTxn *txn, const char *ns, const char *id, GError **error)
-{
-  g_autofree char *key = g_strdup_printf ("v1/%s/containers/%s", ns, id);
-  g_autoptr (GBytes) bytes = berth_metadata_txn_get (txn, key, error);
-  if (bytes == NULL)
-    {
-      if (error == NULL || *error == NULL)
-        berth_throw (error, BERTH_ERROR_NOT_FOUND, "container \"%s\" in namespace \"%s\": not found", id, ns);
-      return NULL;
-    }
-  gsize len = 0;
-  const guint8 *data = g_bytes_get_data (bytes, &len);
-  return berth_api_message_unpack (&CONTAINER_DESC, data, len);
-}
-
-typedef struct {
-  const char *ns;
-  const char *id;
-  Container *found;
-} ReadData;
-
-static gboolean
-read_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
-{
-  ReadData *r = user_data;
-  r->found = berth_api_container_get (txn, r->ns, r->id, error);
-  return r->found != NULL;
-}
-
-Container *
-berth_api_container_read (BerthDaemon *daemon, const char *ns, const char *id, GError **error)
-{
-  ReadData r = { ns, id, NULL };
-  if (!berth_metadata_read (berth_daemon_get_metadata (daemon), read_txn, &r, error))
-    return NULL;
-  return r.found;
-}
-
 typedef struct {
   const char *ns;
   const Container *in;
@@ -74,7 +29,7 @@ static gboolean
 get_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   Data *d = user_data;
-  d->result = berth_api_container_get (txn, d->ns, d->id, error);
+  d->result = berth_schema_container_get (txn, d->ns, d->id, error);
   return d->result != NULL;
 }
 
@@ -117,10 +72,10 @@ list_containers (BerthGrpcCall *call, gpointer daemon, char **filters, size_t n_
   g_autoptr (BerthFilter) filter = berth_api_filter_parse (filters, n_filters, error);
   if (filter == NULL)
     return NULL;
-  g_autofree char *prefix = g_strdup_printf ("v1/%s/containers/", berth_grpc_call_get_namespace (call));
+  g_autofree char *prefix = berth_schema_bucket_prefix (berth_grpc_call_get_namespace (call), BERTH_SCHEMA_BUCKET_CONTAINERS);
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  if (!berth_api_collect (berth_daemon_get_metadata (daemon), prefix, &CONTAINER_DESC, filter, container_field, NULL, out,
-                          error))
+  if (!berth_schema_collect (berth_daemon_get_metadata (daemon), prefix, &CONTAINER_DESC, filter, container_field, NULL, out,
+                             error))
     {
       g_ptr_array_unref (out);
       return NULL;
@@ -157,18 +112,18 @@ static gboolean
 create_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   Data *d = user_data;
-  g_autofree char *key = container_key (d->ns, d->in->id);
-  if (berth_api_key_exists (txn, key))
+  g_autofree char *key = berth_schema_container_key (d->ns, d->in->id);
+  if (berth_schema_exists (txn, key))
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "container \"%s\": already exists", d->in->id);
-  if (!berth_api_namespace_touch (txn, d->ns, error))
+  if (!berth_schema_namespace_touch (txn, d->ns, error))
     return FALSE;
   d->result = berth_api_message_copy (&d->in->base);
   gint64 now = g_get_real_time ();
   berth_grpc_message_free ((ProtobufCMessage *) d->result->created_at);
   berth_grpc_message_free ((ProtobufCMessage *) d->result->updated_at);
-  d->result->created_at = berth_api_timestamp_new (now);
-  d->result->updated_at = berth_api_timestamp_new (now);
-  return berth_api_put_message (txn, key, &d->result->base, error);
+  d->result->created_at = berth_schema_timestamp_new (now);
+  d->result->updated_at = berth_schema_timestamp_new (now);
+  return berth_schema_put (txn, key, &d->result->base, error);
 }
 
 static void
@@ -187,7 +142,7 @@ berth_api_ops_container_create (BerthDaemon *daemon, const char *ns, const Conta
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "container %s has no spec", in->id), NULL;
   if (in->runtime == NULL || in->runtime->name == NULL || !*in->runtime->name)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "container %s names no runtime", in->id), NULL;
-  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) in->labels, in->n_labels, error);
+  g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) in->labels, in->n_labels, error);
   if (labels == NULL)
     return NULL;
   Data d = { ns, in, NULL, 0, NULL, NULL };
@@ -242,16 +197,16 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
     }
   else
     {
-      g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) c->labels, c->n_labels, NULL);
-      g_autoptr (GHashTable) given = berth_api_labels_from_entries ((void *const *) d->in->labels, d->in->n_labels, error);
+      g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) c->labels, c->n_labels, NULL);
+      g_autoptr (GHashTable) given = berth_schema_labels_from_entries ((void *const *) d->in->labels, d->in->n_labels, error);
       static const char *const others[] = { "image", "spec", "runtime", "extensions", NULL };
       if (given == NULL || !berth_api_update_labels (labels, given, d->paths, d->n_paths, others, error))
         return FALSE;
       for (size_t i = 0; i < c->n_labels; i++)
         berth_grpc_message_free ((ProtobufCMessage *) c->labels[i]);
       g_free (c->labels);
-      berth_api_labels_to_entries (labels, &containerd__services__containers__v1__container__labels_entry__descriptor,
-                                   (void ***) &c->labels, &c->n_labels);
+      berth_schema_labels_to_entries (labels, &containerd__services__containers__v1__container__labels_entry__descriptor,
+                                      (void ***) &c->labels, &c->n_labels);
       if (berth_api_strings_contain (d->paths, d->n_paths, "image"))
         {
           g_free (c->image);
@@ -264,9 +219,9 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
         }
     }
   berth_grpc_message_free ((ProtobufCMessage *) c->updated_at);
-  c->updated_at = berth_api_timestamp_new (g_get_real_time ());
-  g_autofree char *key = container_key (d->ns, c->id);
-  return berth_api_put_message (txn, key, &c->base, error);
+  c->updated_at = berth_schema_timestamp_new (g_get_real_time ());
+  g_autofree char *key = berth_schema_container_key (d->ns, c->id);
+  return berth_schema_put (txn, key, &c->base, error);
 }
 
 static ProtobufCMessage *
@@ -296,7 +251,7 @@ static gboolean
 delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   Data *d = user_data;
-  g_autofree char *key = container_key (d->ns, d->id);
+  g_autofree char *key = berth_schema_container_key (d->ns, d->id);
   if (!berth_metadata_txn_delete (txn, key, NULL))
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "container \"%s\": not found", d->id);
   return TRUE;

@@ -24,12 +24,6 @@ typedef Containerd__Services__Content__V1__Info Info;
 #define READ_CHUNK (1024 * 1024)
 #define LIST_BATCH 100
 
-char *
-berth_api_content_key (const char *ns, const char *digest)
-{
-  return g_strdup_printf ("v1/%s/content/%s", ns, digest);
-}
-
 static char *
 backend_ref (BerthGrpcCall *call, const char *ref)
 {
@@ -53,49 +47,11 @@ info_copy (const Info *record)
   Info *copy = berth_grpc_message_new (&INFO_DESC);
   copy->digest = g_strdup (record->digest);
   copy->size = record->size;
-  copy->created_at = berth_api_timestamp_new (berth_api_timestamp_to_usec (record->created_at));
-  copy->updated_at = berth_api_timestamp_new (berth_api_timestamp_to_usec (record->updated_at));
-  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) record->labels, record->n_labels, NULL);
-  berth_api_labels_to_entries (labels, &INFO_LABELS_DESC, (void ***) &copy->labels, &copy->n_labels);
+  copy->created_at = berth_schema_timestamp_new (berth_schema_timestamp_to_usec (record->created_at));
+  copy->updated_at = berth_schema_timestamp_new (berth_schema_timestamp_to_usec (record->updated_at));
+  g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) record->labels, record->n_labels, NULL);
+  berth_schema_labels_to_entries (labels, &INFO_LABELS_DESC, (void ***) &copy->labels, &copy->n_labels);
   return copy;
-}
-
-/* Records @digest as visible in @ns (keeping existing labels unless @labels given) and,
- * under a lease, as one of the lease's resources. */
-gboolean
-berth_api_content_record (BerthMetadataTxn *txn, const char *ns, const char *lease, const char *digest, gint64 size,
-                          GHashTable *labels, GError **error)
-{
-  if (!berth_api_namespace_touch (txn, ns, error))
-    return FALSE;
-  g_autofree char *key = berth_api_content_key (ns, digest);
-  g_autoptr (GError) local_error = NULL;
-  Info *existing = (Info *) berth_api_get_message (txn, key, &INFO_DESC, &local_error);
-  if (local_error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
-  gint64 now = g_get_real_time ();
-  Info *record = berth_grpc_message_new (&INFO_DESC);
-  record->digest = g_strdup (digest);
-  record->size = size;
-  record->created_at = berth_api_timestamp_new (existing ? berth_api_timestamp_to_usec (existing->created_at) : now);
-  record->updated_at = berth_api_timestamp_new (now);
-  g_autoptr (GHashTable) kept = existing ? berth_api_labels_from_entries ((void *const *) existing->labels,
-                                                                          existing->n_labels, NULL)
-                                         : berth_labels_new ();
-  berth_api_labels_to_entries (labels ? labels : kept, &INFO_LABELS_DESC, (void ***) &record->labels, &record->n_labels);
-  if (existing != NULL)
-    protobuf_c_message_free_unpacked (&existing->base, NULL);
-  gboolean ok = berth_api_put_message (txn, key, &record->base, error);
-  berth_grpc_message_free (&record->base);
-  if (ok && lease != NULL && *lease != '\0')
-    {
-      g_autofree char *resource = g_strdup_printf ("v1/%s/leases/%s/r/content/%s", ns, lease, digest);
-      ok = berth_metadata_txn_put (txn, resource, "", 0, error);
-    }
-  return ok;
 }
 
 typedef struct {
@@ -108,9 +64,9 @@ static gboolean
 get_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   GetData *data = user_data;
-  g_autofree char *key = berth_api_content_key (data->ns, data->digest);
+  g_autofree char *key = berth_schema_content_key (data->ns, data->digest);
   g_autoptr (GError) local_error = NULL;
-  data->found = (Info *) berth_api_get_message (txn, key, &INFO_DESC, &local_error);
+  data->found = (Info *) berth_schema_get (txn, key, &INFO_DESC, &local_error);
   if (data->found != NULL)
     return TRUE;
   if (local_error != NULL)
@@ -160,18 +116,18 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
   GetData get = { data->ns, data->update->digest, NULL };
   if (!get_txn (txn, &get, error))
     return FALSE;
-  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) get.found->labels, get.found->n_labels, NULL);
+  g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) get.found->labels, get.found->n_labels, NULL);
   gint64 size = get.found->size;
   protobuf_c_message_free_unpacked (&get.found->base, NULL);
   g_autoptr (GHashTable) update =
-    berth_api_labels_from_entries ((void *const *) data->update->labels, data->update->n_labels, error);
+    berth_schema_labels_from_entries ((void *const *) data->update->labels, data->update->n_labels, error);
   if (update == NULL)
     return FALSE;
   char *all[] = { (char *) "labels" };
   if (!berth_api_update_labels (labels, update, data->n_paths ? data->paths : all, data->n_paths ? data->n_paths : 1,
                                 NULL, error))
     return FALSE;
-  if (!berth_api_content_record (txn, data->ns, NULL, data->update->digest, size, labels, error))
+  if (!berth_schema_content_record (txn, data->ns, NULL, data->update->digest, size, labels, error))
     return FALSE;
   get.found = NULL;
   if (!get_txn (txn, &get, error))
@@ -220,10 +176,10 @@ content_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
   g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
   if (filter == NULL)
     return FALSE;
-  g_autofree char *prefix = g_strdup_printf ("v1/%s/content/", berth_grpc_call_get_namespace (call));
+  g_autofree char *prefix = berth_schema_bucket_prefix (berth_grpc_call_get_namespace (call), BERTH_SCHEMA_BUCKET_CONTENT);
   g_autoptr (GPtrArray) infos = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  if (!berth_api_collect (berth_daemon_get_metadata (user_data), prefix, &INFO_DESC, filter, info_field, NULL, infos,
-                          error))
+  if (!berth_schema_collect (berth_daemon_get_metadata (user_data), prefix, &INFO_DESC, filter, info_field, NULL, infos,
+                             error))
     return FALSE;
   return berth_grpc_call_send_list (call, g_steal_pointer (&infos), "info", LIST_BATCH);
 }
@@ -240,7 +196,7 @@ static gboolean
 delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   DeleteData *data = user_data;
-  g_autofree char *key = berth_api_content_key (data->ns, data->digest);
+  g_autofree char *key = berth_schema_content_key (data->ns, data->digest);
   if (!berth_metadata_txn_delete (txn, key, error))
     {
       g_clear_error (error);
@@ -248,11 +204,11 @@ delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
     }
   data->still_used = FALSE;
   g_autoptr (GPtrArray) namespaces = g_ptr_array_new_with_free_func (g_free);
-  if (!berth_api_list_namespaces (txn, namespaces, error))
+  if (!berth_schema_list_namespaces (txn, namespaces, error))
     return FALSE;
   for (guint i = 0; i < namespaces->len && !data->still_used; i++)
     {
-      g_autofree char *other = berth_api_content_key (namespaces->pdata[i], data->digest);
+      g_autofree char *other = berth_schema_content_key (namespaces->pdata[i], data->digest);
       g_autoptr (GBytes) found = berth_metadata_txn_get (txn, other, NULL);
       data->still_used = found != NULL;
     }
@@ -371,8 +327,8 @@ status_message (const BerthContentStatus *status, const char *ref)
   out->offset = status->offset;
   out->total = status->total;
   out->expected = g_strdup (status->expected ? status->expected : "");
-  out->started_at = berth_api_timestamp_new (status->started_at);
-  out->updated_at = berth_api_timestamp_new (status->updated_at);
+  out->started_at = berth_schema_timestamp_new (status->started_at);
+  out->updated_at = berth_schema_timestamp_new (status->updated_at);
   return out;
 }
 
@@ -489,7 +445,7 @@ has_lease (WriteSession *ws)
 static char *
 lease_resource_key (WriteSession *ws, const char *type, const char *id)
 {
-  return g_strdup_printf ("v1/%s/leases/%s/r/%s/%s", berth_grpc_call_get_namespace (ws->call), ws->lease, type, id);
+  return berth_schema_lease_resource_key (berth_grpc_call_get_namespace (ws->call), ws->lease, type, id);
 }
 
 typedef struct {
@@ -507,13 +463,13 @@ static gboolean
 commit_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   CommitData *data = user_data;
-  g_autofree char *key = berth_api_content_key (data->ns, data->digest);
-  data->existed = berth_api_key_exists (txn, key);
+  g_autofree char *key = berth_schema_content_key (data->ns, data->digest);
+  data->existed = berth_schema_exists (txn, key);
   if (!data->existed)
-    return berth_api_content_record (txn, data->ns, data->lease, data->digest, data->size, data->labels, error);
+    return berth_schema_content_record (txn, data->ns, data->lease, data->digest, data->size, data->labels, error);
   if (data->lease == NULL || *data->lease == '\0')
     return TRUE;
-  g_autofree char *resource = g_strdup_printf ("v1/%s/leases/%s/r/content/%s", data->ns, data->lease, data->digest);
+  g_autofree char *resource = berth_schema_lease_content_key (data->ns, data->lease, data->digest);
   return berth_metadata_txn_put (txn, resource, "", 0, error);
 }
 
@@ -544,7 +500,7 @@ write_take_expectations (WriteSession *ws, const WriteRequest *req, GError **err
             {
               /* The lease must hold what its writer found in place, or GC may take it. */
               g_autofree char *key = lease_resource_key (ws, "content", ws->expected);
-              if (!berth_api_metadata_put_empty (berth_daemon_get_metadata (ws->daemon), key, error))
+              if (!berth_schema_put_empty (berth_daemon_get_metadata (ws->daemon), key, error))
                 return FALSE;
             }
           if (ws->writer != NULL)
@@ -587,7 +543,7 @@ write_open (WriteSession *ws, const WriteRequest *req, GError **error)
   if (has_lease (ws))
     {
       g_autofree char *key = lease_resource_key (ws, "ingests", ws->client_ref);
-      if (!berth_api_metadata_put_empty (berth_daemon_get_metadata (ws->daemon), key, error))
+      if (!berth_schema_put_empty (berth_daemon_get_metadata (ws->daemon), key, error))
         return FALSE;
     }
   if (ws->expected != NULL)
@@ -654,7 +610,7 @@ write_commit (WriteSession *ws, const WriteRequest *req, gint64 size, GError **e
   g_autoptr (GHashTable) labels = NULL;
   if (req->n_labels > 0)
     {
-      labels = berth_api_labels_from_entries ((void *const *) req->labels, req->n_labels, error);
+      labels = berth_schema_labels_from_entries ((void *const *) req->labels, req->n_labels, error);
       if (labels == NULL)
         return FALSE;
     }
@@ -688,7 +644,7 @@ write_commit (WriteSession *ws, const WriteRequest *req, gint64 size, GError **e
   if (has_lease (ws))
     {
       g_autofree char *key = lease_resource_key (ws, "ingests", ws->client_ref);
-      berth_api_metadata_delete (berth_daemon_get_metadata (ws->daemon), key, NULL);
+      berth_schema_delete (berth_daemon_get_metadata (ws->daemon), key, NULL);
     }
   if (data.existed)
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "content %s: already exists", digest);
@@ -762,8 +718,8 @@ write_step (WriteSession *ws, const WriteRequest *req, GError **error)
   switch (req->action)
     {
     case CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__STAT:
-      started = &berth_api_timestamp_new (status->started_at)->base;
-      updated = &berth_api_timestamp_new (status->updated_at)->base;
+      started = &berth_schema_timestamp_new (status->started_at)->base;
+      updated = &berth_schema_timestamp_new (status->updated_at)->base;
       msg.started_at = (Google__Protobuf__Timestamp *) started;
       msg.updated_at = (Google__Protobuf__Timestamp *) updated;
       msg.total = ws->total;

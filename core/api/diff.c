@@ -46,7 +46,7 @@ static gboolean
 record_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   RecordData *r = user_data;
-  return berth_api_content_record (txn, r->ns, r->lease, r->layer->digest, r->layer->size, r->layer->annotations, error);
+  return berth_schema_content_record (txn, r->ns, r->lease, r->layer->digest, r->layer->size, r->layer->annotations, error);
 }
 
 static ProtobufCMessage *
@@ -59,7 +59,7 @@ diff_diff (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_d
   BerthDiffer *differ = berth_daemon_get_differ (daemon, NULL, error);
   if (differ == NULL)
     return NULL;
-  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) req->labels, req->n_labels, error);
+  g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) req->labels, req->n_labels, error);
   if (labels == NULL)
     return NULL;
   g_autoptr (GPtrArray) lower = berth_proto_mounts_to_list (req->left, req->n_left);

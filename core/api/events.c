@@ -44,7 +44,7 @@ events_forward (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
   if (in == NULL || !validate_topic (in->topic, error))
     return in ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no envelope given"), NULL);
   BerthEventEnvelope envelope = {
-    .timestamp = in->timestamp ? berth_api_timestamp_to_usec (in->timestamp) : g_get_real_time (),
+    .timestamp = in->timestamp ? berth_schema_timestamp_to_usec (in->timestamp) : g_get_real_time (),
     .namespace_ = in->namespace_,
     .topic = in->topic,
     .type_url = in->event ? in->event->type_url : (char *) "",
@@ -66,7 +66,7 @@ static gboolean
 subscriber_feed (const BerthEventEnvelope *envelope, gpointer user_data)
 {
   Subscriber *subscriber = user_data;
-  Google__Protobuf__Timestamp *ts = berth_api_timestamp_new (envelope->timestamp);
+  Google__Protobuf__Timestamp *ts = berth_schema_timestamp_new (envelope->timestamp);
   Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
   any.type_url = envelope->type_url;
   any.value.data = (guint8 *) g_bytes_get_data (envelope->payload, &any.value.len);

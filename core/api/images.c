@@ -19,7 +19,7 @@ typedef Containerd__Services__Images__V1__Image Image;
 static char *
 image_key (BerthGrpcCall *call, const char *name)
 {
-  return g_strdup_printf ("v1/%s/images/%s", berth_grpc_call_get_namespace (call), name);
+  return berth_schema_image_key (berth_grpc_call_get_namespace (call), name);
 }
 
 static gboolean
@@ -31,7 +31,7 @@ validate_image (const Image *image, gboolean need_target, GError **error)
     return image->target ? FALSE : berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "image %s has no target", image->name);
   if (need_target && (image->target->media_type == NULL || *image->target->media_type == '\0'))
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "image %s: target has no media type", image->name);
-  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) image->labels, image->n_labels, error);
+  g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) image->labels, image->n_labels, error);
   return labels != NULL;
 }
 
@@ -90,17 +90,17 @@ create_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   WriteData *data = user_data;
   g_autofree char *key = image_key (data->call, data->in->name);
-  if (berth_api_key_exists (txn, key))
+  if (berth_schema_exists (txn, key))
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "image \"%s\": already exists", data->in->name);
-  if (!berth_api_namespace_touch (txn, berth_grpc_call_get_namespace (data->call), error))
+  if (!berth_schema_namespace_touch (txn, berth_grpc_call_get_namespace (data->call), error))
     return FALSE;
   data->result = berth_api_message_copy (&data->in->base);
   gint64 now = g_get_real_time ();
   berth_grpc_message_free ((ProtobufCMessage *) data->result->created_at);
   berth_grpc_message_free ((ProtobufCMessage *) data->result->updated_at);
-  data->result->created_at = berth_api_timestamp_new (now);
-  data->result->updated_at = berth_api_timestamp_new (now);
-  return berth_api_put_message (txn, key, &data->result->base, error);
+  data->result->created_at = berth_schema_timestamp_new (now);
+  data->result->updated_at = berth_schema_timestamp_new (now);
+  return berth_schema_put (txn, key, &data->result->base, error);
 }
 
 static gboolean
@@ -124,8 +124,8 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
   else
     {
       updated = berth_api_message_copy (current);
-      g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) old->labels, old->n_labels, NULL);
-      g_autoptr (GHashTable) given = berth_api_labels_from_entries ((void *const *) data->in->labels, data->in->n_labels, error);
+      g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) old->labels, old->n_labels, NULL);
+      g_autoptr (GHashTable) given = berth_schema_labels_from_entries ((void *const *) data->in->labels, data->in->n_labels, error);
       static const char *const others[] = { "target", "annotations", NULL };
       if (given == NULL || !berth_api_update_labels (labels, given, data->paths, data->n_paths, others, error))
         {
@@ -135,8 +135,8 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
       for (gsize i = 0; i < updated->n_labels; i++)
         berth_grpc_message_free ((ProtobufCMessage *) updated->labels[i]);
       g_free (updated->labels);
-      berth_api_labels_to_entries (labels, &containerd__services__images__v1__image__labels_entry__descriptor,
-                                   (void ***) &updated->labels, &updated->n_labels);
+      berth_schema_labels_to_entries (labels, &containerd__services__images__v1__image__labels_entry__descriptor,
+                                      (void ***) &updated->labels, &updated->n_labels);
       if (berth_api_strings_contain (data->paths, data->n_paths, "target"))
         {
           if (data->in->target == NULL || !berth_digest_validate (data->in->target->digest, error))
@@ -149,10 +149,10 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
         }
     }
   berth_grpc_message_free ((ProtobufCMessage *) updated->updated_at);
-  updated->updated_at = berth_api_timestamp_new (g_get_real_time ());
+  updated->updated_at = berth_schema_timestamp_new (g_get_real_time ());
   data->result = updated;
   g_autofree char *key = image_key (data->call, data->in->name);
-  return berth_api_put_message (txn, key, &updated->base, error);
+  return berth_schema_put (txn, key, &updated->base, error);
 }
 
 static void
@@ -232,9 +232,9 @@ images_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user
   g_autoptr (BerthFilter) filter = berth_api_filter_parse (req->filters, req->n_filters, error);
   if (filter == NULL)
     return NULL;
-  g_autofree char *prefix = g_strdup_printf ("v1/%s/images/", berth_grpc_call_get_namespace (call));
+  g_autofree char *prefix = berth_schema_bucket_prefix (berth_grpc_call_get_namespace (call), BERTH_SCHEMA_BUCKET_IMAGES);
   g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  if (!berth_api_collect (berth_daemon_get_metadata (user_data), prefix, &IMAGE_DESC, filter, image_field, NULL, out, error))
+  if (!berth_schema_collect (berth_daemon_get_metadata (user_data), prefix, &IMAGE_DESC, filter, image_field, NULL, out, error))
     return NULL;
   Containerd__Services__Images__V1__ListImagesResponse *response =
     berth_grpc_message_new (&containerd__services__images__v1__list_images_response__descriptor);
@@ -253,7 +253,7 @@ static gboolean
 ops_delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   DeleteData *data = user_data;
-  g_autofree char *key = g_strdup_printf ("v1/%s/images/%s", data->ns, data->name);
+  g_autofree char *key = berth_schema_image_key (data->ns, data->name);
   if (!berth_metadata_txn_delete (txn, key, NULL))
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "image \"%s\": not found", data->name);
   return TRUE;

@@ -9,7 +9,6 @@
 #include "berth-api-util.h"
 #include "github.com/containerd/containerd/api/services/introspection/v1/introspection.pb-c.h"
 
-#define UUID_KEY "meta/uuid"
 
 static const char *
 plugin_field (const char *const *fieldpath, gpointer object)
@@ -85,7 +84,7 @@ uuid_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   char **uuid = user_data;
   g_autoptr (GError) local_error = NULL;
-  g_autoptr (GBytes) stored = berth_metadata_txn_get (txn, UUID_KEY, &local_error);
+  g_autoptr (GBytes) stored = berth_metadata_txn_get (txn, BERTH_SCHEMA_UUID_KEY, &local_error);
   if (local_error != NULL)
     {
       g_propagate_error (error, g_steal_pointer (&local_error));
@@ -97,7 +96,7 @@ uuid_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
       return TRUE;
     }
   *uuid = g_uuid_string_random ();
-  return berth_metadata_txn_put (txn, UUID_KEY, *uuid, strlen (*uuid), error);
+  return berth_metadata_txn_put (txn, BERTH_SCHEMA_UUID_KEY, *uuid, strlen (*uuid), error);
 }
 
 static ProtobufCMessage *

@@ -24,7 +24,7 @@ typedef Containerd__Services__Leases__V1__Lease Lease;
 static char *
 lease_key (BerthGrpcCall *call, const char *id)
 {
-  return g_strdup_printf ("v1/%s/leases/%s", berth_grpc_call_get_namespace (call), id);
+  return berth_schema_lease_key (berth_grpc_call_get_namespace (call), id);
 }
 
 /* Resource types as containerd names them; a snapshot names its snapshotter too. */
@@ -34,17 +34,18 @@ resource_key (BerthGrpcCall *call, const char *lease, const Containerd__Services
 {
   if (res == NULL || res->id == NULL || *res->id == '\0' || res->type == NULL)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "a resource needs an id and a type");
-  if (!g_str_equal (res->type, "content") && !g_str_equal (res->type, "ingests")
-      && !(g_str_has_prefix (res->type, "snapshots/") && strlen (res->type) > strlen ("snapshots/")))
+  if (!g_str_equal (res->type, BERTH_SCHEMA_RESOURCE_CONTENT) && !g_str_equal (res->type, BERTH_SCHEMA_RESOURCE_INGESTS)
+      && !(g_str_has_prefix (res->type, BERTH_SCHEMA_RESOURCE_SNAPSHOTS "/")
+           && strlen (res->type) > strlen (BERTH_SCHEMA_RESOURCE_SNAPSHOTS "/")))
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
                         "resource type \"%s\": want content, ingests or snapshots/<snapshotter>", res->type);
-  if (g_str_equal (res->type, "content") && !berth_digest_validate (res->id, error))
+  if (g_str_equal (res->type, BERTH_SCHEMA_RESOURCE_CONTENT) && !berth_digest_validate (res->id, error))
     return FALSE;
-  if (!g_str_equal (res->type, "content")
-      && !berth_identifier_validate (g_str_equal (res->type, "ingests") ? BERTH_IDENTIFIER_CONTENT_REF : BERTH_IDENTIFIER_SNAPSHOT_KEY,
+  if (!g_str_equal (res->type, BERTH_SCHEMA_RESOURCE_CONTENT)
+      && !berth_identifier_validate (g_str_equal (res->type, BERTH_SCHEMA_RESOURCE_INGESTS) ? BERTH_IDENTIFIER_CONTENT_REF : BERTH_IDENTIFIER_SNAPSHOT_KEY,
                                      res->id, error))
     return FALSE;
-  *key_out = g_strdup_printf ("v1/%s/leases/%s/r/%s/%s", berth_grpc_call_get_namespace (call), lease, res->type, res->id);
+  *key_out = berth_schema_lease_resource_key (berth_grpc_call_get_namespace (call), lease, res->type, res->id);
   return TRUE;
 }
 
@@ -60,16 +61,16 @@ create_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   CreateData *data = user_data;
   g_autofree char *key = lease_key (data->call, data->id);
-  if (berth_api_key_exists (txn, key))
+  if (berth_schema_exists (txn, key))
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "lease %s: already exists", data->id);
-  if (!berth_api_namespace_touch (txn, berth_grpc_call_get_namespace (data->call), error))
+  if (!berth_schema_namespace_touch (txn, berth_grpc_call_get_namespace (data->call), error))
     return FALSE;
   data->result = berth_grpc_message_new (&LEASE_DESC);
   data->result->id = g_strdup (data->id);
-  data->result->created_at = berth_api_timestamp_new (g_get_real_time ());
-  berth_api_labels_to_entries (data->labels, &containerd__services__leases__v1__lease__labels_entry__descriptor,
-                               (void ***) &data->result->labels, &data->result->n_labels);
-  return berth_api_put_message (txn, key, &data->result->base, error);
+  data->result->created_at = berth_schema_timestamp_new (g_get_real_time ());
+  berth_schema_labels_to_entries (data->labels, &containerd__services__leases__v1__lease__labels_entry__descriptor,
+                                  (void ***) &data->result->labels, &data->result->n_labels);
+  return berth_schema_put (txn, key, &data->result->base, error);
 }
 
 static ProtobufCMessage *
@@ -82,7 +83,7 @@ leases_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer us
     id = generated = g_strdup_printf ("berth-%" G_GINT64_FORMAT "-%08x", g_get_real_time (), g_random_int ());
   if (!berth_identifier_validate (BERTH_IDENTIFIER_LEASE, id, error))
     return NULL;
-  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) req->labels, req->n_labels, error);
+  g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) req->labels, req->n_labels, error);
   if (labels == NULL)
     return NULL;
   CreateData data = { call, id, labels, NULL };
@@ -109,7 +110,7 @@ delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
   g_autofree char *key = lease_key (data->call, data->id);
   if (!berth_metadata_txn_delete (txn, key, NULL))
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "lease %s: not found", data->id);
-  g_autofree char *resources = g_strconcat (key, "/r/", NULL);
+  g_autofree char *resources = berth_schema_lease_resources_prefix (berth_grpc_call_get_namespace (data->call), data->id);
   return berth_metadata_txn_delete_prefix (txn, resources, NULL, error);
 }
 
@@ -142,7 +143,7 @@ lease_field (const char *const *fieldpath, gpointer object)
 static gboolean
 is_resource_key (const char *key)
 {
-  return strstr (key + strlen ("v1/"), "/r/") != NULL;
+  return berth_schema_lease_resource_of (key, NULL) != NULL;
 }
 
 static ProtobufCMessage *
@@ -153,9 +154,9 @@ leases_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user
   if (filter == NULL)
     return NULL;
   g_autoptr (GPtrArray) leases = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  g_autofree char *prefix = g_strdup_printf ("v1/%s/leases/", berth_grpc_call_get_namespace (call));
-  if (!berth_api_collect (berth_daemon_get_metadata (user_data), prefix, &LEASE_DESC, filter, lease_field,
-                          is_resource_key, leases, error))
+  g_autofree char *prefix = berth_schema_bucket_prefix (berth_grpc_call_get_namespace (call), BERTH_SCHEMA_BUCKET_LEASES);
+  if (!berth_schema_collect (berth_daemon_get_metadata (user_data), prefix, &LEASE_DESC, filter, lease_field,
+                             is_resource_key, leases, error))
     return NULL;
   Containerd__Services__Leases__V1__ListResponse *response =
     berth_grpc_message_new (&containerd__services__leases__v1__list_response__descriptor);
@@ -177,7 +178,7 @@ resource_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   ResourceData *data = user_data;
   g_autofree char *lease = lease_key (data->call, data->lease);
-  if (!berth_api_key_exists (txn, lease))
+  if (!berth_schema_exists (txn, lease))
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "lease %s: not found", data->lease);
   if (data->add)
     return berth_metadata_txn_put (txn, data->key, "", 0, error);
@@ -225,7 +226,7 @@ resource_one (const char *key, const guint8 *value, gsize len, gpointer user_dat
   const char *slash = strchr (rest, '/');
   if (slash == NULL)
     return TRUE;
-  if (g_str_has_prefix (rest, "snapshots/"))
+  if (g_str_has_prefix (rest, BERTH_SCHEMA_RESOURCE_SNAPSHOTS "/"))
     slash = strchr (slash + 1, '/');
   if (slash == NULL)
     return TRUE;
@@ -248,9 +249,9 @@ list_resources_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   ListResourcesData *data = user_data;
   g_autofree char *lease = lease_key (data->call, data->lease);
-  if (!berth_api_key_exists (txn, lease))
+  if (!berth_schema_exists (txn, lease))
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "lease %s: not found", data->lease);
-  g_autofree char *prefix = g_strconcat (lease, "/r/", NULL);
+  g_autofree char *prefix = berth_schema_lease_resources_prefix (berth_grpc_call_get_namespace (data->call), data->lease);
   ResourcesData rd = { strlen (prefix), data->out };
   return berth_metadata_txn_foreach (txn, prefix, resource_one, &rd, error);
 }

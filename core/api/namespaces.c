@@ -15,20 +15,14 @@ typedef Containerd__Services__Namespaces__V1__Namespace Namespace;
 #define NAMESPACE_DESC containerd__services__namespaces__v1__namespace__descriptor
 #define LABELS_ENTRY_DESC containerd__services__namespaces__v1__namespace__labels_entry__descriptor
 
-static char *
-namespace_key (const char *name)
-{
-  return g_strconcat ("ns/", name, NULL);
-}
-
 /* A response copy of a stored record, every pointer owned. */
 static Namespace *
 namespace_copy (const Namespace *record)
 {
   Namespace *copy = berth_grpc_message_new (&NAMESPACE_DESC);
   copy->name = g_strdup (record->name);
-  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) record->labels, record->n_labels, NULL);
-  berth_api_labels_to_entries (labels, &LABELS_ENTRY_DESC, (void ***) &copy->labels, &copy->n_labels);
+  g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) record->labels, record->n_labels, NULL);
+  berth_schema_labels_to_entries (labels, &LABELS_ENTRY_DESC, (void ***) &copy->labels, &copy->n_labels);
   return copy;
 }
 
@@ -41,9 +35,9 @@ static gboolean
 get_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   GetData *data = user_data;
-  g_autofree char *key = namespace_key (data->name);
+  g_autofree char *key = berth_schema_namespace_key (data->name);
   g_autoptr (GError) local_error = NULL;
-  data->found = (Namespace *) berth_api_get_message (txn, key, &NAMESPACE_DESC, &local_error);
+  data->found = (Namespace *) berth_schema_get (txn, key, &NAMESPACE_DESC, &local_error);
   if (data->found == NULL)
     {
       if (local_error != NULL)
@@ -89,7 +83,8 @@ static ProtobufCMessage *
 namespaces_list (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  if (!berth_api_collect (berth_daemon_get_metadata (user_data), "ns/", &NAMESPACE_DESC, NULL, NULL, NULL, found, error))
+  if (!berth_schema_collect (berth_daemon_get_metadata (user_data), BERTH_SCHEMA_NAMESPACES_PREFIX, &NAMESPACE_DESC, NULL,
+                             NULL, NULL, found, error))
     return NULL;
   Containerd__Services__Namespaces__V1__ListNamespacesResponse *response =
     berth_grpc_message_new (&containerd__services__namespaces__v1__list_namespaces_response__descriptor);
@@ -109,7 +104,7 @@ static gboolean
 create_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   WriteData *data = user_data;
-  g_autofree char *key = namespace_key (data->requested->name);
+  g_autofree char *key = berth_schema_namespace_key (data->requested->name);
   g_autoptr (GError) local_error = NULL;
   g_autoptr (GBytes) existing = berth_metadata_txn_get (txn, key, &local_error);
   if (local_error != NULL)
@@ -120,7 +115,7 @@ create_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
   if (existing != NULL)
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "namespace %s: already exists", data->requested->name);
   data->result = namespace_copy (data->requested);
-  return berth_api_put_message (txn, key, &data->result->base, error);
+  return berth_schema_put (txn, key, &data->result->base, error);
 }
 
 static gboolean
@@ -130,10 +125,10 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
   GetData get = { data->requested->name, NULL };
   if (!get_txn (txn, &get, error))
     return FALSE;
-  g_autoptr (GHashTable) labels = berth_api_labels_from_entries ((void *const *) get.found->labels, get.found->n_labels, NULL);
+  g_autoptr (GHashTable) labels = berth_schema_labels_from_entries ((void *const *) get.found->labels, get.found->n_labels, NULL);
   protobuf_c_message_free_unpacked (&get.found->base, NULL);
   g_autoptr (GHashTable) update =
-    berth_api_labels_from_entries ((void *const *) data->requested->labels, data->requested->n_labels, error);
+    berth_schema_labels_from_entries ((void *const *) data->requested->labels, data->requested->n_labels, error);
   if (update == NULL)
     return FALSE;
   if (data->n_paths == 0)
@@ -146,9 +141,9 @@ update_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
     return FALSE;
   data->result = berth_grpc_message_new (&NAMESPACE_DESC);
   data->result->name = g_strdup (data->requested->name);
-  berth_api_labels_to_entries (labels, &LABELS_ENTRY_DESC, (void ***) &data->result->labels, &data->result->n_labels);
-  g_autofree char *key = namespace_key (data->requested->name);
-  return berth_api_put_message (txn, key, &data->result->base, error);
+  berth_schema_labels_to_entries (labels, &LABELS_ENTRY_DESC, (void ***) &data->result->labels, &data->result->n_labels);
+  g_autofree char *key = berth_schema_namespace_key (data->requested->name);
+  return berth_schema_put (txn, key, &data->result->base, error);
 }
 
 static void
@@ -171,7 +166,7 @@ namespaces_create (BerthGrpcCall *call, const ProtobufCMessage *request, gpointe
   if (req->namespace_ == NULL || !berth_identifier_validate (BERTH_IDENTIFIER_NAMESPACE, req->namespace_->name, error))
     return req->namespace_ ? NULL : (berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no namespace given"), NULL);
   g_autoptr (GHashTable) labels =
-    berth_api_labels_from_entries ((void *const *) req->namespace_->labels, req->namespace_->n_labels, error);
+    berth_schema_labels_from_entries ((void *const *) req->namespace_->labels, req->namespace_->n_labels, error);
   if (labels == NULL)
     return NULL;
   WriteData data = { req->namespace_, NULL, 0, NULL };
@@ -207,7 +202,8 @@ namespaces_update (BerthGrpcCall *call, const ProtobufCMessage *request, gpointe
   return &response->base;
 }
 
-static const char *const bucket_names[] = { "images", "content", "leases", "snapshots", "containers", NULL };
+static const char *const bucket_names[] = { BERTH_SCHEMA_BUCKET_IMAGES, BERTH_SCHEMA_BUCKET_CONTENT, BERTH_SCHEMA_BUCKET_LEASES,
+                                            BERTH_SCHEMA_BUCKET_SNAPSHOTS, BERTH_SCHEMA_BUCKET_CONTAINERS, NULL };
 
 static gboolean
 delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
@@ -220,14 +216,14 @@ delete_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
   g_autoptr (GString) used = g_string_new (NULL);
   for (const char *const *bucket = bucket_names; *bucket; bucket++)
     {
-      g_autofree char *prefix = g_strdup_printf ("v1/%s/%s/", name, *bucket);
+      g_autofree char *prefix = berth_schema_bucket_prefix (name, *bucket);
       if (berth_metadata_txn_has_prefix (txn, prefix, NULL))
         g_string_append_printf (used, "%s%s", used->len ? ", " : "", *bucket);
     }
   if (used->len > 0)
     return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "namespace %s must be empty, but it still has %s", name,
                         used->str);
-  g_autofree char *key = namespace_key (name);
+  g_autofree char *key = berth_schema_namespace_key (name);
   return berth_metadata_txn_delete (txn, key, error);
 }
 

@@ -45,7 +45,7 @@ client_key (Ctx *ctx, const char *key)
 static GHashTable *
 labels_of (void *const *entries, size_t n, GError **error)
 {
-  return berth_api_labels_from_entries (entries, n, error);
+  return berth_schema_labels_from_entries (entries, n, error);
 }
 
 /* Prepare and View share everything but the kind. */
@@ -141,10 +141,10 @@ info_message (Ctx *ctx, const BerthSnapshotInfo *info)
   out->name = g_strdup (name ? name : info->name);
   out->parent = g_strdup (parent ? parent : "");
   out->kind = (Containerd__Services__Snapshots__V1__Kind) info->kind;
-  out->created_at = berth_api_timestamp_new (info->created_at);
-  out->updated_at = berth_api_timestamp_new (info->updated_at);
-  berth_api_labels_to_entries (info->labels, &containerd__services__snapshots__v1__info__labels_entry__descriptor,
-                               (void ***) &out->labels, &out->n_labels);
+  out->created_at = berth_schema_timestamp_new (info->created_at);
+  out->updated_at = berth_schema_timestamp_new (info->updated_at);
+  berth_schema_labels_to_entries (info->labels, &containerd__services__snapshots__v1__info__labels_entry__descriptor,
+                                  (void ***) &out->labels, &out->n_labels);
   return out;
 }
 

@@ -43,7 +43,7 @@ berth_api_ops_task_create (BerthDaemon *daemon, const char *ns, const char *cont
 {
   if (container_id == NULL || *container_id == '\0')
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no container id given"), NULL;
-  Container *found = berth_api_container_read (daemon, ns, container_id, error);
+  Container *found = berth_schema_container_read (daemon, ns, container_id, error);
   if (found == NULL)
     return NULL;
   g_autoptr (ProtobufCMessage) container = &found->base;
@@ -242,7 +242,7 @@ berth_api_ops_task_delete (BerthDaemon *daemon, BerthTask *task, BerthExitStatus
   if (!berth_task_delete (task, NULL, &exit, cancellable, error))
     return FALSE;
   Containerd__Events__TaskDelete event = CONTAINERD__EVENTS__TASK_DELETE__INIT;
-  g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exit.exited_at)->base;
+  g_autoptr (ProtobufCMessage) ts = &berth_schema_timestamp_new (exit.exited_at)->base;
   event.container_id = (char *) berth_task_get_id (task);
   event.pid = pid;
   event.exit_status = exit.exit_status;
@@ -269,7 +269,7 @@ tasks_delete (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
   response->id = g_strdup (req->container_id);
   response->pid = pid;
   response->exit_status = exit.exit_status;
-  response->exited_at = berth_api_timestamp_new (exit.exited_at);
+  response->exited_at = berth_schema_timestamp_new (exit.exited_at);
   return &response->base;
 }
 
@@ -285,7 +285,7 @@ process_message (BerthTask *task, const char *exec_id)
   if (p->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
     {
       p->exit_status = exit.exit_status;
-      p->exited_at = berth_api_timestamp_new (exit.exited_at);
+      p->exited_at = berth_schema_timestamp_new (exit.exited_at);
     }
   /* The client's FIFOs, for one that attaches later (ctr tasks attach). */
   BerthStdio stdio = { 0 };
@@ -339,7 +339,7 @@ tasks_delete_process (BerthGrpcCall *call, const ProtobufCMessage *request, gpoi
     berth_grpc_message_new (&containerd__services__tasks__v1__delete_response__descriptor);
   response->id = g_strdup (req->exec_id);
   response->exit_status = exit.exit_status;
-  response->exited_at = berth_api_timestamp_new (exit.exited_at);
+  response->exited_at = berth_schema_timestamp_new (exit.exited_at);
   return &response->base;
 }
 
@@ -413,7 +413,7 @@ wait_answered (const BerthExitStatus *exit, const GError *error, gpointer data)
   Containerd__Services__Tasks__V1__WaitResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__wait_response__descriptor);
   response->exit_status = exit->exit_status;
-  response->exited_at = berth_api_timestamp_new (exit->exited_at);
+  response->exited_at = berth_schema_timestamp_new (exit->exited_at);
   berth_grpc_call_complete (call, &response->base, NULL);
 }
 
@@ -560,7 +560,7 @@ tasks_metrics (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer us
         }
       Containerd__Types__Metric *metric = berth_grpc_message_new (&containerd__types__metric__descriptor);
       metric->id = g_strdup (berth_task_get_id (task));
-      metric->timestamp = berth_api_timestamp_new (g_get_real_time ());
+      metric->timestamp = berth_schema_timestamp_new (g_get_real_time ());
       Google__Protobuf__Any *any = berth_grpc_message_new (&google__protobuf__any__descriptor);
       any->type_url = g_strdup (type_url);
       any->value.len = g_bytes_get_size (data);

@@ -45,7 +45,7 @@ container_records (BerthDaemon *daemon, GError **error)
 static gboolean
 snapshots_for (BerthDaemon *daemon, const char *id, BerthSnapshots *snaps, char **name_out, GError **error)
 {
-  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_api_container_read (daemon, BERTH_CRI_NAMESPACE, id, error);
+  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_schema_container_read (daemon, BERTH_CRI_NAMESPACE, id, error);
   if (owned == NULL)
     return FALSE;
   *name_out = g_strdup (((BerthContainer *) owned)->snapshotter);
@@ -385,7 +385,7 @@ static gboolean
 reserve_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   ContainerReserve *r = user_data;
-  g_autofree char *prefix = g_strdup_printf ("cri/%s/containers/", BERTH_CRI_NAMESPACE);
+  g_autofree char *prefix = berth_schema_cri_key (BERTH_CRI_NAMESPACE, "containers", NULL);
   if (!berth_metadata_txn_foreach (txn, prefix, scan_container, r, error))
     return FALSE;
   if (r->clash != NULL)
@@ -395,7 +395,7 @@ reserve_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
                           "name is reserved for \"%s\"", name, r->record->sandbox_id, r->clash);
     }
   g_autofree char *key = g_strdup_printf ("%s%s", prefix, r->record->id);
-  return berth_api_put_message (txn, key, &r->record->base, error);
+  return berth_schema_put (txn, key, &r->record->base, error);
 }
 
 static Runtime__V1__PodSandboxState
@@ -900,8 +900,8 @@ cri_container_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpoi
       g_autoptr (GHashTable) info = berth_labels_new ();
       g_hash_table_insert (info, g_strdup ("info"), g_strdup_printf ("{\"pid\": %u, \"sandboxID\": \"%s\"}", pid,
                                                                      record->sandbox_id));
-      berth_api_labels_to_entries (info, &runtime__v1__container_status_response__info_entry__descriptor,
-                                   (void ***) &response->info, &response->n_info);
+      berth_schema_labels_to_entries (info, &runtime__v1__container_status_response__info_entry__descriptor,
+                                      (void ***) &response->info, &response->n_info);
     }
   return &response->base;
 }
@@ -979,7 +979,7 @@ cri_reopen_container_log (BerthGrpcCall *call, const ProtobufCMessage *request, 
 static GBytes *
 exec_process (BerthDaemon *daemon, const char *id, char **cmd, size_t n_cmd, gboolean terminal, GError **error)
 {
-  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_api_container_read (daemon, BERTH_CRI_NAMESPACE, id, error);
+  g_autoptr (ProtobufCMessage) owned = (ProtobufCMessage *) berth_schema_container_read (daemon, BERTH_CRI_NAMESPACE, id, error);
   if (owned == NULL)
     return NULL;
   const BerthContainer *c = (BerthContainer *) owned;

@@ -30,8 +30,9 @@ static GPtrArray *
 image_names (BerthDaemon *daemon, GError **error)
 {
   g_autoptr (GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  if (!berth_api_collect (berth_daemon_get_metadata (daemon), "v1/" BERTH_CRI_NAMESPACE "/images/",
-                          &containerd__services__images__v1__image__descriptor, NULL, NULL, NULL, records, error))
+  g_autofree char *prefix = berth_schema_bucket_prefix (BERTH_CRI_NAMESPACE, BERTH_SCHEMA_BUCKET_IMAGES);
+  if (!berth_schema_collect (berth_daemon_get_metadata (daemon), prefix, &containerd__services__images__v1__image__descriptor,
+                             NULL, NULL, NULL, records, error))
     return NULL;
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < records->len; i++)
@@ -257,8 +258,8 @@ cri_image_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
       g_autoptr (GHashTable) extra = berth_labels_new ();
       g_autofree char *config = berth_json_to_text (info->config, NULL);
       g_hash_table_insert (extra, g_strdup ("info"), g_strdup_printf ("{\"imageSpec\": %s}", config));
-      berth_api_labels_to_entries (extra, &runtime__v1__image_status_response__info_entry__descriptor,
-                                   (void ***) &response->info, &response->n_info);
+      berth_schema_labels_to_entries (extra, &runtime__v1__image_status_response__info_entry__descriptor,
+                                      (void ***) &response->info, &response->n_info);
     }
   return &response->base;
 }

@@ -39,7 +39,7 @@ typedef struct {
 static char *
 record_key (const char *kind, const char *id)
 {
-  return g_strdup_printf ("cri/%s/%s/%s", BERTH_CRI_NAMESPACE, kind, id ? id : "");
+  return berth_schema_cri_key (BERTH_CRI_NAMESPACE, kind, id);
 }
 
 static gboolean
@@ -82,7 +82,7 @@ static gboolean
 put_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
 {
   RecordOp *op = user_data;
-  return berth_api_put_message (txn, op->key, op->message, error);
+  return berth_schema_put (txn, op->key, op->message, error);
 }
 
 gboolean
@@ -98,7 +98,7 @@ gboolean
 berth_cri_record_delete (BerthDaemon *daemon, const char *kind, const char *id, GError **error)
 {
   g_autofree char *key = record_key (kind, id);
-  return berth_api_metadata_delete (berth_daemon_get_metadata (daemon), key, error);
+  return berth_schema_delete (berth_daemon_get_metadata (daemon), key, error);
 }
 
 GPtrArray *
@@ -107,7 +107,7 @@ berth_cri_record_list (BerthDaemon *daemon, const char *kind, const ProtobufCMes
 {
   g_autofree char *prefix = record_key (kind, NULL);
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) berth_grpc_message_free);
-  if (!berth_api_collect (berth_daemon_get_metadata (daemon), prefix, descriptor, NULL, NULL, NULL, out, error))
+  if (!berth_schema_collect (berth_daemon_get_metadata (daemon), prefix, descriptor, NULL, NULL, NULL, out, error))
     return g_ptr_array_unref (out), NULL;
   return out;
 }
@@ -178,11 +178,11 @@ berth_cri_labels_match (void *const *selector, size_t n_selector, void *const *e
 {
   for (size_t i = 0; i < n_selector; i++)
     {
-      const BerthApiMapEntry *want = selector[i];
+      const BerthSchemaMapEntry *want = selector[i];
       gboolean found = FALSE;
       for (size_t j = 0; j < n_entries && !found; j++)
         {
-          const BerthApiMapEntry *have = entries[j];
+          const BerthSchemaMapEntry *have = entries[j];
           found = g_strcmp0 (have->key, want->key) == 0 && g_strcmp0 (have->value, want->value) == 0;
         }
       if (!found)
@@ -221,8 +221,8 @@ berth_cri_entries_copy (void *const *entries, size_t n, const ProtobufCMessageDe
   *out = g_new0 (void *, n + 1);
   for (size_t i = 0; i < n; i++)
     {
-      const BerthApiMapEntry *from = entries[i];
-      BerthApiMapEntry *to = berth_grpc_message_new (descriptor);
+      const BerthSchemaMapEntry *from = entries[i];
+      BerthSchemaMapEntry *to = berth_grpc_message_new (descriptor);
       to->key = g_strdup (from->key);
       to->value = g_strdup (from->value);
       (*out)[i] = to;
@@ -390,8 +390,8 @@ cri_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemo
       g_autoptr (JsonNode) load_status = json_node_new (JSON_NODE_VALUE);
       json_node_set_string (load_status, network_error ? network_error->message : "OK");
       g_hash_table_insert (info, g_strdup ("lastCNILoadStatus"), berth_json_to_text (load_status, NULL));
-      berth_api_labels_to_entries (info, &runtime__v1__status_response__info_entry__descriptor,
-                                   (void ***) &response->info, &response->n_info);
+      berth_schema_labels_to_entries (info, &runtime__v1__status_response__info_entry__descriptor,
+                                      (void ***) &response->info, &response->n_info);
     }
   return &response->base;
 }
@@ -487,7 +487,7 @@ create_record_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
       return FALSE;
     }
   g_autofree char *key = record_key ("sandboxes", r->record->id);
-  return berth_api_put_message (txn, key, &r->record->base, error);
+  return berth_schema_put (txn, key, &r->record->base, error);
 }
 
 static gboolean
@@ -681,7 +681,7 @@ spec_sysctls (JsonObject *spec, void *const *entries, size_t n)
   JsonObject *sysctl = json_object_new ();
   for (size_t i = 0; i < n; i++)
     {
-      const BerthApiMapEntry *e = entries[i];
+      const BerthSchemaMapEntry *e = entries[i];
       json_object_set_string_member (sysctl, e->key, e->value);
     }
   json_object_set_object_member (linux_obj, "sysctl", sysctl);
@@ -1099,8 +1099,8 @@ cri_pod_sandbox_status (BerthGrpcCall *call, const ProtobufCMessage *request, gp
       g_autoptr (JsonNode) root = json_builder_get_root (builder);
       g_autoptr (GHashTable) info = berth_labels_new ();
       g_hash_table_insert (info, g_strdup ("info"), berth_json_to_text (root, NULL));
-      berth_api_labels_to_entries (info, &runtime__v1__pod_sandbox_status_response__info_entry__descriptor,
-                                   (void ***) &response->info, &response->n_info);
+      berth_schema_labels_to_entries (info, &runtime__v1__pod_sandbox_status_response__info_entry__descriptor,
+                                      (void ***) &response->info, &response->n_info);
     }
   return &response->base;
 }
