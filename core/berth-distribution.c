@@ -1044,7 +1044,7 @@ fetch_blob (Pull *pull, const BerthDescriptor *desc, const char *kind, GError **
       if (g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_DATA_LOSS))
         {
           g_clear_object (&writer);
-          berth_content_store_abort (pull->store, ref, NULL);
+          berth_content_store_abort (pull->store, ref, NULL, NULL);
         }
       g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "%s %s: ", kind, desc->digest);
       return FALSE;
@@ -1055,7 +1055,7 @@ fetch_blob (Pull *pull, const BerthDescriptor *desc, const char *kind, GError **
     {
       /* Bad bytes are dropped: a retry must not resume them. */
       g_clear_object (&writer);
-      berth_content_store_abort (pull->store, ref, NULL);
+      berth_content_store_abort (pull->store, ref, NULL, NULL);
       if (g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_FAILED_PRECONDITION))
         {
           berth_throw (error, BERTH_ERROR_DATA_LOSS, "%s sent content that does not match its digest: %s",

@@ -596,7 +596,7 @@ static void
 remove_stale_ingests (BerthContentStore *store, Collect *c)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) statuses = berth_content_store_list_statuses (store, &error);
+  g_autoptr (GPtrArray) statuses = berth_content_store_list_statuses (store, NULL, &error);
   if (statuses == NULL)
     {
       g_warning ("gc: listing ingests: %s", error->message);
@@ -608,7 +608,7 @@ remove_stale_ingests (BerthContentStore *store, Collect *c)
       if (g_hash_table_contains (c->leased_ingests, status->ref) || status->updated_at > c->now - INGEST_MAX_IDLE_USEC)
         continue;
       g_autoptr (GError) local_error = NULL;
-      if (berth_content_store_abort (store, status->ref, &local_error))
+      if (berth_content_store_abort (store, status->ref, NULL, &local_error))
         {
           g_debug ("gc: aborted ingest %s, idle since %" G_GINT64_FORMAT, status->ref, status->updated_at);
           c->stats->ingests_removed++;

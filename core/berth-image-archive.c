@@ -104,7 +104,7 @@ out:
   if (desc == NULL)
     {
       g_clear_object (&writer);
-      berth_content_store_abort (im->store, ref, NULL);
+      berth_content_store_abort (im->store, ref, NULL, NULL);
     }
   return desc;
 }

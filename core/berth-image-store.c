@@ -428,7 +428,7 @@ berth_image_ingest_store_bytes (BerthImageIngest *ingest, const char *name, GByt
   if (digest == NULL)
     {
       g_clear_object (&writer);
-      berth_content_store_abort (ingest->store, ref, NULL);
+      berth_content_store_abort (ingest->store, ref, NULL, NULL);
     }
   return digest;
 }

@@ -125,24 +125,24 @@ berth_content_store_open_writer (BerthContentStore *self, const char *ref, gint6
 }
 
 BerthContentStatus *
-berth_content_store_status (BerthContentStore *self, const char *ref, GError **error)
+berth_content_store_status (BerthContentStore *self, const char *ref, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_CONTENT_STORE (self), NULL);
-  DISPATCH (BERTH_CONTENT_STORE_GET_IFACE, self, status, error, NULL, ref, error);
+  DISPATCH (BERTH_CONTENT_STORE_GET_IFACE, self, status, error, NULL, ref, cancellable, error);
 }
 
 GPtrArray *
-berth_content_store_list_statuses (BerthContentStore *self, GError **error)
+berth_content_store_list_statuses (BerthContentStore *self, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_CONTENT_STORE (self), NULL);
-  DISPATCH (BERTH_CONTENT_STORE_GET_IFACE, self, list_statuses, error, NULL, error);
+  DISPATCH (BERTH_CONTENT_STORE_GET_IFACE, self, list_statuses, error, NULL, cancellable, error);
 }
 
 gboolean
-berth_content_store_abort (BerthContentStore *self, const char *ref, GError **error)
+berth_content_store_abort (BerthContentStore *self, const char *ref, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_CONTENT_STORE (self), FALSE);
-  DISPATCH (BERTH_CONTENT_STORE_GET_IFACE, self, abort, error, FALSE, ref, error);
+  DISPATCH (BERTH_CONTENT_STORE_GET_IFACE, self, abort, error, FALSE, ref, cancellable, error);
 }
 
 GBytes *
@@ -245,18 +245,18 @@ berth_snapshot_info_free (BerthSnapshotInfo *info)
 }
 
 BerthSnapshotInfo *
-berth_snapshotter_stat (BerthSnapshotter *self, const char *key, GError **error)
+berth_snapshotter_stat (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_SNAPSHOTTER (self), NULL);
-  DISPATCH (BERTH_SNAPSHOTTER_GET_IFACE, self, stat, error, NULL, key, error);
+  DISPATCH (BERTH_SNAPSHOTTER_GET_IFACE, self, stat, error, NULL, key, cancellable, error);
 }
 
 BerthSnapshotInfo *
-berth_snapshotter_update (BerthSnapshotter *self, const BerthSnapshotInfo *info, const char *const *fieldpaths,
+berth_snapshotter_update (BerthSnapshotter *self, const BerthSnapshotInfo *info, const char *const *fieldpaths, GCancellable *cancellable,
                           GError **error)
 {
   g_return_val_if_fail (BERTH_IS_SNAPSHOTTER (self), NULL);
-  DISPATCH (BERTH_SNAPSHOTTER_GET_IFACE, self, update, error, NULL, info, fieldpaths, error);
+  DISPATCH (BERTH_SNAPSHOTTER_GET_IFACE, self, update, error, NULL, info, fieldpaths, cancellable, error);
 }
 
 gboolean
@@ -268,10 +268,10 @@ berth_snapshotter_usage (BerthSnapshotter *self, const char *key, BerthSnapshotU
 }
 
 GPtrArray *
-berth_snapshotter_mounts (BerthSnapshotter *self, const char *key, GError **error)
+berth_snapshotter_mounts (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_SNAPSHOTTER (self), NULL);
-  DISPATCH (BERTH_SNAPSHOTTER_GET_IFACE, self, mounts, error, NULL, key, error);
+  DISPATCH (BERTH_SNAPSHOTTER_GET_IFACE, self, mounts, error, NULL, key, cancellable, error);
 }
 
 GPtrArray *
@@ -434,10 +434,10 @@ berth_task_start (BerthTask *self, const char *exec_id, guint32 *pid_out, GCance
 }
 
 gboolean
-berth_task_kill (BerthTask *self, const char *exec_id, int signal, gboolean all, GError **error)
+berth_task_kill (BerthTask *self, const char *exec_id, int signal, gboolean all, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_TASK (self), FALSE);
-  DISPATCH (BERTH_TASK_GET_IFACE, self, kill, error, FALSE, exec_id, signal, all, error);
+  DISPATCH (BERTH_TASK_GET_IFACE, self, kill, error, FALSE, exec_id, signal, all, cancellable, error);
 }
 
 gboolean
@@ -500,52 +500,52 @@ berth_task_exec (BerthTask *self, const char *exec_id, GBytes *process_json, con
 }
 
 gboolean
-berth_task_resize_pty (BerthTask *self, const char *exec_id, guint32 width, guint32 height, GError **error)
+berth_task_resize_pty (BerthTask *self, const char *exec_id, guint32 width, guint32 height, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_TASK (self), FALSE);
-  DISPATCH (BERTH_TASK_GET_IFACE, self, resize_pty, error, FALSE, exec_id, width, height, error);
+  DISPATCH (BERTH_TASK_GET_IFACE, self, resize_pty, error, FALSE, exec_id, width, height, cancellable, error);
 }
 
 gboolean
-berth_task_close_io (BerthTask *self, const char *exec_id, GError **error)
+berth_task_close_io (BerthTask *self, const char *exec_id, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_TASK (self), FALSE);
-  DISPATCH (BERTH_TASK_GET_IFACE, self, close_io, error, FALSE, exec_id, error);
+  DISPATCH (BERTH_TASK_GET_IFACE, self, close_io, error, FALSE, exec_id, cancellable, error);
 }
 
 gboolean
-berth_task_pause (BerthTask *self, GError **error)
+berth_task_pause (BerthTask *self, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_TASK (self), FALSE);
-  DISPATCH (BERTH_TASK_GET_IFACE, self, pause, error, FALSE, error);
+  DISPATCH (BERTH_TASK_GET_IFACE, self, pause, error, FALSE, cancellable, error);
 }
 
 gboolean
-berth_task_resume (BerthTask *self, GError **error)
+berth_task_resume (BerthTask *self, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_TASK (self), FALSE);
-  DISPATCH (BERTH_TASK_GET_IFACE, self, resume, error, FALSE, error);
+  DISPATCH (BERTH_TASK_GET_IFACE, self, resume, error, FALSE, cancellable, error);
 }
 
 GArray *
-berth_task_pids (BerthTask *self, GError **error)
+berth_task_pids (BerthTask *self, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_TASK (self), NULL);
-  DISPATCH (BERTH_TASK_GET_IFACE, self, pids, error, NULL, error);
+  DISPATCH (BERTH_TASK_GET_IFACE, self, pids, error, NULL, cancellable, error);
 }
 
 gboolean
-berth_task_update (BerthTask *self, GBytes *resources_json, GError **error)
+berth_task_update (BerthTask *self, GBytes *resources_json, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_TASK (self), FALSE);
-  DISPATCH (BERTH_TASK_GET_IFACE, self, update, error, FALSE, resources_json, error);
+  DISPATCH (BERTH_TASK_GET_IFACE, self, update, error, FALSE, resources_json, cancellable, error);
 }
 
 GBytes *
-berth_task_metrics (BerthTask *self, char **type_url_out, GError **error)
+berth_task_metrics (BerthTask *self, char **type_url_out, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (BERTH_IS_TASK (self), NULL);
-  DISPATCH (BERTH_TASK_GET_IFACE, self, metrics, error, NULL, type_url_out, error);
+  DISPATCH (BERTH_TASK_GET_IFACE, self, metrics, error, NULL, type_url_out, cancellable, error);
 }
 
 gboolean

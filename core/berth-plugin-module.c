@@ -18,11 +18,16 @@ G_DEFINE_FINAL_TYPE (BerthPluginModule, berth_plugin_module, G_TYPE_TYPE_MODULE)
 gboolean
 berth_plugin_descriptor_check (const BerthPluginDescriptor *desc, const char *path, GError **error)
 {
-  if (desc->abi_version != BERTH_PLUGIN_ABI_VERSION)
+  /* Read before any other field: a plugin of another ABI may lay them out differently.
+   * Minor releases only append (vfuncs to core-allocated vtables, reserved slots of
+   * plugin-allocated structs), so an older minor works; a newer one may call what this
+   * berthd lacks, and another major is another ABI. */
+  if (desc->major_version != BERTH_MAJOR_VERSION || desc->minor_version > BERTH_MINOR_VERSION)
     return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
-                        "%s: plugin ABI version %u, but this berthd speaks version %u; rebuild the plugin against "
-                        "berth-plugin-1 of this berth",
-                        path, desc->abi_version, BERTH_PLUGIN_ABI_VERSION);
+                        "%s: plugin built against berth %u.%u, but this berthd is %u.%u and loads plugins built "
+                        "against %u.0 to %u.%u; rebuild the plugin against berth-plugin-1 of this berth",
+                        path, desc->major_version, desc->minor_version, BERTH_MAJOR_VERSION, BERTH_MINOR_VERSION,
+                        BERTH_MAJOR_VERSION, BERTH_MAJOR_VERSION, BERTH_MINOR_VERSION);
   if (desc->type == NULL || *desc->type == '\0' || desc->name == NULL || *desc->name == '\0')
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s: plugin descriptor has no type or name", path);
   if (strchr (desc->name, '/') != NULL || strchr (desc->type, '/') != NULL)

@@ -27,10 +27,14 @@ main (int argc, char **argv)
     }
   const BerthPluginDescriptor *desc = berth_plugin_module_get_descriptor (module);
   g_autoptr (GKeyFile) out = g_key_file_new ();
-  g_key_file_set_integer (out, "plugin", "abi", desc->abi_version);
+  g_autofree char *abi = g_strdup_printf ("%u.%u", desc->major_version, desc->minor_version);
+  g_key_file_set_string (out, "plugin", "abi", abi);
   g_key_file_set_string (out, "plugin", "type", desc->type);
   g_key_file_set_string (out, "plugin", "name", desc->name);
   g_key_file_set_string (out, "plugin", "description", desc->description ? desc->description : "");
+  g_key_file_set_string (out, "plugin", "version", desc->version ? desc->version : "");
+  g_key_file_set_string (out, "plugin", "license", desc->license ? desc->license : "");
+  g_key_file_set_string (out, "plugin", "origin", desc->origin ? desc->origin : "");
   guint n = desc->requires ? g_strv_length ((char **) desc->requires) : 0;
   g_key_file_set_string_list (out, "plugin", "requires", desc->requires, n);
   g_autofree char *text = g_key_file_to_data (out, NULL, NULL);

@@ -149,5 +149,5 @@ BerthSnapshotInfo *
 berth_snapshots_stat (const BerthSnapshots *snaps, const char *key, GError **error)
 {
   g_autofree char *bkey = berth_snapshots_backend_key (snaps, key);
-  return berth_snapshotter_stat (snaps->backend, bkey, error);
+  return berth_snapshotter_stat (snaps->backend, bkey, NULL, error);
 }

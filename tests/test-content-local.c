@@ -140,7 +140,7 @@ test_write_commit (Fixture *f, gconstpointer data)
 
   for (gsize done = 0; done < len; done += MIN (len - done, 1000003))
     write_pattern (writer, done, MIN (len - done, 1000003));
-  g_autoptr (BerthContentStatus) status = berth_content_store_status (f->store, "ref-1", &error);
+  g_autoptr (BerthContentStatus) status = berth_content_store_status (f->store, "ref-1", NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (status->offset, ==, len);
   g_assert_cmpstr (status->ref, ==, "ref-1");
@@ -164,7 +164,7 @@ test_write_commit (Fixture *f, gconstpointer data)
   g_assert_no_errno (stat (path, &st));
   g_assert_cmpint (st.st_mode & 0222, ==, 0);
   g_assert_cmpuint (count_dir (f, "ingest"), ==, 0);
-  g_autoptr (GPtrArray) statuses = berth_content_store_list_statuses (f->store, &error);
+  g_autoptr (GPtrArray) statuses = berth_content_store_list_statuses (f->store, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (statuses->len, ==, 0);
 
@@ -213,7 +213,7 @@ test_mismatch (Fixture *f, gconstpointer data)
 
   /* Nothing reached blobs/, and the ingest is still there to retry or abort. */
   g_assert_cmpuint (count_dir (f, "blobs/sha256"), ==, 0);
-  g_autoptr (BerthContentStatus) status = berth_content_store_status (f->store, "bad", &error);
+  g_autoptr (BerthContentStatus) status = berth_content_store_status (f->store, "bad", NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (status->offset, ==, 5000);
   g_autofree char *retried = berth_content_writer_commit (writer, 5000, actual, NULL, &error);
@@ -298,18 +298,18 @@ test_abort (Fixture *f, gconstpointer data)
   g_autoptr (GError) error = NULL;
   BerthContentWriter *writer = open_writer (f, "doomed", 0, NULL);
   write_pattern (writer, 0, 4096);
-  g_assert_false (berth_content_store_abort (f->store, "doomed", &error));
+  g_assert_false (berth_content_store_abort (f->store, "doomed", NULL, &error));
   g_assert_error (error, BERTH_ERROR, BERTH_ERROR_UNAVAILABLE);
   g_clear_error (&error);
   g_object_unref (writer);
 
-  g_assert_true (berth_content_store_abort (f->store, "doomed", &error));
+  g_assert_true (berth_content_store_abort (f->store, "doomed", NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (count_dir (f, "ingest"), ==, 0);
-  g_assert_null (berth_content_store_status (f->store, "doomed", &error));
+  g_assert_null (berth_content_store_status (f->store, "doomed", NULL, &error));
   g_assert_error (error, BERTH_ERROR, BERTH_ERROR_NOT_FOUND);
   g_clear_error (&error);
-  g_assert_false (berth_content_store_abort (f->store, "doomed", &error));
+  g_assert_false (berth_content_store_abort (f->store, "doomed", NULL, &error));
   g_assert_error (error, BERTH_ERROR, BERTH_ERROR_NOT_FOUND);
   g_clear_error (&error);
 
@@ -410,7 +410,7 @@ test_killed_writer (Fixture *f, gconstpointer data)
 
   for (int i = 0; i < 500; i++)
     {
-      g_autoptr (BerthContentStatus) status = berth_content_store_status (f->store, "killed", NULL);
+      g_autoptr (BerthContentStatus) status = berth_content_store_status (f->store, "killed", NULL, NULL);
       if (status != NULL && status->offset == (gint64) total / 2)
         break;
       g_usleep (10000);
@@ -421,7 +421,7 @@ test_killed_writer (Fixture *f, gconstpointer data)
   g_assert_true (WIFSIGNALED (wstatus));
 
   g_assert_cmpuint (count_dir (f, "blobs/sha256"), ==, 0);
-  g_autoptr (GPtrArray) statuses = berth_content_store_list_statuses (f->store, &error);
+  g_autoptr (GPtrArray) statuses = berth_content_store_list_statuses (f->store, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (statuses->len, ==, 1);
   BerthContentStatus *status = statuses->pdata[0];

@@ -146,7 +146,7 @@ visible (Fixture *f, const char *ns, const char *digest)
 static gboolean
 has_snapshot (Fixture *f, const char *name)
 {
-  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_stat (f->snapshotter, name, NULL);
+  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_stat (f->snapshotter, name, NULL, NULL);
   return info != NULL;
 }
 
@@ -399,12 +399,12 @@ test_ingests (Fixture *f, gconstpointer data)
   BerthGcStats stats = run_gc (f);
   g_assert_cmpuint (stats.ingests_removed, ==, 1);
   g_autoptr (GError) error = NULL;
-  g_autoptr (BerthContentStatus) gone = berth_content_store_status (f->store, NS "/stale", &error);
+  g_autoptr (BerthContentStatus) gone = berth_content_store_status (f->store, NS "/stale", NULL, &error);
   g_assert_error (error, BERTH_ERROR, BERTH_ERROR_NOT_FOUND);
   const char *kept[] = { NS "/fresh", NS "/stale-leased", NS "/stale-open" };
   for (guint i = 0; i < G_N_ELEMENTS (kept); i++)
     {
-      g_autoptr (BerthContentStatus) status = berth_content_store_status (f->store, kept[i], NULL);
+      g_autoptr (BerthContentStatus) status = berth_content_store_status (f->store, kept[i], NULL, NULL);
       if (status == NULL)
         g_error ("ingest %s was aborted", kept[i]);
       g_assert_cmpint (status->offset, ==, 7);

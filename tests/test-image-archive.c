@@ -326,7 +326,7 @@ assert_nothing_left (Fixture *f, const char *ns)
   BerthGcStats stats;
   run_gc (f, &stats);
   g_assert_cmpuint (blobs_in_store (f), ==, 0);
-  g_autoptr (GPtrArray) ingests = berth_content_store_list_statuses (f->store, NULL);
+  g_autoptr (GPtrArray) ingests = berth_content_store_list_statuses (f->store, NULL, NULL);
   g_assert_cmpuint (ingests->len, ==, 0);
 }
 

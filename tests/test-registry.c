@@ -124,7 +124,7 @@ test_dependency_order (Fixture *f, gconstpointer data)
 static void
 test_failures_are_isolated (Fixture *f, gconstpointer data)
 {
-  const char *names[] = { "dep", "cycle-x", "cycle-y", "missing-dep", "bad-abi", "no-descriptor", "init-error", "crash" };
+  const char *names[] = { "dep", "cycle-x", "cycle-y", "missing-dep", "bad-abi", "newer-minor", "older-minor", "no-descriptor", "init-error", "crash" };
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     add_plugin (f, names[i]);
   g_autofree char *garbage = g_build_filename (f->plugin_dir, "garbage.so", NULL);
@@ -135,7 +135,15 @@ test_failures_are_isolated (Fixture *f, gconstpointer data)
   assert_failed_with (registry, "cycle-x", "dependency cycle");
   assert_failed_with (registry, "cycle-y", "dependency cycle");
   assert_failed_with (registry, "missing-dep", "requires io.berth.nothing.v1, which no loadable plugin provides");
-  assert_failed_with (registry, "bad-abi.so", "ABI version 42");
+  g_autofree char *other_major = g_strdup_printf ("bad-abi.so: plugin built against berth %d.0, but this berthd is %d.%d",
+                                                  BERTH_MAJOR_VERSION + 41, BERTH_MAJOR_VERSION, BERTH_MINOR_VERSION);
+  assert_failed_with (registry, "bad-abi.so", other_major);
+  g_autofree char *newer_minor = g_strdup_printf ("newer-minor.so: plugin built against berth %d.%d, but this berthd is %d.%d",
+                                                  BERTH_MAJOR_VERSION, BERTH_MINOR_VERSION + 1, BERTH_MAJOR_VERSION,
+                                                  BERTH_MINOR_VERSION);
+  assert_failed_with (registry, "newer-minor.so", newer_minor);
+  /* Built against the previous minor: minor releases only append, so it loads. */
+  g_assert_cmpint (find (registry, "older-minor")->status, ==, BERTH_PLUGIN_STATUS_LOADED);
   assert_failed_with (registry, "no-descriptor.so", "no \"berth_plugin_descriptor\" symbol");
   assert_failed_with (registry, "init-error", "init: test plugin refuses to start");
   assert_failed_with (registry, "crash.so", "crashed while loading (signal ");

@@ -340,7 +340,7 @@ content_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
   if (store == NULL)
     return NULL;
   g_autofree char *ref = backend_ref (call, req->ref);
-  g_autoptr (BerthContentStatus) status = berth_content_store_status (store, ref, error);
+  g_autoptr (BerthContentStatus) status = berth_content_store_status (store, ref, NULL, error);
   if (status == NULL)
     return NULL;
   Containerd__Services__Content__V1__StatusResponse *response =
@@ -367,7 +367,7 @@ content_list_statuses (BerthGrpcCall *call, const ProtobufCMessage *request, gpo
   BerthContentStore *store = berth_daemon_get_content_store (user_data, error);
   if (store == NULL)
     return NULL;
-  g_autoptr (GPtrArray) statuses = berth_content_store_list_statuses (store, error);
+  g_autoptr (GPtrArray) statuses = berth_content_store_list_statuses (store, NULL, error);
   if (statuses == NULL)
     return NULL;
   g_autoptr (GPtrArray) out = g_ptr_array_new ();
@@ -393,7 +393,7 @@ content_abort (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer us
   if (store == NULL)
     return NULL;
   g_autofree char *ref = backend_ref (call, req->ref);
-  if (!berth_content_store_abort (store, ref, error))
+  if (!berth_content_store_abort (store, ref, NULL, error))
     return NULL;
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
@@ -506,7 +506,7 @@ write_take_expectations (WriteSession *ws, const WriteRequest *req, GError **err
           if (ws->writer != NULL)
             {
               g_clear_object (&ws->writer);
-              berth_content_store_abort (ws->store, ws->ref, NULL);
+              berth_content_store_abort (ws->store, ws->ref, NULL, NULL);
             }
           return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "blob with expected digest %s exists", ws->expected);
         }

@@ -95,7 +95,7 @@ snapshots_mounts (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
   if (!berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
   g_autofree char *bkey = backend_key (&ctx, req->key);
-  g_autoptr (GPtrArray) mounts = berth_snapshotter_mounts (ctx.snaps.backend, bkey, error);
+  g_autoptr (GPtrArray) mounts = berth_snapshotter_mounts (ctx.snaps.backend, bkey, NULL, error);
   if (mounts == NULL)
     return NULL;
   Containerd__Services__Snapshots__V1__MountsResponse *response =
@@ -156,7 +156,7 @@ snapshots_stat (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
   if (!berth_identifier_validate (BERTH_IDENTIFIER_SNAPSHOT_KEY, req->key, error) || !ctx_init (&ctx, call, user_data, req->snapshotter, error))
     return NULL;
   g_autofree char *bkey = backend_key (&ctx, req->key);
-  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_stat (ctx.snaps.backend, bkey, error);
+  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_stat (ctx.snaps.backend, bkey, NULL, error);
   if (info == NULL)
     return NULL;
   Containerd__Services__Snapshots__V1__StatSnapshotResponse *response =
@@ -181,7 +181,7 @@ snapshots_update (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
   g_autofree const char **paths = g_new0 (const char *, (req->update_mask ? req->update_mask->n_paths : 0) + 1);
   for (size_t i = 0; req->update_mask && i < req->update_mask->n_paths; i++)
     paths[i] = req->update_mask->paths[i];
-  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_update (ctx.snaps.backend, &in, paths, error);
+  g_autoptr (BerthSnapshotInfo) info = berth_snapshotter_update (ctx.snaps.backend, &in, paths, NULL, error);
   if (info == NULL)
     return NULL;
   Containerd__Services__Snapshots__V1__UpdateSnapshotResponse *response =

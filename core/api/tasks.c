@@ -353,7 +353,7 @@ tasks_close_io (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer u
   if (task == NULL)
     return NULL;
   g_autoptr (GError) local_error = NULL;
-  if (req->stdin && !berth_task_close_io (task, req->exec_id, &local_error)
+  if (req->stdin && !berth_task_close_io (task, req->exec_id, NULL, &local_error)
       && !g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNIMPLEMENTED))
     {
       g_propagate_error (error, g_steal_pointer (&local_error));
@@ -395,7 +395,7 @@ tasks_kill (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
 {
   const Containerd__Services__Tasks__V1__KillRequest *req = (gpointer) request;
   g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
-  if (task == NULL || !berth_task_kill (task, req->exec_id, req->signal, req->all, error))
+  if (task == NULL || !berth_task_kill (task, req->exec_id, req->signal, req->all, NULL, error))
     return NULL;
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
@@ -451,7 +451,7 @@ static ProtobufCMessage *
 pause_or_resume (BerthGrpcCall *call, gpointer daemon, const char *id, gboolean pause, GError **error)
 {
   g_autoptr (BerthTask) task = find_task (call, daemon, id, error);
-  if (task == NULL || !(pause ? berth_task_pause (task, error) : berth_task_resume (task, error)))
+  if (task == NULL || !(pause ? berth_task_pause (task, NULL, error) : berth_task_resume (task, NULL, error)))
     return NULL;
   /* TaskPaused and TaskResumed share the layout: container_id. */
   Containerd__Events__TaskPaused event = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
@@ -481,7 +481,7 @@ tasks_resize_pty (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer
 {
   const Containerd__Services__Tasks__V1__ResizePtyRequest *req = (gpointer) request;
   g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
-  if (task == NULL || !berth_task_resize_pty (task, req->exec_id, req->width, req->height, error))
+  if (task == NULL || !berth_task_resize_pty (task, req->exec_id, req->width, req->height, NULL, error))
     return NULL;
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
@@ -495,7 +495,7 @@ tasks_update (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer use
   g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
   /* ctr sends the OCI LinuxResources as JSON inside the Any. */
   g_autoptr (GBytes) resources = g_bytes_new (req->resources->value.data, req->resources->value.len);
-  if (task == NULL || !berth_task_update (task, resources, error))
+  if (task == NULL || !berth_task_update (task, resources, NULL, error))
     return NULL;
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
@@ -505,7 +505,7 @@ tasks_list_pids (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer 
 {
   const Containerd__Services__Tasks__V1__ListPidsRequest *req = (gpointer) request;
   g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
-  g_autoptr (GArray) pids = task ? berth_task_pids (task, error) : NULL;
+  g_autoptr (GArray) pids = task ? berth_task_pids (task, NULL, error) : NULL;
   if (pids == NULL)
     return NULL;
   Containerd__Services__Tasks__V1__ListPidsResponse *response =
@@ -547,7 +547,7 @@ tasks_metrics (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer us
       /* The runtime's own figures if it has them, else the cgroups of the init. */
       g_autofree char *type_url = NULL;
       g_autoptr (GError) local_error = NULL;
-      g_autoptr (GBytes) data = berth_task_metrics (task, &type_url, &local_error);
+      g_autoptr (GBytes) data = berth_task_metrics (task, &type_url, NULL, &local_error);
       if (data == NULL && g_error_matches (local_error, BERTH_ERROR, BERTH_ERROR_UNIMPLEMENTED))
         {
           g_clear_error (&local_error);

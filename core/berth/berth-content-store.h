@@ -89,11 +89,11 @@ struct _BerthContentStoreInterface {
   BerthContentWriter *(*open_writer) (BerthContentStore *self, const char *ref, gint64 total,
                                       const char *expected, GCancellable *cancellable, GError **error);
   /* NOT_FOUND for an unknown ref. */
-  BerthContentStatus *(*status) (BerthContentStore *self, const char *ref, GError **error);
+  BerthContentStatus *(*status) (BerthContentStore *self, const char *ref, GCancellable *cancellable, GError **error);
   /* GPtrArray of BerthContentStatus, every ingest in progress. */
-  GPtrArray *(*list_statuses) (BerthContentStore *self, GError **error);
+  GPtrArray *(*list_statuses) (BerthContentStore *self, GCancellable *cancellable, GError **error);
   /* Removes the ingest @ref and its data. NOT_FOUND for an unknown ref. */
-  gboolean (*abort) (BerthContentStore *self, const char *ref, GError **error);
+  gboolean (*abort) (BerthContentStore *self, const char *ref, GCancellable *cancellable, GError **error);
 };
 
 BerthContentInfo *berth_content_store_info (BerthContentStore *self, const char *digest,
@@ -107,9 +107,9 @@ GInputStream *berth_content_store_open_reader (BerthContentStore *self, const ch
 BerthContentWriter *berth_content_store_open_writer (BerthContentStore *self, const char *ref, gint64 total,
                                                      const char *expected, GCancellable *cancellable,
                                                      GError **error);
-BerthContentStatus *berth_content_store_status (BerthContentStore *self, const char *ref, GError **error);
-GPtrArray *berth_content_store_list_statuses (BerthContentStore *self, GError **error);
-gboolean berth_content_store_abort (BerthContentStore *self, const char *ref, GError **error);
+BerthContentStatus *berth_content_store_status (BerthContentStore *self, const char *ref, GCancellable *cancellable, GError **error);
+GPtrArray *berth_content_store_list_statuses (BerthContentStore *self, GCancellable *cancellable, GError **error);
+gboolean berth_content_store_abort (BerthContentStore *self, const char *ref, GCancellable *cancellable, GError **error);
 
 /* Async variant of the longest call: runs open_reader + a full read into a GBytes in a
  * worker thread (for small blobs: manifests, configs). */

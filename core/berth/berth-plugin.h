@@ -14,11 +14,9 @@
 
 #include <gio/gio.h>
 #include <gmodule.h>
+#include <berth/berth-version.h>
 
 G_BEGIN_DECLS
-
-/* Bump on any change to BerthPluginDescriptor or an interface's vtable. */
-#define BERTH_PLUGIN_ABI_VERSION 1
 
 /* Plugin types, named as containerd names them so `ctr plugins ls` reads naturally. */
 #define BERTH_PLUGIN_TYPE_CONTENT     "io.containerd.content.v1"
@@ -45,35 +43,110 @@ typedef struct {
 
 typedef struct _BerthPluginContext BerthPluginContext;
 
+/* Slots reserved at the end of plugin-allocated structs, so a minor release can give
+ * them new fields: a plugin built earlier has zeros there, which means "absent". */
+#define BERTH_PADDING 8
+
+/**
+ * BerthPluginDescriptor:
+ * @major_version: BERTH_MAJOR_VERSION the plugin was compiled against
+ * @minor_version: BERTH_MINOR_VERSION the plugin was compiled against
+ * @type: BERTH_PLUGIN_TYPE_* or a type of one's own, "<reverse-dns>.<kind>.v<N>"
+ * @name: short id, e.g. "overlayfs"; with @type it makes the id "<type>.<name>"
+ * @description: one line for `ctr plugins ls`
+ * @requires: NULL-terminated; each entry a plugin type ("io.containerd.content.v1") or
+ *   a full id ("io.containerd.content.v1.content"), loaded and init'ed before this one
+ * @config_keys: the keys of `[plugin.<type-short>.<name>]`, ended by a { NULL } entry;
+ *   may be NULL
+ * @register_types: registers the plugin's GTypes with the module (the
+ *   *_register_type functions of G_DEFINE_DYNAMIC_TYPE); called once per process
+ * @init: makes the plugin's one instance; an error is shown by `ctr plugins ls` and
+ *   the daemon goes on serving the other plugins
+ * @version: the plugin's own version ("1.4.2"); NULL: unknown
+ * @license: an SPDX licence expression ("LGPL-2.1-or-later"); NULL: unknown
+ * @origin: where the plugin comes from, a URL; NULL: unknown
+ *
+ * What a plugin is, exported as "berth_plugin_descriptor" by BERTH_PLUGIN_DEFINE_FULL().
+ * berthd reads @major_version and @minor_version before anything else and refuses the
+ * plugin, naming both versions, when the major differs or the minor is newer than its
+ * own. The struct is plugin-allocated, hence frozen: later fields take a reserved slot.
+ *
+ * Since: 0.2 (the versioned layout; 0.1 had one integer, abi_version = 1)
+ */
 typedef struct {
-  guint32 abi_version;            /* BERTH_PLUGIN_ABI_VERSION */
-  const char *type;               /* BERTH_PLUGIN_TYPE_* */
-  const char *name;               /* short id, e.g. "overlayfs" */
+  guint32 major_version;
+  guint32 minor_version;
+  const char *type;
+  const char *name;
   const char *description;
-  /* NULL-terminated; each entry a plugin type ("io.containerd.content.v1") or a full
-   * id ("io.containerd.content.v1.content"). Loaded, and init'ed, before this one. */
   const char *const *requires;
-  /* NULL-terminated by a { NULL } entry; may be NULL. */
   const BerthConfigKey *config_keys;
-  /* Registers the plugin's GTypes with the module (G_DEFINE_DYNAMIC_TYPE's
-   * *_register_type functions). Called once per process. */
   void (*register_types) (GTypeModule *module);
-  /* Makes the plugin's instance. Errors are reported by introspection; the daemon
-   * goes on serving the other plugins. */
   GObject *(*init) (BerthPluginContext *context, GError **error);
+  const char *version;
+  const char *license;
+  const char *origin;
+  /*< private >*/
+  gpointer _berth_reserved[BERTH_PADDING];
 } BerthPluginDescriptor;
 
 #define BERTH_PLUGIN_DESCRIPTOR_SYMBOL "berth_plugin_descriptor"
 
-/* Use once per plugin, at file scope:
- *   BERTH_PLUGIN_DEFINE (BERTH_PLUGIN_TYPE_SNAPSHOTTER, "native", "full copies",
- *                        NULL, native_config_keys, native_register_types, native_init)
+/**
+ * BERTH_PLUGIN_DEFINE_FULL:
+ * @type_: the plugin type
+ * @name_: the plugin name
+ * @description_: one line
+ * @version_: the plugin's version
+ * @license_: its SPDX licence
+ * @origin_: its URL
+ * @requires_: NULL-terminated array or NULL
+ * @config_keys_: BerthConfigKey array or NULL
+ * @register_types_: registers the plugin's types
+ * @init_: makes the instance
+ *
+ * Defines the plugin's descriptor; use once per plugin, at file scope:
+ * |[<!-- language="C" -->
+ * BERTH_PLUGIN_DEFINE_FULL (BERTH_PLUGIN_TYPE_SNAPSHOTTER, "copyup", "layers as reflinked trees",
+ *                           "1.0", "MIT", "https://example.org/copyup",
+ *                           NULL, copyup_config_keys, copyup_register_types, copyup_init)
+ * ]|
+ *
+ * Since: 0.2
+ */
+#define BERTH_PLUGIN_DEFINE_FULL(type_, name_, description_, version_, license_, origin_, requires_, config_keys_, \
+                                 register_types_, init_)                                                         \
+  G_MODULE_EXPORT const BerthPluginDescriptor berth_plugin_descriptor = {                                     \
+    .major_version = BERTH_MAJOR_VERSION,                                                                     \
+    .minor_version = BERTH_MINOR_VERSION,                                                                     \
+    .type = (type_),                                                                                          \
+    .name = (name_),                                                                                          \
+    .description = (description_),                                                                           \
+    .requires = (requires_),                                                                                  \
+    .config_keys = (config_keys_),                                                                            \
+    .register_types = (register_types_),                                                                      \
+    .init = (init_),                                                                                          \
+    .version = (version_),                                                                                    \
+    .license = (license_),                                                                                    \
+    .origin = (origin_),                                                                                      \
+  };
+
+/**
+ * BERTH_PLUGIN_DEFINE:
+ * @type_: the plugin type
+ * @name_: the plugin name
+ * @description_: one line
+ * @requires_: NULL-terminated array or NULL
+ * @config_keys_: BerthConfigKey array or NULL
+ * @register_types_: registers the plugin's types
+ * @init_: makes the instance
+ *
+ * BERTH_PLUGIN_DEFINE_FULL() without version, licence and origin (berth's own plugins,
+ * which share berth's).
  */
 #define BERTH_PLUGIN_DEFINE(type_, name_, description_, requires_, config_keys_, register_types_, init_) \
-  G_MODULE_EXPORT const BerthPluginDescriptor berth_plugin_descriptor = {                   \
-    BERTH_PLUGIN_ABI_VERSION, (type_), (name_), (description_), (requires_), (config_keys_), \
-    (register_types_), (init_)                                                              \
-  };
+  BERTH_PLUGIN_DEFINE_FULL (type_, name_, description_, NULL, NULL, NULL, requires_, config_keys_,          \
+                            register_types_, init_)
 
 /* BerthPluginContext: what init gets from the daemon. Valid during init only; copy what
  * you keep. */

@@ -64,7 +64,7 @@ struct _BerthTaskInterface {
   BerthTaskStatus (*get_status) (BerthTask *self, const char *exec_id, BerthExitStatus *exit_out);
   gboolean (*start) (BerthTask *self, const char *exec_id, guint32 *pid_out,
                      GCancellable *cancellable, GError **error);
-  gboolean (*kill) (BerthTask *self, const char *exec_id, int signal, gboolean all, GError **error);
+  gboolean (*kill) (BerthTask *self, const char *exec_id, int signal, gboolean all, GCancellable *cancellable, GError **error);
   /* Blocks until the process exits. */
   gboolean (*wait) (BerthTask *self, const char *exec_id, BerthExitStatus *exit_out,
                     GCancellable *cancellable, GError **error);
@@ -74,17 +74,17 @@ struct _BerthTaskInterface {
   /* Adds process @exec_id from an OCI process spec (JSON); ALREADY_EXISTS on a clash. */
   gboolean (*exec) (BerthTask *self, const char *exec_id, GBytes *process_json, const BerthStdio *stdio,
                     GCancellable *cancellable, GError **error);
-  gboolean (*resize_pty) (BerthTask *self, const char *exec_id, guint32 width, guint32 height, GError **error);
-  gboolean (*close_io) (BerthTask *self, const char *exec_id, GError **error);
-  gboolean (*pause) (BerthTask *self, GError **error);
-  gboolean (*resume) (BerthTask *self, GError **error);
+  gboolean (*resize_pty) (BerthTask *self, const char *exec_id, guint32 width, guint32 height, GCancellable *cancellable, GError **error);
+  gboolean (*close_io) (BerthTask *self, const char *exec_id, GCancellable *cancellable, GError **error);
+  gboolean (*pause) (BerthTask *self, GCancellable *cancellable, GError **error);
+  gboolean (*resume) (BerthTask *self, GCancellable *cancellable, GError **error);
   /* GArray of BerthProcessInfo */
-  GArray *(*pids) (BerthTask *self, GError **error);
+  GArray *(*pids) (BerthTask *self, GCancellable *cancellable, GError **error);
   /* Updates resources from an OCI LinuxResources JSON. */
-  gboolean (*update) (BerthTask *self, GBytes *resources_json, GError **error);
+  gboolean (*update) (BerthTask *self, GBytes *resources_json, GCancellable *cancellable, GError **error);
   /* cgroup statistics, encoded as containerd's io.containerd.cgroups.v1.Metrics (or
    * v2) protobuf; *type_url_out names which. */
-  GBytes *(*metrics) (BerthTask *self, char **type_url_out, GError **error);
+  GBytes *(*metrics) (BerthTask *self, char **type_url_out, GCancellable *cancellable, GError **error);
   /* The stdio a process was created with (its client's FIFO paths), for a client that
    * attaches later (containerd's Tasks.Get). Optional. */
   gboolean (*get_stdio) (BerthTask *self, const char *exec_id, BerthStdio *stdio_out, GError **error);
@@ -96,7 +96,7 @@ guint32 berth_task_get_pid (BerthTask *self);
 BerthTaskStatus berth_task_get_status (BerthTask *self, const char *exec_id, BerthExitStatus *exit_out);
 gboolean berth_task_start (BerthTask *self, const char *exec_id, guint32 *pid_out,
                            GCancellable *cancellable, GError **error);
-gboolean berth_task_kill (BerthTask *self, const char *exec_id, int signal, gboolean all, GError **error);
+gboolean berth_task_kill (BerthTask *self, const char *exec_id, int signal, gboolean all, GCancellable *cancellable, GError **error);
 gboolean berth_task_wait (BerthTask *self, const char *exec_id, BerthExitStatus *exit_out,
                           GCancellable *cancellable, GError **error);
 void berth_task_wait_async (BerthTask *self, const char *exec_id, GCancellable *cancellable,
@@ -106,13 +106,13 @@ gboolean berth_task_delete (BerthTask *self, const char *exec_id, BerthExitStatu
                             GCancellable *cancellable, GError **error);
 gboolean berth_task_exec (BerthTask *self, const char *exec_id, GBytes *process_json, const BerthStdio *stdio,
                           GCancellable *cancellable, GError **error);
-gboolean berth_task_resize_pty (BerthTask *self, const char *exec_id, guint32 width, guint32 height, GError **error);
-gboolean berth_task_close_io (BerthTask *self, const char *exec_id, GError **error);
-gboolean berth_task_pause (BerthTask *self, GError **error);
-gboolean berth_task_resume (BerthTask *self, GError **error);
-GArray *berth_task_pids (BerthTask *self, GError **error);
-gboolean berth_task_update (BerthTask *self, GBytes *resources_json, GError **error);
-GBytes *berth_task_metrics (BerthTask *self, char **type_url_out, GError **error);
+gboolean berth_task_resize_pty (BerthTask *self, const char *exec_id, guint32 width, guint32 height, GCancellable *cancellable, GError **error);
+gboolean berth_task_close_io (BerthTask *self, const char *exec_id, GCancellable *cancellable, GError **error);
+gboolean berth_task_pause (BerthTask *self, GCancellable *cancellable, GError **error);
+gboolean berth_task_resume (BerthTask *self, GCancellable *cancellable, GError **error);
+GArray *berth_task_pids (BerthTask *self, GCancellable *cancellable, GError **error);
+gboolean berth_task_update (BerthTask *self, GBytes *resources_json, GCancellable *cancellable, GError **error);
+GBytes *berth_task_metrics (BerthTask *self, char **type_url_out, GCancellable *cancellable, GError **error);
 /* Fills @stdio_out with newly allocated paths; free them with berth_stdio_clear. */
 gboolean berth_task_get_stdio (BerthTask *self, const char *exec_id, BerthStdio *stdio_out, GError **error);
 void berth_stdio_clear (BerthStdio *stdio);

@@ -47,15 +47,15 @@ G_DECLARE_INTERFACE (BerthSnapshotter, berth_snapshotter, BERTH, SNAPSHOTTER, GO
 
 struct _BerthSnapshotterInterface {
   GTypeInterface g_iface;
-  BerthSnapshotInfo *(*stat) (BerthSnapshotter *self, const char *key, GError **error);
+  BerthSnapshotInfo *(*stat) (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error);
   /* Updates labels (fieldpaths "labels" or "labels.<k>"; NULL/empty: all labels). */
   BerthSnapshotInfo *(*update) (BerthSnapshotter *self, const BerthSnapshotInfo *info,
-                                const char *const *fieldpaths, GError **error);
+                                const char *const *fieldpaths, GCancellable *cancellable, GError **error);
   /* Committed snapshots may answer from a cache. */
   gboolean (*usage) (BerthSnapshotter *self, const char *key, BerthSnapshotUsage *usage,
                      GCancellable *cancellable, GError **error);
   /* GPtrArray of BerthMount for an active snapshot or view. */
-  GPtrArray *(*mounts) (BerthSnapshotter *self, const char *key, GError **error);
+  GPtrArray *(*mounts) (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error);
   /* @parent: a committed snapshot's name or NULL. ALREADY_EXISTS for a used key. */
   GPtrArray *(*prepare) (BerthSnapshotter *self, const char *key, const char *parent,
                          GHashTable *labels, GCancellable *cancellable, GError **error);
@@ -71,12 +71,12 @@ struct _BerthSnapshotterInterface {
   gboolean (*cleanup) (BerthSnapshotter *self, GCancellable *cancellable, GError **error);
 };
 
-BerthSnapshotInfo *berth_snapshotter_stat (BerthSnapshotter *self, const char *key, GError **error);
+BerthSnapshotInfo *berth_snapshotter_stat (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error);
 BerthSnapshotInfo *berth_snapshotter_update (BerthSnapshotter *self, const BerthSnapshotInfo *info,
-                                             const char *const *fieldpaths, GError **error);
+                                             const char *const *fieldpaths, GCancellable *cancellable, GError **error);
 gboolean berth_snapshotter_usage (BerthSnapshotter *self, const char *key, BerthSnapshotUsage *usage,
                                   GCancellable *cancellable, GError **error);
-GPtrArray *berth_snapshotter_mounts (BerthSnapshotter *self, const char *key, GError **error);
+GPtrArray *berth_snapshotter_mounts (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error);
 GPtrArray *berth_snapshotter_prepare (BerthSnapshotter *self, const char *key, const char *parent,
                                       GHashTable *labels, GCancellable *cancellable, GError **error);
 GPtrArray *berth_snapshotter_view (BerthSnapshotter *self, const char *key, const char *parent,

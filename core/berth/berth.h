@@ -1,6 +1,7 @@
 /* berth.h — everything a berth plugin may use. Plugins include only this header. */
 #pragma once
 
+#include <berth/berth-version.h>
 #include <berth/berth-error.h>
 #include <berth/berth-types.h>
 #include <berth/berth-plugin.h>

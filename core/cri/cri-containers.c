@@ -551,7 +551,7 @@ cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
   if (!snapshots_for (daemon, record->id, &snaps, &snapshotter, error))
     goto out;
   backend_key = berth_snapshots_backend_key (&snaps, record->id);
-  mounts = berth_snapshotter_mounts (snaps.backend, backend_key, error);
+  mounts = berth_snapshotter_mounts (snaps.backend, backend_key, NULL, error);
   if (mounts == NULL)
     goto out;
   if (*record->log_path != '\0')
@@ -669,7 +669,7 @@ container_stop (BerthDaemon *daemon, CriContainer *record, gint64 timeout, GErro
           if (!delivered && !dropped)
             {
               g_autoptr (GError) local_error = NULL;
-              if (!berth_task_kill (task, NULL, SIGTERM, FALSE, &local_error))
+              if (!berth_task_kill (task, NULL, SIGTERM, FALSE, NULL, &local_error))
                 g_debug ("SIGTERM to container %s: %s", record->id, local_error->message);
               /* Checked again after sending: the handler may have come just before. */
               delivered = !signal_would_be_dropped (pid, SIGTERM);
@@ -940,7 +940,7 @@ cri_update_container_resources (BerthGrpcCall *call, const ProtobufCMessage *req
       gsize len = 0;
       char *text = berth_json_to_text (node, &len);
       g_autoptr (GBytes) bytes = g_bytes_new_take (text, len);
-      ok = berth_task_update (task, bytes, error);
+      ok = berth_task_update (task, bytes, NULL, error);
     }
   if (ok)
     {
@@ -1050,7 +1050,7 @@ berth_cri_exec_as (BerthDaemon *daemon, const char *container_id, const char *ex
       ok = wait_exit (task, exec_id, timeout_ms, exit, cancellable);
       if (!ok)
         {
-          berth_task_kill (task, exec_id, SIGKILL, FALSE, NULL);
+          berth_task_kill (task, exec_id, SIGKILL, FALSE, NULL, NULL);
           wait_exit (task, exec_id, 5000, exit, NULL);
           if (g_cancellable_is_cancelled (cancellable))
             berth_throw (error, BERTH_ERROR_CANCELLED, "command in container %s cancelled", container_id);
@@ -1110,7 +1110,7 @@ exec_sync_cleanup (ExecSync *exec, gboolean kill)
 {
   if (kill)
     {
-      berth_task_kill (exec->task, exec->exec_id, SIGKILL, FALSE, NULL);
+      berth_task_kill (exec->task, exec->exec_id, SIGKILL, FALSE, NULL, NULL);
       wait_exit (exec->task, exec->exec_id, 5000, &exec->exit, NULL);
     }
   berth_task_delete (exec->task, exec->exec_id, NULL, NULL, NULL);

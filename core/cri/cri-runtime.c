@@ -204,7 +204,7 @@ berth_cri_task_destroy (BerthDaemon *daemon, BerthTask *task, BerthExitStatus *e
   if (berth_task_get_status (task, NULL, &exit) != BERTH_TASK_STATUS_STOPPED)
     {
       g_autoptr (GError) local_error = NULL;
-      if (!berth_task_kill (task, NULL, SIGKILL, TRUE, &local_error))
+      if (!berth_task_kill (task, NULL, SIGKILL, TRUE, NULL, &local_error))
         g_debug ("killing task %s: %s", berth_task_get_id (task), local_error->message);
       if (!berth_task_wait (task, NULL, &exit, NULL, error))
         return FALSE;

@@ -864,7 +864,7 @@ resize_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancel
     {
       g_autoptr (GError) error = NULL;
       g_autoptr (BerthTask) t = berth_cri_running_task (r->daemon, r->id, &error);
-      if (t == NULL || berth_task_resize_pty (t, r->exec_id, r->size[0], r->size[1], &error))
+      if (t == NULL || berth_task_resize_pty (t, r->exec_id, r->size[0], r->size[1], cancellable, &error))
         break;
       if (attempt == 49)
         g_debug ("resizing the terminal of %s: %s", r->id, error->message);

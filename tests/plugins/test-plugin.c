@@ -82,9 +82,32 @@ static const BerthConfigKey plugin_config_keys[] = {
 
 #if defined(VARIANT_NO_DESCRIPTOR)
 G_MODULE_EXPORT int berth_not_a_descriptor = 1;
-#elif defined(VARIANT_BAD_ABI)
+#elif defined(VARIANT_BAD_ABI) || defined(VARIANT_NEWER_MINOR) || defined(VARIANT_OLDER_MINOR)
+/* Descriptors as a plugin compiled against other berth headers writes them. */
+#if defined(VARIANT_BAD_ABI)
+#define CLAIMED_MAJOR (BERTH_MAJOR_VERSION + 41)
+#define CLAIMED_MINOR 0
+#elif defined(VARIANT_NEWER_MINOR)
+#define CLAIMED_MAJOR BERTH_MAJOR_VERSION
+#define CLAIMED_MINOR (BERTH_MINOR_VERSION + 1)
+#else
+#if BERTH_MINOR_VERSION == 0
+#error "a .0 release has no older minor of its major to test against"
+#endif
+#define CLAIMED_MAJOR BERTH_MAJOR_VERSION
+#define CLAIMED_MINOR (BERTH_MINOR_VERSION - 1)
+#endif
 G_MODULE_EXPORT const BerthPluginDescriptor berth_plugin_descriptor = {
-  BERTH_PLUGIN_ABI_VERSION + 41, TEST_TYPE, PLUGIN_NAME, "from the future", NULL, NULL, register_types, init
+  .major_version = CLAIMED_MAJOR,
+  .minor_version = CLAIMED_MINOR,
+  .type = TEST_TYPE,
+  .name = PLUGIN_NAME,
+  .description = "built against another ABI",
+  .register_types = register_types,
+  .init = init,
+  .version = "1.2.3",
+  .license = "MIT",
+  .origin = "https://example.org/berth-test-plugin",
 };
 #else
 BERTH_PLUGIN_DEFINE (TEST_TYPE, PLUGIN_NAME, "registry test plugin " PLUGIN_NAME, REQUIRES, CONFIG_KEYS,

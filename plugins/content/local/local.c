@@ -248,7 +248,7 @@ status_of_dir (LocalStore *self, const char *dir, GError **error)
 }
 
 static BerthContentStatus *
-store_status (BerthContentStore *iface, const char *ref, GError **error)
+store_status (BerthContentStore *iface, const char *ref, GCancellable *cancellable, GError **error)
 {
   g_autofree char *dir = ingest_dir_for (ref);
   g_autoptr (GError) local_error = NULL;
@@ -259,7 +259,7 @@ store_status (BerthContentStore *iface, const char *ref, GError **error)
 }
 
 static GPtrArray *
-store_list_statuses (BerthContentStore *iface, GError **error)
+store_list_statuses (BerthContentStore *iface, GCancellable *cancellable, GError **error)
 {
   LocalStore *self = LOCAL_STORE (iface);
   g_autofree char *dir = g_build_filename (self->root, INGEST_DIR, NULL);
@@ -279,7 +279,7 @@ store_list_statuses (BerthContentStore *iface, GError **error)
 }
 
 static gboolean
-store_abort (BerthContentStore *iface, const char *ref, GError **error)
+store_abort (BerthContentStore *iface, const char *ref, GCancellable *cancellable, GError **error)
 {
   LocalStore *self = LOCAL_STORE (iface);
   g_autofree char *dir = ingest_dir_for (ref);

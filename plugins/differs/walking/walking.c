@@ -1006,7 +1006,7 @@ write_layer (WalkingDiffer *self, Walk *w, const char *ref, GHashTable *labels, 
       g_hash_table_insert (result->annotations, g_strdup ("containerd.io/uncompressed"), g_strdup (diff_id));
     }
   else
-    berth_content_store_abort (self->content, ingest, NULL);
+    berth_content_store_abort (self->content, ingest, NULL, NULL);
   deflateEnd (&sink.z);
   berth_digester_free (sink.uncompressed);
   g_free (sink.buf);

@@ -445,7 +445,7 @@ task_start (BerthTask *t, const char *exec_id, guint32 *pid_out, GCancellable *c
 }
 
 static gboolean
-task_kill (BerthTask *t, const char *exec_id, int signal, gboolean all, GError **error)
+task_kill (BerthTask *t, const char *exec_id, int signal, gboolean all, GCancellable *cancellable, GError **error)
 {
   g_autofree char *request = is_exec (exec_id) ? g_strdup_printf ("kill %d %d %s", signal, all ? 1 : 0, exec_id)
                                                : g_strdup_printf ("kill %d %d", signal, all ? 1 : 0);
@@ -541,7 +541,7 @@ task_exec (BerthTask *t, const char *exec_id, GBytes *process_json, const BerthS
 
 
 static gboolean
-task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 height, GError **error)
+task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 height, GCancellable *cancellable, GError **error)
 {
   g_autofree char *request = is_exec (exec_id) ? g_strdup_printf ("resize %u %u %s", width, height, exec_id)
                                                : g_strdup_printf ("resize %u %u", width, height);
@@ -549,7 +549,7 @@ task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 heigh
 }
 
 static gboolean
-task_update (BerthTask *t, GBytes *resources_json, GError **error)
+task_update (BerthTask *t, GBytes *resources_json, GCancellable *cancellable, GError **error)
 {
   OciTask *task = OCI_TASK (t);
   g_autofree char *path = g_build_filename (task->dir, "resources.json", NULL);
@@ -561,19 +561,19 @@ task_update (BerthTask *t, GBytes *resources_json, GError **error)
 }
 
 static gboolean
-task_pause (BerthTask *t, GError **error)
+task_pause (BerthTask *t, GCancellable *cancellable, GError **error)
 {
   return simple_request (OCI_TASK (t), "pause", error);
 }
 
 static gboolean
-task_resume (BerthTask *t, GError **error)
+task_resume (BerthTask *t, GCancellable *cancellable, GError **error)
 {
   return simple_request (OCI_TASK (t), "resume", error);
 }
 
 static GArray *
-task_pids (BerthTask *t, GError **error)
+task_pids (BerthTask *t, GCancellable *cancellable, GError **error)
 {
   g_autofree char *reply = shim_request (OCI_TASK (t), "pids", NULL, error);
   if (reply == NULL)

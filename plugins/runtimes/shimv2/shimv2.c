@@ -558,7 +558,7 @@ task_start (BerthTask *t, const char *exec_id, guint32 *pid_out, GCancellable *c
 }
 
 static gboolean
-task_kill (BerthTask *t, const char *exec_id, int signal, gboolean all, GError **error)
+task_kill (BerthTask *t, const char *exec_id, int signal, gboolean all, GCancellable *cancellable, GError **error)
 {
   ShimV2Task *task = SHIMV2_TASK (t);
   if (is_dead (task, NULL))
@@ -706,7 +706,7 @@ task_exec (BerthTask *t, const char *exec_id, GBytes *process_json, const BerthS
 }
 
 static gboolean
-task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 height, GError **error)
+task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 height, GCancellable *cancellable, GError **error)
 {
   ShimV2Task *task = SHIMV2_TASK (t);
   Containerd__Task__V2__ResizePtyRequest req = CONTAINERD__TASK__V2__RESIZE_PTY_REQUEST__INIT;
@@ -718,7 +718,7 @@ task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 heigh
 }
 
 static gboolean
-task_close_io (BerthTask *t, const char *exec_id, GError **error)
+task_close_io (BerthTask *t, const char *exec_id, GCancellable *cancellable, GError **error)
 {
   ShimV2Task *task = SHIMV2_TASK (t);
   Containerd__Task__V2__CloseIORequest req = CONTAINERD__TASK__V2__CLOSE_IOREQUEST__INIT;
@@ -729,7 +729,7 @@ task_close_io (BerthTask *t, const char *exec_id, GError **error)
 }
 
 static gboolean
-task_pause (BerthTask *t, GError **error)
+task_pause (BerthTask *t, GCancellable *cancellable, GError **error)
 {
   Containerd__Task__V2__PauseRequest req = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
   req.id = SHIMV2_TASK (t)->id;
@@ -737,7 +737,7 @@ task_pause (BerthTask *t, GError **error)
 }
 
 static gboolean
-task_resume (BerthTask *t, GError **error)
+task_resume (BerthTask *t, GCancellable *cancellable, GError **error)
 {
   Containerd__Task__V2__ResumeRequest req = CONTAINERD__TASK__V2__RESUME_REQUEST__INIT;
   req.id = SHIMV2_TASK (t)->id;
@@ -745,7 +745,7 @@ task_resume (BerthTask *t, GError **error)
 }
 
 static GArray *
-task_pids (BerthTask *t, GError **error)
+task_pids (BerthTask *t, GCancellable *cancellable, GError **error)
 {
   ShimV2Task *task = SHIMV2_TASK (t);
   Containerd__Task__V2__PidsRequest req = CONTAINERD__TASK__V2__PIDS_REQUEST__INIT;
@@ -765,7 +765,7 @@ task_pids (BerthTask *t, GError **error)
 }
 
 static gboolean
-task_update (BerthTask *t, GBytes *resources_json, GError **error)
+task_update (BerthTask *t, GBytes *resources_json, GCancellable *cancellable, GError **error)
 {
   ShimV2Task *task = SHIMV2_TASK (t);
   Google__Protobuf__Any resources = json_any (RESOURCES_TYPE_URL, resources_json);
@@ -776,7 +776,7 @@ task_update (BerthTask *t, GBytes *resources_json, GError **error)
 }
 
 static GBytes *
-task_metrics (BerthTask *t, char **type_url_out, GError **error)
+task_metrics (BerthTask *t, char **type_url_out, GCancellable *cancellable, GError **error)
 {
   ShimV2Task *task = SHIMV2_TASK (t);
   Containerd__Task__V2__StatsRequest req = CONTAINERD__TASK__V2__STATS_REQUEST__INIT;

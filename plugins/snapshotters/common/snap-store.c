@@ -319,7 +319,7 @@ lookup_clear (Lookup *l)
 }
 
 static BerthSnapshotInfo *
-snap_stat (BerthSnapshotter *self, const char *key, GError **error)
+snap_stat (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error)
 {
   Lookup l = { key };
   if (!with_txn (store_of (self), FALSE, lookup_txn, &l, error))
@@ -375,7 +375,7 @@ update_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 }
 
 static BerthSnapshotInfo *
-snap_update (BerthSnapshotter *self, const BerthSnapshotInfo *info, const char *const *fieldpaths, GError **error)
+snap_update (BerthSnapshotter *self, const BerthSnapshotInfo *info, const char *const *fieldpaths, GCancellable *cancellable, GError **error)
 {
   UpdateData u = { info, fieldpaths, NULL };
   SnapStore *store = store_of (self);
@@ -416,7 +416,7 @@ snap_usage (BerthSnapshotter *self, const char *key, BerthSnapshotUsage *usage, 
 }
 
 static GPtrArray *
-snap_mounts (BerthSnapshotter *self, const char *key, GError **error)
+snap_mounts (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error)
 {
   SnapStore *store = store_of (self);
   Lookup l = { key };
