@@ -1,4 +1,6 @@
-/* berth-image-archive.c — import and export of OCI layout and `docker save` tars. */
+/* berth-image-archive.c — import and export of OCI layout and `docker save` tars.
+ * Built as the berth-image-archive module (libarchive), which berthd loads on the first
+ * import or export; core/berth-modules.c holds the entry points the daemon calls. */
 #include "config.h"
 
 #include <archive.h>
@@ -13,6 +15,7 @@
 #include "berth-grpc.h"
 #include "berth-image-archive.h"
 #include "berth-image-store.h"
+#include "berth-modules.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 
 #undef G_LOG_DOMAIN
@@ -388,14 +391,7 @@ resolve_docker (Import *im, GBytes *manifest_json, GError **error)
 }
 
 GPtrArray *
-berth_image_archive_import (BerthDaemon *daemon, const char *ns, GInputStream *input, const char *base_name,
-                            GCancellable *cancellable, GError **error)
-{
-  return berth_image_archive_import_full (daemon, ns, input, base_name, NULL, NULL, cancellable, error);
-}
-
-GPtrArray *
-berth_image_archive_import_full (BerthDaemon *daemon, const char *ns, GInputStream *input, const char *base_name,
+berth_image_archive_module_import (BerthDaemon *daemon, const char *ns, GInputStream *input, const char *base_name,
                                  BerthImageArchiveProgress progress, gpointer progress_data,
                                  GCancellable *cancellable, GError **error)
 {
@@ -658,7 +654,7 @@ write_layout (struct archive *a, Export *ex, const char *const *names, GPtrArray
 }
 
 gboolean
-berth_image_archive_export (BerthDaemon *daemon, const char *ns, const char *const *names, GOutputStream *output,
+berth_image_archive_module_export (BerthDaemon *daemon, const char *ns, const char *const *names, GOutputStream *output,
                             GCancellable *cancellable, GError **error)
 {
   if (names == NULL || names[0] == NULL)

@@ -18,6 +18,7 @@ typedef struct {
   BerthPluginRecord pub;
   VisitState visit;
   gboolean pending;      /* probed fine, not yet decided */
+  gboolean lazy;         /* left for its first use (see wanted_at_start) */
   BerthPluginModule *module; /* process-wide, see modules below */
 } Record;
 
@@ -25,7 +26,10 @@ struct _BerthRegistry {
   GObject parent_instance;
   BerthConfig *config; /* the daemon's; outlives the registry */
   char *scanner;       /* NULL: the installed one; "": probe in process */
-  GPtrArray *records;  /* Record*, decision order after load */
+  GPtrArray *records;  /* Record*, decision order after load, then the ones left for first use */
+  GPtrArray *loaded;   /* Record*, in the order they were loaded (shutdown runs it backwards) */
+  GRecMutex lock;      /* loading on first use happens on any thread; init may look up others */
+  gboolean shut_down;  /* no loading on first use any more */
   GHashTable *by_id;   /* id → Record* (the one that counts for that id) */
   GKeyFile *cache;
   char *cache_path;
@@ -93,7 +97,9 @@ berth_registry_finalize (GObject *object)
 {
   BerthRegistry *self = BERTH_REGISTRY (object);
   berth_registry_shutdown (self);
+  g_ptr_array_unref (self->loaded);
   g_ptr_array_unref (self->records);
+  g_rec_mutex_clear (&self->lock);
   g_hash_table_unref (self->by_id);
   g_clear_pointer (&self->cache, g_key_file_unref);
   g_free (self->cache_path);
@@ -115,6 +121,8 @@ berth_registry_init (BerthRegistry *self)
 {
   self->records = g_ptr_array_new_with_free_func ((GDestroyNotify) record_free);
   self->by_id = g_hash_table_new (g_str_hash, g_str_equal);
+  self->loaded = g_ptr_array_new ();
+  g_rec_mutex_init (&self->lock);
 }
 
 BerthRegistry *
@@ -488,6 +496,7 @@ load_one (BerthRegistry *self, Record *record, GError **error)
   record->pub.instance = instance;
   record->pub.status = BERTH_PLUGIN_STATUS_LOADED;
   record->pending = FALSE;
+  g_ptr_array_add (self->loaded, record);
   g_info ("plugin %s loaded", record->pub.id);
   return TRUE;
 }
@@ -591,6 +600,26 @@ save_cache (BerthRegistry *self)
   self->cache_dirty = FALSE;
 }
 
+/* Snapshotters and differs are loaded when something first names them: an idle daemon
+ * then maps none of what they link (libostree, libarchive, …). One is loaded at start
+ * when its config group is present (so a bad key fails startup, as before) or when its
+ * own directory holds something (snapshots to recover, count and collect). */
+static gboolean
+wanted_at_start (BerthRegistry *self, Record *record)
+{
+  if (!g_str_equal (record->pub.type, BERTH_PLUGIN_TYPE_SNAPSHOTTER)
+      && !g_str_equal (record->pub.type, BERTH_PLUGIN_TYPE_DIFFER))
+    return TRUE;
+  if (g_getenv ("BERTH_LOAD_ALL_PLUGINS") != NULL)
+    return TRUE;
+  g_autofree char *group = config_group_for (record->pub.type, record->pub.name);
+  if (self->config->keyfile != NULL && g_key_file_has_group (self->config->keyfile, group))
+    return TRUE;
+  g_autofree char *root = g_build_filename (self->config->root, record->pub.id, NULL);
+  g_autoptr (GDir) dir = g_dir_open (root, 0, NULL);
+  return dir != NULL && g_dir_read_name (dir) != NULL;
+}
+
 gboolean
 berth_registry_load (BerthRegistry *self, GError **error)
 {
@@ -624,19 +653,48 @@ berth_registry_load (BerthRegistry *self, GError **error)
         }
     }
 
+  for (guint i = 0; i < self->records->len; i++)
+    {
+      Record *record = self->records->pdata[i];
+      record->lazy = record->pending && !wanted_at_start (self, record);
+    }
+
   g_autoptr (GPtrArray) order = g_ptr_array_new ();
   g_autoptr (GPtrArray) stack = g_ptr_array_new ();
-  for (guint i = 0; i < self->records->len; i++)
-    if (!visit (self, self->records->pdata[i], stack, order, error))
-      return FALSE;
+  g_rec_mutex_lock (&self->lock);
+  gboolean ok = TRUE;
+  for (guint i = 0; ok && i < self->records->len; i++)
+    if (!((Record *) self->records->pdata[i])->lazy)
+      ok = visit (self, self->records->pdata[i], stack, order, error);
+  g_rec_mutex_unlock (&self->lock);
+  if (!ok)
+    return FALSE;
 
-  /* Records in decision order: dependencies before the plugins that need them. */
+  /* Records in decision order: dependencies before the plugins that need them; the
+   * ones left for their first use last. The array does not change after this. */
+  for (guint i = 0; i < self->records->len; i++)
+    if (((Record *) self->records->pdata[i])->visit == VISIT_NEW)
+      g_ptr_array_add (order, self->records->pdata[i]);
   g_ptr_array_set_free_func (self->records, NULL);
   g_ptr_array_set_size (self->records, 0);
   for (guint i = 0; i < order->len; i++)
     g_ptr_array_add (self->records, order->pdata[i]);
   g_ptr_array_set_free_func (self->records, (GDestroyNotify) record_free);
   return TRUE;
+}
+
+/* Loads @record (and what it requires) on its first use; called with the lock held. */
+static void
+load_on_first_use (BerthRegistry *self, Record *record)
+{
+  if (!record->pending || record->visit != VISIT_NEW || self->shut_down)
+    return;
+  g_autoptr (GPtrArray) order = g_ptr_array_new ();
+  g_autoptr (GPtrArray) stack = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  g_debug ("plugin %s: first use", record->pub.id);
+  if (!visit (self, record, stack, order, &error))
+    record_fail (self, record, g_steal_pointer (&error));
 }
 
 GPtrArray *
@@ -648,22 +706,30 @@ berth_registry_get_plugins (BerthRegistry *self)
 const BerthPluginRecord *
 berth_registry_lookup (BerthRegistry *self, const char *type_or_id)
 {
-  Record *by_id = g_hash_table_lookup (self->by_id, type_or_id);
-  if (by_id != NULL)
-    return &by_id->pub;
-  /* By type: the first loaded one, else the first one, so callers can report why. */
-  Record *first = NULL;
-  for (guint i = 0; i < self->records->len; i++)
+  g_rec_mutex_lock (&self->lock);
+  Record *found = g_hash_table_lookup (self->by_id, type_or_id);
+  if (found != NULL)
+    load_on_first_use (self, found);
+  else
     {
-      Record *record = self->records->pdata[i];
-      if (!g_str_equal (record->pub.type, type_or_id))
-        continue;
-      if (record->pub.status == BERTH_PLUGIN_STATUS_LOADED)
-        return &record->pub;
-      if (first == NULL)
-        first = record;
+      /* By type: the first one that loads, else the first one, so callers can report why. */
+      Record *first = NULL;
+      for (guint i = 0; found == NULL && i < self->records->len; i++)
+        {
+          Record *record = self->records->pdata[i];
+          if (!g_str_equal (record->pub.type, type_or_id))
+            continue;
+          load_on_first_use (self, record);
+          if (record->pub.status == BERTH_PLUGIN_STATUS_LOADED)
+            found = record;
+          else if (first == NULL)
+            first = record;
+        }
+      if (found == NULL)
+        found = first;
     }
-  return first ? &first->pub : NULL;
+  g_rec_mutex_unlock (&self->lock);
+  return found ? &found->pub : NULL;
 }
 
 GObject *
@@ -676,11 +742,15 @@ berth_registry_get_instance (BerthRegistry *self, const char *type_or_id)
 void
 berth_registry_shutdown (BerthRegistry *self)
 {
-  for (guint i = self->records->len; i > 0; i--)
+  g_rec_mutex_lock (&self->lock);
+  for (guint i = self->loaded->len; i > 0; i--)
     {
-      Record *record = self->records->pdata[i - 1];
+      Record *record = self->loaded->pdata[i - 1];
       if (record->pub.instance != NULL)
         g_debug ("finalizing plugin %s", record->pub.id);
       g_clear_object (&record->pub.instance);
     }
+  g_ptr_array_set_size (self->loaded, 0);
+  self->shut_down = TRUE;
+  g_rec_mutex_unlock (&self->lock);
 }

@@ -4,7 +4,9 @@
  * scanner (cached by path + size + mtime) → order by requires (cycles and missing
  * dependencies reported) → load through a GTypeModule → init with the plugin's own
  * config group. Every problem is data on the plugin's record; the daemon serves the
- * plugins that work.
+ * plugins that work. Snapshotters and differs that nothing needs at start are loaded on
+ * their first lookup (from any thread); until then their record says LOADED ("ok")
+ * with no instance.
  */
 #pragma once
 
@@ -14,7 +16,7 @@
 G_BEGIN_DECLS
 
 typedef enum {
-  BERTH_PLUGIN_STATUS_LOADED,
+  BERTH_PLUGIN_STATUS_LOADED,  /* ok: loaded, or loads on first use (instance still NULL) */
   BERTH_PLUGIN_STATUS_SKIPPED, /* disabled by config */
   BERTH_PLUGIN_STATUS_FAILED,
 } BerthPluginStatus;

@@ -7,10 +7,9 @@
 #include <stdlib.h>
 
 #include <glib-unix.h>
-#include <systemd/sd-daemon.h>
-
 #include "berth-daemon-private.h"
 #include "berth-log.h"
+#include "berth-sd.h"
 
 static char *opt_config;
 static char *opt_root;
@@ -84,7 +83,7 @@ print_plugins (BerthRegistry *registry)
 static gboolean
 on_watchdog (gpointer user_data)
 {
-  sd_notify (0, "WATCHDOG=1");
+  berth_sd_notify ("WATCHDOG=1");
   return G_SOURCE_CONTINUE;
 }
 
@@ -100,7 +99,7 @@ notify_status (BerthDaemon *daemon)
       loaded += record->status == BERTH_PLUGIN_STATUS_LOADED;
       failed += record->status == BERTH_PLUGIN_STATUS_FAILED;
     }
-  sd_notifyf (0, "READY=1\nSTATUS=serving; %u plugins loaded, %u failed", loaded, failed);
+  berth_sd_notifyf ("READY=1\nSTATUS=serving; %u plugins loaded, %u failed", loaded, failed);
 }
 
 /* ExecReload: systemd sees RELOADING=1 … READY=1 around it. A config that does not
@@ -110,7 +109,7 @@ on_reload_signal (gpointer user_data)
 {
   BerthDaemon *daemon = user_data;
   g_autoptr (GError) error = NULL;
-  sd_notifyf (0, "RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time ());
+  berth_sd_notifyf ("RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time ());
   g_message ("reloading the configuration");
   BerthConfig *config = load_config (&error);
   if (config == NULL)
@@ -125,7 +124,7 @@ static gboolean
 on_quit_signal (gpointer user_data)
 {
   g_message ("shutting down");
-  sd_notify (0, "STOPPING=1");
+  berth_sd_notify ("STOPPING=1");
   g_main_loop_quit (user_data);
   return G_SOURCE_REMOVE;
 }
@@ -185,11 +184,11 @@ main (int argc, char **argv)
     }
 
   int listen_fd = -1;
-  int n_fds = sd_listen_fds (TRUE);
+  int n_fds = berth_sd_listen_fds ();
   if (n_fds > 1)
     g_warning ("socket activation passed %d sockets; serving on the first", n_fds);
   if (n_fds >= 1)
-    listen_fd = SD_LISTEN_FDS_START;
+    listen_fd = BERTH_SD_LISTEN_FDS_START;
 
   g_autoptr (GMainLoop) loop = g_main_loop_new (NULL, FALSE);
   g_unix_signal_add (SIGTERM, on_quit_signal, loop);
@@ -203,8 +202,8 @@ main (int argc, char **argv)
   g_message ("berthd %s serving on %s", PACKAGE_VERSION,
              listen_fd >= 0 ? "an activated socket" : berth_daemon_get_config (daemon)->address);
   notify_status (daemon);
-  guint64 watchdog_usec = 0;
-  if (sd_watchdog_enabled (FALSE, &watchdog_usec) > 0 && watchdog_usec > 0)
+  guint64 watchdog_usec = berth_sd_watchdog_usec ();
+  if (watchdog_usec > 0)
     g_timeout_add (MAX (watchdog_usec / 2000, 1), on_watchdog, NULL);
   g_main_loop_run (loop);
   berth_daemon_stop (daemon);

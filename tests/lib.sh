@@ -4,6 +4,8 @@ set -u
 
 BUILDDIR=${BERTH_TOP_BUILDDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 SRCDIR=${BERTH_TOP_SRCDIR:-$BUILDDIR}
+# berthd opens its modules (core/berth-modules.h) from the build tree.
+export BERTH_MODULE_DIR=${BERTH_MODULE_DIR:-$BUILDDIR/core/.libs}
 TAP_N=0
 TAP_FAILED=0
 TEST_TMP=$(mktemp -d /tmp/berth-test.XXXXXX)

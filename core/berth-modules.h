@@ -1,0 +1,29 @@
+/* berth-modules.h — services with heavy libraries, in modules loaded on first use
+ * (core-internal).
+ *
+ * An idle berthd should map only what it uses: image archive import/export (libarchive)
+ * is built as a module, $(pkglibdir)/modules/berth-NAME.so ($BERTH_MODULE_DIR
+ * overrides the directory, as the tests do to run from the build tree), that berthd
+ * opens the first time it is needed and keeps. A module calls the daemon's own
+ * functions (berthd is linked with -export-dynamic). A program that links a module's
+ * source itself (unit tests, fuzzers) uses that copy and opens nothing.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include "berth-daemon.h"
+#include "berth-image-archive.h"
+
+G_BEGIN_DECLS
+
+/* The address of @symbol in module @name, opening it the first time. */
+gpointer berth_module_symbol (const char *name, const char *symbol, GError **error);
+
+/* What the berth-image-archive module exports. */
+GPtrArray *berth_image_archive_module_import (BerthDaemon *daemon, const char *ns, GInputStream *input,
+                                              const char *base_name, BerthImageArchiveProgress progress,
+                                              gpointer progress_data, GCancellable *cancellable, GError **error);
+gboolean berth_image_archive_module_export (BerthDaemon *daemon, const char *ns, const char *const *names,
+                                            GOutputStream *output, GCancellable *cancellable, GError **error);
+
+G_END_DECLS
