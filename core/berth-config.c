@@ -92,6 +92,37 @@ berth_config_new_default (void)
   return config;
 }
 
+/* Per-user paths (XDG) for a daemon run by an unprivileged user, as rootless containerd's:
+ * data under ~/.local/share, state and socket under $XDG_RUNTIME_DIR (a per-user tmpfs),
+ * config under ~/.config. Without XDG_RUNTIME_DIR, state and address stay NULL: berthd
+ * then wants --state and --address rather than guess a directory others may share. */
+static void
+set_rootless_defaults (BerthConfig *config)
+{
+  const char *runtime_dir = g_getenv ("XDG_RUNTIME_DIR");
+  g_free (config->root);
+  config->root = g_build_filename (g_get_user_data_dir (), "berth", NULL);
+  g_clear_pointer (&config->state, g_free);
+  g_clear_pointer (&config->address, g_free);
+  if (runtime_dir != NULL && g_path_is_absolute (runtime_dir))
+    {
+      config->state = g_build_filename (runtime_dir, "berth", NULL);
+      config->address = g_build_filename (config->state, "berthd.sock", NULL);
+    }
+  g_free (config->registry_auth_file);
+  config->registry_auth_file = g_build_filename (g_get_user_config_dir (), "berth", "auth.json", NULL);
+  g_free (config->cri_cni_conf_dir);
+  config->cri_cni_conf_dir = g_build_filename (g_get_user_config_dir (), "cni", "net.d", NULL);
+}
+
+char *
+berth_config_default_path (gboolean rootless)
+{
+  if (rootless)
+    return g_build_filename (g_get_user_config_dir (), "berth", "berthd.conf", NULL);
+  return g_build_filename (BERTH_SYSCONF_DIR, "berth", "berthd.conf", NULL);
+}
+
 void
 berth_config_free (BerthConfig *config)
 {
@@ -425,9 +456,18 @@ validate (BerthConfig *config, GError **error)
 BerthConfig *
 berth_config_load (const char *path, GError **error)
 {
+  return berth_config_load_full (path, FALSE, error);
+}
+
+BerthConfig *
+berth_config_load_full (const char *path, gboolean rootless, GError **error)
+{
   g_autoptr (BerthConfig) config = berth_config_new_default ();
+  if (rootless)
+    set_rootless_defaults (config);
+  config->rootless = rootless;
   gboolean must_exist = path != NULL;
-  g_autofree char *default_path = g_build_filename (BERTH_SYSCONF_DIR, "berth", "berthd.conf", NULL);
+  g_autofree char *default_path = berth_config_default_path (rootless);
   if (path == NULL)
     path = default_path;
 

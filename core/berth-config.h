@@ -47,10 +47,17 @@ typedef struct {
   char *cri_cni_conf_dir;           /* [cri] cni-conf-dir */
   char *cri_cni_bin_dir;            /* [cri] cni-bin-dir */
   char *cri_stream_address;         /* [cri] stream-address: "IP" or "IP:PORT" */
+  gboolean rootless;                /* berthd --rootless: per-user paths, no real root */
 } BerthConfig;
 
 /* Reads @path (NULL: BERTH_SYSCONF_DIR/berth/berthd.conf, which may be absent). */
 BerthConfig *berth_config_load (const char *path, GError **error);
+/* As berth_config_load; @rootless: defaults are the user's (XDG) paths, and a NULL @path
+ * reads $XDG_CONFIG_HOME/berth/berthd.conf. Without XDG_RUNTIME_DIR state and address
+ * are NULL until the caller sets them. */
+BerthConfig *berth_config_load_full (const char *path, gboolean rootless, GError **error);
+/* The config file read when none is named. */
+char *berth_config_default_path (gboolean rootless);
 BerthConfig *berth_config_new_default (void);
 void berth_config_free (BerthConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthConfig, berth_config_free)

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,4 +99,22 @@ berth_remove_tree_at (int dirfd, const char *name, GError **error)
   if (unlinkat (dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
     return berth_throw_errno (error, "removing %s", name);
   return TRUE;
+}
+
+gboolean
+berth_in_user_namespace (void)
+{
+  static gsize once = 0;
+  static gboolean in_userns;
+  if (g_once_init_enter (&once))
+    {
+      /* The initial namespace maps every uid onto itself: "0 0 4294967295". */
+      g_autofree char *map = NULL;
+      guint64 inside = 0, outside = 0, count = 0;
+      if (g_file_get_contents ("/proc/self/uid_map", &map, NULL, NULL)
+          && sscanf (map, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, &inside, &outside, &count) == 3)
+        in_userns = !(inside == 0 && outside == 0 && count == G_MAXUINT32);
+      g_once_init_leave (&once, 1);
+    }
+  return in_userns;
 }

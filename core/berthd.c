@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <glib-unix.h>
 #include "berth-daemon-private.h"
@@ -21,9 +22,13 @@ static char *opt_log_level;
 static gboolean opt_print_config;
 static gboolean opt_list_plugins;
 static gboolean opt_version;
+static gboolean opt_rootless;
 
 static const GOptionEntry entries[] = {
-  { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "Config file (default " BERTH_SYSCONF_DIR "/berth/berthd.conf)", "FILE" },
+  { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
+    "Config file (default " BERTH_SYSCONF_DIR "/berth/berthd.conf, rootless: ~/.config/berth/berthd.conf)", "FILE" },
+  { "rootless", 0, 0, G_OPTION_ARG_NONE, &opt_rootless,
+    "Run as an unprivileged user's daemon (inside berthd-rootless): per-user paths; implied when not root", NULL },
   { "root", 0, 0, G_OPTION_ARG_FILENAME, &opt_root, "Persistent data directory", "DIR" },
   { "state", 0, 0, G_OPTION_ARG_FILENAME, &opt_state, "Runtime state directory", "DIR" },
   { "address", 'a', 0, G_OPTION_ARG_FILENAME, &opt_address, "gRPC unix socket", "PATH" },
@@ -49,12 +54,21 @@ override (char **field, char *value)
 static BerthConfig *
 load_config (GError **error)
 {
-  g_autoptr (BerthConfig) config = berth_config_load (opt_config, error);
+  g_autoptr (BerthConfig) config = berth_config_load_full (opt_config, opt_rootless, error);
   if (config == NULL)
     return NULL;
   override (&config->root, opt_root);
   override (&config->state, opt_state);
   override (&config->address, opt_address);
+  /* Rootless without XDG_RUNTIME_DIR: the socket goes with the state given instead. */
+  if (config->address == NULL && config->state != NULL)
+    config->address = g_build_filename (config->state, "berthd.sock", NULL);
+  if (config->state == NULL)
+    {
+      berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
+                   "rootless: XDG_RUNTIME_DIR is not set; set it (e.g. to /run/user/%u) or give --state", getuid ());
+      return NULL;
+    }
   override (&config->libexec_dir, opt_libexec_dir);
   override (&config->log_level, opt_log_level);
   if (opt_plugin_dirs != NULL)
@@ -152,6 +166,11 @@ main (int argc, char **argv)
       printf ("berthd %s\n", PACKAGE_VERSION);
       return 0;
     }
+  /* An unprivileged user's daemon is rootless whether or not it was asked: root's paths
+   * are not its to write. So is one that rootlesskit started (berthd-rootless), whose
+   * "root" is the user's uid mapped in a user namespace. */
+  if (geteuid () != 0 || g_getenv ("ROOTLESSKIT_STATE_DIR") != NULL)
+    opt_rootless = TRUE;
 
   g_autoptr (BerthConfig) config = load_config (&error);
   if (config == NULL)

@@ -22,6 +22,9 @@ PACKAGES=(
   golang-go docker.io
   # tests/critest.sh, tests/crictl.sh: cri-tools built offline from its vendored tarball
   golang-go
+  # tests/rootless.sh, data/berthd-rootless: user namespaces with subordinate ids and
+  # the user's network
+  rootlesskit uidmap slirp4netns
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -20,4 +20,9 @@ DIR *berth_fdopendir (int fd, const char *what, GError **error);
  * (errno set). */
 const char *berth_dir_next (DIR *dir);
 
+/* Whether this process runs in a user namespace other than the host's (a rootless
+ * berthd under rootlesskit): there, trusted.* xattrs, device nodes and the host's
+ * cgroups are out of reach, and overlayfs wants "userxattr". */
+gboolean berth_in_user_namespace (void);
+
 G_END_DECLS

@@ -279,6 +279,14 @@ compression_for (const char *media_type, Compression *out, GError **error)
 
 /* ---------------- applying entries inside a root ---------------- */
 
+/* overlayfs's opaque-dir marker. In a user namespace (a rootless berthd) trusted.* is out
+ * of reach and the overlayfs snapshotter mounts with "userxattr", which reads user.*. */
+static const char *
+opaque_xattr (void)
+{
+  return berth_in_user_namespace () ? "user.overlay.opaque" : "trusted.overlay.opaque";
+}
+
 typedef struct {
   int root_fd;
   gboolean overlay; /* the root is an overlay upper dir: whiteouts as overlay wants them */
@@ -503,7 +511,7 @@ apply_entry (Target *t, struct archive *a, struct archive_entry *entry, GError *
         {
           if (t->overlay)
             {
-              if (fsetxattr (dirfd, "trusted.overlay.opaque", "y", 1, 0) < 0)
+              if (fsetxattr (dirfd, opaque_xattr (), "y", 1, 0) < 0)
                 return berth_throw_errno (error, "marking %s opaque", *dir ? dir : "/");
               return TRUE;
             }
@@ -892,7 +900,7 @@ walk_upper (Walk *w, const char *dir, GError **error)
         {
           char opaque = 0;
           g_autofree char *through = g_strdup_printf ("/proc/self/fd/%d/%s", w->upper_fd, path);
-          if (w->overlay && lgetxattr (through, "trusted.overlay.opaque", &opaque, 1) == 1 && opaque == 'y')
+          if (w->overlay && lgetxattr (through, opaque_xattr (), &opaque, 1) == 1 && opaque == 'y')
             {
               g_autofree char *marker = g_build_filename (path, OPAQUE_MARKER, NULL);
               if (!add_marker (w->a, marker, error))

@@ -763,6 +763,22 @@ write_config (const char *bundle, GBytes *spec_json, gboolean has_mounts, GError
   const char *path = json_object_has_member (rootobj, "path") ? json_object_get_string_member (rootobj, "path") : NULL;
   if (has_mounts || path == NULL || !g_path_is_absolute (path))
     json_object_set_string_member (rootobj, "path", "rootfs");
+  /* A rootless berthd (in a user namespace) may not create cgroups on the host's
+   * hierarchies, so it runs containers with cgroups disabled: no cgroup path (runc and
+   * crun then skip the cgroup setup they are denied) and no limits (runc fails on a CPU
+   * share it cannot set; device rules are for the devices cgroup). */
+  JsonNode *linux_node = json_object_get_member (spec, "linux");
+  if (berth_in_user_namespace () && linux_node != NULL && JSON_NODE_HOLDS_OBJECT (linux_node))
+    {
+      JsonObject *linux_obj = json_node_get_object (linux_node);
+      if (json_object_has_member (linux_obj, "cgroupsPath"))
+        json_object_remove_member (linux_obj, "cgroupsPath");
+      if (json_object_has_member (linux_obj, "resources"))
+        {
+          g_debug ("rootless: %s runs without cgroup limits", bundle);
+          json_object_remove_member (linux_obj, "resources");
+        }
+    }
   g_autoptr (JsonGenerator) gen = json_generator_new ();
   json_generator_set_root (gen, root);
   g_autofree char *config = g_build_filename (bundle, "config.json", NULL);

@@ -3,6 +3,11 @@
  * upper directory only. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mount.h>
+
 #include "../common/snap-store.h"
 
 #define OVERLAY_TYPE_SNAPSHOTTER (overlay_snapshotter_get_type ())
@@ -14,6 +19,10 @@ struct _OverlaySnapshotter {
 
 G_DEFINE_DYNAMIC_TYPE_EXTENDED (OverlaySnapshotter, overlay_snapshotter, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
                                 G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_SNAPSHOTTER, snap_store_iface_init))
+
+/* Set at init: in a user namespace (rootless berthd) overlayfs keeps its whiteout and
+ * opaque markers in user.overlay.* xattrs, as trusted.* ones are out of reach there. */
+static gboolean use_userxattr;
 
 static gboolean
 overlay_populate (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
@@ -28,7 +37,51 @@ overlay_mounts (SnapStore *store, const SnapRecord *record, GPtrArray *parents, 
   for (guint i = 0; i < parents->len; i++)
     g_ptr_array_add (lowers, snap_store_path (store, ((SnapRecord *) parents->pdata[i])->id, "fs"));
   g_ptr_array_add (lowers, NULL);
-  return snap_store_layer_mounts (store, record, (const char *const *) lowers->pdata);
+  GPtrArray *mounts = snap_store_layer_mounts (store, record, (const char *const *) lowers->pdata);
+  for (guint i = 0; use_userxattr && i < mounts->len; i++)
+    {
+      BerthMount *m = mounts->pdata[i];
+      if (!g_str_equal (m->type, "overlay"))
+        continue;
+      guint n = g_strv_length (m->options);
+      m->options = g_renew (char *, m->options, n + 2);
+      memmove (m->options + 1, m->options, (n + 1) * sizeof (char *));
+      m->options[0] = g_strdup ("userxattr");
+    }
+  return mounts;
+}
+
+/* Whether the kernel mounts overlayfs with userxattr in this user namespace (5.11 and
+ * later do): a real two-lower mount under @root, undone at once. */
+static gboolean
+probe_userxattr (const char *root, GError **error)
+{
+  g_autofree char *dir = g_build_filename (root, "userxattr-probe", NULL);
+  const char *subdirs[] = { "l1", "l2", "upper", "work", "merged" };
+  gboolean ok = berth_remove_tree_at (AT_FDCWD, dir, error);
+  for (guint i = 0; ok && i < G_N_ELEMENTS (subdirs); i++)
+    {
+      g_autofree char *sub = g_build_filename (dir, subdirs[i], NULL);
+      if (g_mkdir_with_parents (sub, 0700) < 0)
+        ok = berth_throw_errno (error, "creating %s", sub);
+    }
+  if (ok)
+    {
+      g_autofree char *merged = g_build_filename (dir, "merged", NULL);
+      g_autofree char *data = g_strdup_printf ("userxattr,lowerdir=%s/l1:%s/l2,upperdir=%s/upper,workdir=%s/work",
+                                               dir, dir, dir, dir);
+      if (mount ("overlay", merged, "overlay", 0, data) < 0)
+        ok = berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
+                          "skip plugin: overlayfs with userxattr cannot be mounted in this user namespace (%s; "
+                          "kernel 5.11 or later needed): use the native snapshotter",
+                          g_strerror (errno));
+      else
+        umount2 (merged, MNT_DETACH);
+    }
+  g_autoptr (GError) cleanup_error = NULL;
+  if (!berth_remove_tree_at (AT_FDCWD, dir, &cleanup_error))
+    g_warning ("%s", cleanup_error->message);
+  return ok;
 }
 
 static const SnapOps overlay_ops = { overlay_populate, overlay_mounts };
@@ -64,7 +117,16 @@ init (BerthPluginContext *context, GError **error)
       berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "skip plugin: overlayfs is not available (modprobe overlay)");
       return NULL;
     }
-  SnapStore *store = snap_store_open (berth_plugin_context_get_root (context), &overlay_ops, error);
+  const char *root = berth_plugin_context_get_root (context);
+  if (berth_in_user_namespace ())
+    {
+      if (g_mkdir_with_parents (root, 0700) < 0)
+        return berth_throw_errno (error, "creating %s", root), NULL;
+      if (!probe_userxattr (root, error))
+        return NULL;
+      use_userxattr = TRUE;
+    }
+  SnapStore *store = snap_store_open (root, &overlay_ops, error);
   if (store == NULL)
     return NULL;
   OverlaySnapshotter *self = g_object_new (OVERLAY_TYPE_SNAPSHOTTER, NULL);
