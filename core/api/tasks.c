@@ -120,7 +120,7 @@ static GMutex starting_lock;
 static void
 publish_exit (BerthDaemon *daemon, BerthTask *task, const HeldExit *exit)
 {
-  g_autoptr (ProtobufCMessage) ts = &berth_api_timestamp_new (exit->exited_at)->base;
+  g_autoptr (ProtobufCMessage) ts = &berth_schema_timestamp_new (exit->exited_at)->base;
   Containerd__Events__TaskExit event = CONTAINERD__EVENTS__TASK_EXIT__INIT;
   event.container_id = (char *) berth_task_get_id (task);
   event.id = exit->exec_id ? exit->exec_id : (char *) berth_task_get_id (task);
