@@ -181,19 +181,16 @@ exits_release (BerthDaemon *daemon, BerthTask *task, const char *key)
     publish_exit (daemon, task, held->pdata[i]);
 }
 
-gboolean
-berth_api_ops_task_start (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint32 *pid_out,
-                          GCancellable *cancellable, GError **error)
+/* Starts the process and publishes its start event, with its exit held (*@holding:
+ * the caller releases it with exits_release under @key). */
+static gboolean
+task_start (BerthDaemon *daemon, BerthTask *task, const char *exec_id, const char *key, gboolean *holding,
+            guint32 *pid_out, GCancellable *cancellable, GError **error)
 {
   guint32 pid = 0;
-  const char *key = exec_id != NULL ? exec_id : "";
-  gboolean holding = exits_hold (task, key);
+  *holding = exits_hold (task, key);
   if (!berth_task_start (task, exec_id, &pid, cancellable, error))
-    {
-      if (holding)
-        exits_release (daemon, task, key);
-      return FALSE;
-    }
+    return FALSE;
   const char *ns = berth_task_get_namespace (task);
   if (exec_id != NULL && *exec_id != '\0')
     {
@@ -211,26 +208,79 @@ berth_api_ops_task_start (BerthDaemon *daemon, BerthTask *task, const char *exec
       event.pid = pid;
       berth_events_publish (berth_daemon_get_events (daemon), ns, "/tasks/start", &event.base);
     }
-  if (holding)
-    exits_release (daemon, task, key);
   if (pid_out != NULL)
     *pid_out = pid;
   return TRUE;
 }
 
+gboolean
+berth_api_ops_task_start (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint32 *pid_out,
+                          GCancellable *cancellable, GError **error)
+{
+  const char *key = exec_id != NULL ? exec_id : "";
+  gboolean holding = FALSE;
+  gboolean ok = task_start (daemon, task, exec_id, key, &holding, pid_out, cancellable, error);
+  if (holding)
+    exits_release (daemon, task, key);
+  return ok;
+}
+
+typedef struct {
+  BerthDaemon *daemon;
+  BerthTask *task;
+  char *key;
+} StartRelease;
+
+/* The call is over, its response written to the client's socket (the end runs on the
+ * main context after the response went out): now the exit may follow. */
+static void
+start_release (gpointer data)
+{
+  StartRelease *release = data;
+  exits_release (release->daemon, release->task, release->key);
+  g_object_unref (release->task);
+  g_free (release->key);
+  g_free (release);
+}
+
+/* Docker takes a /tasks/exit for its container's end only once Start has answered (it
+ * compares the exit's pid with the one Start returned; before that the exit is an
+ * unknown process's and the container stays "running" for good). containerd's exit
+ * comes from the shim through containerd, well after Start's answer: here the exit is
+ * held until the answer is out. */
 static ProtobufCMessage *
 tasks_start (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_data, GError **error)
 {
   const Containerd__Services__Tasks__V1__StartRequest *req = (gpointer) request;
   g_autoptr (BerthTask) task = find_task (call, user_data, req->container_id, error);
-  guint32 pid = 0;
-  if (task == NULL
-      || !berth_api_ops_task_start (user_data, task, req->exec_id, &pid, berth_grpc_call_get_cancellable (call), error))
+  if (task == NULL)
     return NULL;
+  guint32 pid = 0;
+  const char *key = req->exec_id != NULL ? req->exec_id : "";
+  gboolean holding = FALSE;
+  gboolean ok = task_start (user_data, task, req->exec_id, key, &holding, &pid, berth_grpc_call_get_cancellable (call),
+                            error);
+  if (!ok || !holding)
+    {
+      if (holding)
+        exits_release (user_data, task, key);
+      if (!ok)
+        return NULL;
+      Containerd__Services__Tasks__V1__StartResponse *response =
+        berth_grpc_message_new (&containerd__services__tasks__v1__start_response__descriptor);
+      response->pid = pid;
+      return &response->base;
+    }
+  StartRelease *release = g_new0 (StartRelease, 1);
+  release->daemon = user_data;
+  release->task = g_object_ref (task);
+  release->key = g_strdup (key);
+  berth_grpc_call_defer (call, start_release, release);
   Containerd__Services__Tasks__V1__StartResponse *response =
     berth_grpc_message_new (&containerd__services__tasks__v1__start_response__descriptor);
   response->pid = pid;
-  return &response->base;
+  berth_grpc_call_complete (call, &response->base, NULL);
+  return NULL;
 }
 
 gboolean
