@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/berth-api.h"
 #include "berth-metadata-schema.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "berth-daemon-private.h"
@@ -162,7 +161,7 @@ on_runtime_event (GObject *runtime, const char *ns, const char *topic, const cha
 }
 
 gboolean
-berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
+berth_daemon_start (BerthDaemon *daemon, int listen_fd, BerthDaemonServicesFunc register_services, GError **error)
 {
   GPtrArray *plugins = berth_registry_get_plugins (daemon->registry);
   for (guint i = 0; i < plugins->len; i++)
@@ -195,7 +194,7 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
     }
   daemon->gc_source = berth_gc_schedule (daemon, daemon->config->gc_interval_seconds);
   daemon->server = berth_grpc_server_new (daemon, daemon->config->max_message_size);
-  berth_api_register_all (daemon->server, daemon);
+  register_services (daemon->server, daemon);
   if (listen_fd >= 0)
     return berth_grpc_server_adopt_fd (daemon->server, listen_fd, error);
   g_autofree char *dir = g_path_get_dirname (daemon->config->address);

@@ -9,6 +9,7 @@
 #include <glib-unix.h>
 #include <systemd/sd-daemon.h>
 
+#include "api/berth-api.h"
 #include "berth-daemon-private.h"
 #include "berth-log.h"
 
@@ -195,7 +196,7 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGTERM, on_quit_signal, loop);
   g_unix_signal_add (SIGINT, on_quit_signal, loop);
   g_unix_signal_add (SIGHUP, on_reload_signal, daemon);
-  if (!berth_daemon_start (daemon, listen_fd, &error))
+  if (!berth_daemon_start (daemon, listen_fd, berth_api_register_all, &error))
     {
       fprintf (stderr, "berthd: %s\n", error->message);
       return 1;
