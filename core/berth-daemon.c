@@ -9,8 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/berth-api.h"
-#include "api/berth-api-ops.h"
 #include "berth-metadata-schema.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "berth-daemon-private.h"
@@ -32,13 +30,15 @@ struct _BerthDaemon {
   char *state_lock_path;
   guint gc_source;
   GCancellable *shutdown;
+  BerthDaemonTaskExitFunc task_exited;
 };
 
 /* A process of @task exited (the runtime's "exited" signal, from any thread). */
 static void
 on_task_exited (BerthTask *task, const char *exec_id, guint pid, guint exit_status, gint64 exited_at, gpointer data)
 {
-  berth_api_ops_task_exited (data, task, exec_id, pid, exit_status, exited_at);
+  BerthDaemon *daemon = data;
+  daemon->task_exited (daemon, task, exec_id, pid, exit_status, exited_at);
 }
 
 /* Publishes the exits of @task's processes as /tasks/exit. The runtime announces them
@@ -155,8 +155,10 @@ on_runtime_event (GObject *runtime, const char *ns, const char *topic, const cha
 }
 
 gboolean
-berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
+berth_daemon_start (BerthDaemon *daemon, int listen_fd, BerthDaemonServicesFunc register_services,
+                    BerthDaemonTaskExitFunc task_exited, GError **error)
 {
+  daemon->task_exited = task_exited;
   GPtrArray *plugins = berth_registry_get_plugins (daemon->registry);
   for (guint i = 0; i < plugins->len; i++)
     {
@@ -188,7 +190,7 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, GError **error)
     }
   daemon->gc_source = berth_gc_schedule (daemon, daemon->config->gc_interval_seconds);
   daemon->server = berth_grpc_server_new (daemon, daemon->config->max_message_size);
-  berth_api_register_all (daemon->server, daemon);
+  register_services (daemon->server, daemon);
   if (listen_fd >= 0)
     return berth_grpc_server_adopt_fd (daemon->server, listen_fd, error);
   g_autofree char *dir = g_path_get_dirname (daemon->config->address);

@@ -14,9 +14,6 @@
 #include "berth-image-store.h"
 #include "berth-unpack.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-transfer"
-
 #define DOCKER_DOMAIN "docker.io"
 #define DOCKER_REGISTRY_HOST "registry-1.docker.io"
 #define MAX_NAME 255

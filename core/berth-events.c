@@ -5,9 +5,6 @@
 #include <berth/berth-types.h>
 #include "berth-events.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth"
-
 /* A subscriber that falls this far behind is dropped rather than slowing publishers. */
 #define SUBSCRIBER_QUEUE_MAX 4096
 

@@ -15,9 +15,6 @@
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.pb-c.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-gc"
-
 #define LABEL_ROOT "containerd.io/gc.root"
 #define LABEL_EXPIRE "containerd.io/gc.expire"
 #define LABEL_REF_CONTENT "containerd.io/gc.ref.content"

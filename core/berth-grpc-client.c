@@ -15,9 +15,6 @@
 #include "berth-grpc-client.h"
 #include "berth-grpc-wire.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-client"
-
 #define MAX_MESSAGE (16 * 1024 * 1024)
 #define SEND_BUDGET (1024 * 1024)
 #define WINDOW (16 * 1024 * 1024)

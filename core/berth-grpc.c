@@ -37,9 +37,6 @@
 #include "berth-grpc-wire.h"
 #include "berth-metrics.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-api"
-
 /* What one stream may hold in each direction before the other side must wait. */
 #define QUEUE_BUDGET (4 * 1024 * 1024)
 /* A pulled server stream is pulled again while less than this is queued: enough to

@@ -18,9 +18,6 @@
 #include "berth-modules.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-archive"
-
 #define ANNOTATION_NAME "io.containerd.image.name"
 #define ANNOTATION_REF "org.opencontainers.image.ref.name"
 

@@ -10,9 +10,6 @@
 #include <berth/berth-error.h>
 #include "berth-metadata.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth"
-
 /* Sparse; LMDB only uses what it writes. */
 #define METADATA_MAP_SIZE (G_GUINT64_CONSTANT (4) << 30)
 

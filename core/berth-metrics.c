@@ -11,9 +11,6 @@
 #include "berth-daemon.h"
 #include "berth-metrics.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-metrics"
-
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 /* The HTTP listener shares berthd's fd table with the API: a client (any local user,
  * for a loopback address) may hold only so many connections, and idle ones go. */

@@ -1,8 +1,6 @@
 /* berth-seccomp.c — docker-format seccomp profiles to OCI `linux.seccomp`. */
 #include "config.h"
 
-#define G_LOG_DOMAIN "berth-spec"
-
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>

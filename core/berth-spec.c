@@ -1,8 +1,6 @@
 /* berth-spec.c — OCI runtime specs from containerd's defaults, an image config and options. */
 #include "config.h"
 
-#define G_LOG_DOMAIN "berth-spec"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <glib-unix.h>
+
+#include "api/berth-api.h"
+#include "api/berth-api-ops.h"
 #include "berth-daemon-private.h"
 #include "berth-log.h"
 #include "berth-sd.h"
@@ -213,7 +216,7 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGTERM, on_quit_signal, loop);
   g_unix_signal_add (SIGINT, on_quit_signal, loop);
   g_unix_signal_add (SIGHUP, on_reload_signal, daemon);
-  if (!berth_daemon_start (daemon, listen_fd, &error))
+  if (!berth_daemon_start (daemon, listen_fd, berth_api_register_all, berth_api_ops_task_exited, &error))
     {
       fprintf (stderr, "berthd: %s\n", error->message);
       return 1;

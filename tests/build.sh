@@ -8,5 +8,6 @@ BUILD=${1:-_build}
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then autoreconf -fi >/dev/null; fi
 mkdir -p "$BUILD"
 cd "$BUILD"
-if [ ! -f Makefile ] || [ "$SRC/configure" -nt config.status ]; then "$SRC/configure" -q "$@"; fi
+# -Werror explicitly: CI holds the code to it whether or not it runs from a git checkout.
+if [ ! -f Makefile ] || [ "$SRC/configure" -nt config.status ]; then "$SRC/configure" -q --enable-werror "$@"; fi
 make -j"$(nproc)" >/dev/null

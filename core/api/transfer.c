@@ -7,9 +7,6 @@
 #include "berth-distribution.h"
 #include "berth/services/transfer/v1/transfer.pb-c.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-transfer"
-
 typedef struct {
   BerthGrpcCall *call;
   GError *error; /* the first failed send: the client is gone, later progress is dropped */

@@ -14,9 +14,6 @@
 #include "berth-cni.h"
 #include "berth-image-store.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-cri"
-
 gboolean
 berth_netns_create (const char *path, GError **error)
 {

@@ -20,8 +20,6 @@
 #include "berth-snapshots.h"
 #include "berth-spec.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-cri"
 #define SPEC_TYPE_URL "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 /* ExecSync output beyond this is dropped, as the CRI asks (CVE-2022-1708). */
 #define EXEC_OUTPUT_MAX (16 << 20)

@@ -20,9 +20,6 @@
 #include "berth-image-store.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-cri"
-
 typedef Containerd__Services__Images__V1__Image StoredImage;
 
 /* Every image record's name in k8s.io. */

@@ -18,8 +18,6 @@
 #include "berth-spec.h"
 #include "github.com/containerd/containerd/runtime/v2/runc/options/oci.pb-c.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-cri"
 #define SPEC_TYPE_URL "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 #define PAUSE_BINARY "berth-pause"
 #define RUNC_OPTIONS_TYPE_URL "containerd.runc.v1.Options"

@@ -48,9 +48,6 @@
 #include "berth-image-store.h"
 #include "cri-spdy.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-cri"
-
 #define TOKEN_LIFETIME_US (60 * G_USEC_PER_SEC)
 #define ATTACH_POLL_US (100 * 1000)
 

@@ -19,9 +19,6 @@
 
 #include <berth/berth.h>
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-content"
-
 #define BLOB_DIR "blobs/sha256"
 #define INGEST_DIR "ingest"
 

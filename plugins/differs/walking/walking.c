@@ -30,9 +30,6 @@
 
 #include <berth/berth.h>
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-differ"
-
 #define WHITEOUT_PREFIX ".wh."
 #define OPAQUE_MARKER ".wh..wh..opq"
 #define MEDIA_TAR "application/vnd.oci.image.layer.v1.tar"
@@ -731,7 +728,6 @@ walking_apply (BerthDiffer *differ, const BerthDescriptor *layer, GPtrArray *mou
     }
   return applied;
 }
-
 
 /* ---------------- compare: changes → a tar+gzip layer ---------------- */
 

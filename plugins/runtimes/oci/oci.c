@@ -28,9 +28,6 @@
 
 #include "runc-options.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-runtime"
-
 #define RUNC_OPTIONS_TYPE "containerd.runc.v1.Options"
 #define SHIM_READY_TIMEOUT_MS (60 * 1000)
 #define SHIM_REPLY_TIMEOUT_MS (30 * 1000)
@@ -396,7 +393,6 @@ validate_exec_id (const char *exec_id, GError **error)
   return TRUE;
 }
 
-
 static const char *task_get_id (BerthTask *t) { return OCI_TASK (t)->id; }
 static const char *task_get_namespace (BerthTask *t) { return OCI_TASK (t)->namespace_; }
 static guint32 task_get_pid (BerthTask *t) { return OCI_TASK (t)->pid; }
@@ -538,7 +534,6 @@ task_exec (BerthTask *t, const char *exec_id, GBytes *process_json, const BerthS
   g_autofree char *request = g_strdup_printf ("add %s", exec_id);
   return simple_request (task, request, error);
 }
-
 
 static gboolean
 task_resize_pty (BerthTask *t, const char *exec_id, guint32 width, guint32 height, GCancellable *cancellable, GError **error)

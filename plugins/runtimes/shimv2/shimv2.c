@@ -34,9 +34,6 @@
 #include "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.pb-c.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-shimv2"
-
 #define TASK_SERVICE "containerd.task.v2.Task"
 #define EVENTS_SERVICE "containerd.services.events.ttrpc.v1.Events"
 #define PROCESS_TYPE_URL "types.containerd.io/opencontainers/runtime-spec/1/Process"

@@ -17,9 +17,6 @@
 #include "ttrpc.h"
 #include "ttrpc.pb-c.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-shimv2"
-
 #define HEADER_LENGTH 10
 #define TYPE_REQUEST 1
 #define TYPE_RESPONSE 2

@@ -36,9 +36,6 @@
 
 #include "../common/snap-store.h"
 
-#undef G_LOG_DOMAIN
-#define G_LOG_DOMAIN "berth-ostree"
-
 #define REF_PREFIX "berth/"
 
 #define OSTREE_TYPE_SNAPSHOTTER (ostree_snapshotter_get_type ())
