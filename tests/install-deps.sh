@@ -20,6 +20,8 @@ PACKAGES=(
   containernetworking-plugins python3-grpc-tools iproute2 python3-websocket
   # tests/go-client.sh (Go builds containerd's client library offline), tests/docker.sh
   golang-go docker.io
+  # tests/api-docs.sh, configure --enable-gtk-doc: the plugin API reference
+  gtk-doc-tools
   # tests/critest.sh, tests/crictl.sh: cri-tools built offline from its vendored tarball
   golang-go
   # tests/rootless.sh, data/berthd-rootless: user namespaces with subordinate ids and

@@ -71,7 +71,9 @@ typedef struct _BerthPluginContext BerthPluginContext;
  * plugin, naming both versions, when the major differs or the minor is newer than its
  * own. The struct is plugin-allocated, hence frozen: later fields take a reserved slot.
  *
- * Since: 0.2 (the versioned layout; 0.1 had one integer, abi_version = 1)
+ * The versioned layout replaced 0.1's single abi_version integer.
+ *
+ * Since: 0.2
  */
 typedef struct {
   guint32 major_version;

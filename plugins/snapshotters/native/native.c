@@ -2,26 +2,26 @@
  * filesystems without overlay support. Slow to prepare, plain to mount. */
 #include "config.h"
 
-#include "../common/snap-store.h"
+#include <berth/berth-snapshotter-base.h>
 
 #define NATIVE_TYPE_SNAPSHOTTER (native_snapshotter_get_type ())
 G_DECLARE_FINAL_TYPE (NativeSnapshotter, native_snapshotter, NATIVE, SNAPSHOTTER, GObject)
 
 struct _NativeSnapshotter {
-  SnapObject base;
+  BerthSnapObject base;
 };
 
 G_DEFINE_DYNAMIC_TYPE_EXTENDED (NativeSnapshotter, native_snapshotter, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
-                                G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_SNAPSHOTTER, snap_store_iface_init))
+                                G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_SNAPSHOTTER, berth_snap_store_iface_init))
 
 /* Copies the parent's whole tree: owners, modes, times, xattrs, hardlinks, devices. */
 static gboolean
-native_populate (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
+native_populate (BerthSnapStore *store, const BerthSnapRecord *record, GPtrArray *parents, GError **error)
 {
   if (parents->len == 0)
     return TRUE;
-  g_autofree char *from = snap_store_path (store, ((SnapRecord *) parents->pdata[0])->id, "fs/.");
-  g_autofree char *to = snap_store_path (store, record->id, "fs");
+  g_autofree char *from = berth_snap_store_path (store, ((BerthSnapRecord *) parents->pdata[0])->id, "fs/.");
+  g_autofree char *to = berth_snap_store_path (store, record->id, "fs");
   const char *argv[] = { "cp", "-a", "--reflink=auto", from, to, NULL };
   g_autofree char *err = NULL;
   int status = 0;
@@ -35,23 +35,23 @@ native_populate (SnapStore *store, const SnapRecord *record, GPtrArray *parents,
 }
 
 static GPtrArray *
-native_mounts (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
+native_mounts (BerthSnapStore *store, const BerthSnapRecord *record, GPtrArray *parents, GError **error)
 {
   GPtrArray *mounts = berth_mount_list_new ();
   /* A view shares its parent's tree read-only instead of a copy of it. */
-  const SnapRecord *source = record->kind == BERTH_SNAPSHOT_KIND_VIEW && parents->len ? parents->pdata[0] : record;
-  g_autofree char *fs = snap_store_path (store, source->id, "fs");
+  const BerthSnapRecord *source = record->kind == BERTH_SNAPSHOT_KIND_VIEW && parents->len ? parents->pdata[0] : record;
+  g_autofree char *fs = berth_snap_store_path (store, source->id, "fs");
   const char *options[] = { record->kind == BERTH_SNAPSHOT_KIND_ACTIVE ? "rw" : "ro", "rbind", NULL };
   g_ptr_array_add (mounts, berth_mount_new ("bind", fs, options));
   return mounts;
 }
 
-static const SnapOps native_ops = { native_populate, native_mounts };
+static const BerthSnapOps native_ops = { native_populate, native_mounts };
 
 static void
 native_snapshotter_finalize (GObject *object)
 {
-  snap_store_free (((SnapObject *) object)->store);
+  berth_snap_store_free (((BerthSnapObject *) object)->store);
   G_OBJECT_CLASS (native_snapshotter_parent_class)->finalize (object);
 }
 
@@ -73,7 +73,7 @@ register_types (GTypeModule *module)
 static GObject *
 init (BerthPluginContext *context, GError **error)
 {
-  SnapStore *store = snap_store_open (berth_plugin_context_get_root (context), &native_ops, error);
+  BerthSnapStore *store = berth_snap_store_open (berth_plugin_context_get_root (context), &native_ops, error);
   if (store == NULL)
     return NULL;
   NativeSnapshotter *self = g_object_new (NATIVE_TYPE_SNAPSHOTTER, NULL);

@@ -34,7 +34,7 @@
 
 #include <ostree.h>
 
-#include "../common/snap-store.h"
+#include <berth/berth-snapshotter-base.h>
 
 #define REF_PREFIX "berth/"
 
@@ -42,7 +42,7 @@
 G_DECLARE_FINAL_TYPE (OstreeSnapshotter, ostree_snapshotter, OSTREE, SNAPSHOTTER, GObject)
 
 struct _OstreeSnapshotter {
-  SnapObject base;
+  BerthSnapObject base;
   OstreeRepo *repo;
   char *checkouts; /* "<root>/checkouts/<id>": one per committed snapshot in use or cached */
   gboolean fsync;
@@ -53,12 +53,12 @@ struct _OstreeSnapshotter {
 };
 
 G_DEFINE_DYNAMIC_TYPE_EXTENDED (OstreeSnapshotter, ostree_snapshotter, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
-                                G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_SNAPSHOTTER, snap_store_iface_init))
+                                G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_SNAPSHOTTER, berth_snap_store_iface_init))
 
 static OstreeSnapshotter *
-self_of (SnapStore *store)
+self_of (BerthSnapStore *store)
 {
-  return snap_store_get_data (store);
+  return berth_snap_store_get_data (store);
 }
 
 static char *
@@ -223,7 +223,7 @@ typedef struct {
 } InUse;
 
 static gboolean
-note_in_use (SnapRecord *record, gpointer data)
+note_in_use (BerthSnapRecord *record, gpointer data)
 {
   InUse *u = data;
   g_hash_table_insert (u->ids, g_strdup (record->key), g_memdup2 (&record->id, sizeof record->id));
@@ -257,7 +257,7 @@ static gboolean
 evict_checkouts (OstreeSnapshotter *self, GError **error)
 {
   InUse u = { g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free), g_ptr_array_new_with_free_func (g_free) };
-  gboolean ok = snap_store_foreach (self->base.store, note_in_use, &u, error);
+  gboolean ok = berth_snap_store_foreach (self->base.store, note_in_use, &u, error);
   g_autoptr (GHashTable) in_use = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GHashTable) known = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   GHashTableIter iter;
@@ -302,26 +302,26 @@ evict_checkouts (OstreeSnapshotter *self, GError **error)
   return ok && (dir != NULL);
 }
 
-/* ---------------- the SnapOps ---------------- */
+/* ---------------- the BerthSnapOps ---------------- */
 
 static gboolean
-ostree_populate (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
+ostree_populate (BerthSnapStore *store, const BerthSnapRecord *record, GPtrArray *parents, GError **error)
 {
   if (parents->len == 0)
     return TRUE;
-  g_autofree char *checkout = ensure_checkout (self_of (store), ((SnapRecord *) parents->pdata[0])->id, error);
+  g_autofree char *checkout = ensure_checkout (self_of (store), ((BerthSnapRecord *) parents->pdata[0])->id, error);
   return checkout != NULL;
 }
 
 static GPtrArray *
-ostree_mounts (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
+ostree_mounts (BerthSnapStore *store, const BerthSnapRecord *record, GPtrArray *parents, GError **error)
 {
   /* The nearest parent's commit is the whole merged tree: one lower dir. */
   g_autofree char *checkout = NULL;
-  if (parents->len > 0 && (checkout = ensure_checkout (self_of (store), ((SnapRecord *) parents->pdata[0])->id, error)) == NULL)
+  if (parents->len > 0 && (checkout = ensure_checkout (self_of (store), ((BerthSnapRecord *) parents->pdata[0])->id, error)) == NULL)
     return NULL;
   const char *lowers[] = { checkout, NULL };
-  return snap_store_layer_mounts (store, record, lowers);
+  return berth_snap_store_layer_mounts (store, record, lowers);
 }
 
 static gboolean
@@ -582,10 +582,10 @@ merge_dir (OstreeSnapshotter *self, OstreeMutableTree *mtree, int dfd, const cha
 
 /* Writes the objects of @record's merged tree and its commit; the checksum. */
 static char *
-write_commit (OstreeSnapshotter *self, const SnapRecord *record, const char *parent_commit, GCancellable *cancellable,
+write_commit (OstreeSnapshotter *self, const BerthSnapRecord *record, const char *parent_commit, GCancellable *cancellable,
               GError **error)
 {
-  g_autofree char *fs = snap_store_path (self->base.store, record->id, "fs");
+  g_autofree char *fs = berth_snap_store_path (self->base.store, record->id, "fs");
   g_autoptr (OstreeMutableTree) mtree = parent_commit ? ostree_mutable_tree_new_from_commit (self->repo, parent_commit, error)
                                                       : ostree_mutable_tree_new ();
   if (mtree == NULL)
@@ -605,12 +605,12 @@ write_commit (OstreeSnapshotter *self, const SnapRecord *record, const char *par
 }
 
 static gboolean
-ostree_commit (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GCancellable *cancellable,
+ostree_commit (BerthSnapStore *store, const BerthSnapRecord *record, GPtrArray *parents, GCancellable *cancellable,
                GError **error)
 {
   OstreeSnapshotter *self = self_of (store);
   gint64 start = g_get_monotonic_time ();
-  g_autofree char *parent_commit = parents->len ? commit_of (self, ((SnapRecord *) parents->pdata[0])->id, error) : NULL;
+  g_autofree char *parent_commit = parents->len ? commit_of (self, ((BerthSnapRecord *) parents->pdata[0])->id, error) : NULL;
   if (parents->len && parent_commit == NULL)
     return FALSE;
   g_autofree char *ref = ref_of (record->id);
@@ -641,10 +641,10 @@ ostree_commit (SnapStore *store, const SnapRecord *record, GPtrArray *parents, G
 }
 
 static void
-ostree_committed (SnapStore *store, const SnapRecord *record)
+ostree_committed (BerthSnapStore *store, const BerthSnapRecord *record)
 {
   /* The repo has it all now; cleanup retries this after a crash. */
-  g_autofree char *dir = snap_store_path (store, record->id, NULL);
+  g_autofree char *dir = berth_snap_store_path (store, record->id, NULL);
   g_autoptr (GError) error = NULL;
   if (!berth_remove_tree_at (AT_FDCWD, dir, &error) || !evict_checkouts (self_of (store), &error))
     g_warning ("after committing %s: %s", record->key, error->message);
@@ -675,7 +675,7 @@ drop_ref (OstreeSnapshotter *self, const char *ref, GCancellable *cancellable, G
 }
 
 static gboolean
-ostree_removed (SnapStore *store, const SnapRecord *record, GCancellable *cancellable, GError **error)
+ostree_removed (BerthSnapStore *store, const BerthSnapRecord *record, GCancellable *cancellable, GError **error)
 {
   OstreeSnapshotter *self = self_of (store);
   g_autofree char *ref = ref_of (record->id);
@@ -696,7 +696,7 @@ typedef struct {
 } Known;
 
 static gboolean
-note_known (SnapRecord *record, gpointer data)
+note_known (BerthSnapRecord *record, gpointer data)
 {
   Known *k = data;
   g_autofree char *id = g_strdup_printf ("%" G_GUINT64_FORMAT, record->id);
@@ -709,13 +709,13 @@ note_known (SnapRecord *record, gpointer data)
 /* Refs of snapshots that are gone, upper dirs of committed snapshots (a crash between
  * the record and their removal), unreachable objects, stale and surplus checkouts. */
 static gboolean
-ostree_cleanup (SnapStore *store, GCancellable *cancellable, GError **error)
+ostree_cleanup (BerthSnapStore *store, GCancellable *cancellable, GError **error)
 {
   OstreeSnapshotter *self = self_of (store);
   Known k = { g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL),
               g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL) };
   g_autoptr (GHashTable) refs = NULL;
-  gboolean ok = snap_store_foreach (store, note_known, &k, error)
+  gboolean ok = berth_snap_store_foreach (store, note_known, &k, error)
                 && ostree_repo_list_refs_ext (self->repo, NULL, &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, cancellable, error);
   GHashTableIter iter;
   gpointer name;
@@ -732,7 +732,7 @@ ostree_cleanup (SnapStore *store, GCancellable *cancellable, GError **error)
   while (ok && g_hash_table_iter_next (&iter, &name, NULL))
     {
       guint64 id = g_ascii_strtoull (name, NULL, 10);
-      g_autofree char *dir = snap_store_path (store, id, NULL);
+      g_autofree char *dir = berth_snap_store_path (store, id, NULL);
       ok = berth_remove_tree_at (AT_FDCWD, dir, error);
     }
   g_hash_table_unref (k.committed);
@@ -753,7 +753,7 @@ reachable_from (OstreeSnapshotter *self, const char *checksum, GHashTable *into,
 
 /* The objects only this snapshot's commit reaches: what removing it frees. */
 static gboolean
-ostree_usage (SnapStore *store, const SnapRecord *record, BerthSnapshotUsage *usage, GCancellable *cancellable,
+ostree_usage (BerthSnapStore *store, const BerthSnapRecord *record, BerthSnapshotUsage *usage, GCancellable *cancellable,
               GError **error)
 {
   OstreeSnapshotter *self = self_of (store);
@@ -802,7 +802,7 @@ ostree_usage (SnapStore *store, const SnapRecord *record, BerthSnapshotUsage *us
   return TRUE;
 }
 
-static const SnapOps ostree_ops = {
+static const BerthSnapOps ostree_ops = {
   .populate = ostree_populate,
   .mounts = ostree_mounts,
   .commit = ostree_commit,
@@ -818,7 +818,7 @@ static void
 ostree_snapshotter_finalize (GObject *object)
 {
   OstreeSnapshotter *self = OSTREE_SNAPSHOTTER (object);
-  snap_store_free (self->base.store);
+  berth_snap_store_free (self->base.store);
   g_clear_object (&self->repo);
   g_free (self->checkouts);
   g_rw_lock_clear (&self->repo_lock);
@@ -904,12 +904,12 @@ init (BerthPluginContext *context, GError **error)
                    "ostree repo %s is not on the filesystem of %s: checkouts are hardlinks to its objects", repo_path, root);
       return NULL;
     }
-  SnapStore *store = snap_store_open (root, &ostree_ops, error);
+  BerthSnapStore *store = berth_snap_store_open (root, &ostree_ops, error);
   if (store == NULL)
     return NULL;
   OstreeSnapshotter *self = g_object_new (OSTREE_TYPE_SNAPSHOTTER, NULL);
   self->base.store = store;
-  snap_store_set_data (store, self);
+  berth_snap_store_set_data (store, self);
   self->repo = g_steal_pointer (&repo);
   self->checkouts = g_steal_pointer (&checkouts);
   self->fsync = berth_plugin_context_get_boolean (context, "fsync");

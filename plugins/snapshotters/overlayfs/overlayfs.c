@@ -8,36 +8,36 @@
 #include <string.h>
 #include <sys/mount.h>
 
-#include "../common/snap-store.h"
+#include <berth/berth-snapshotter-base.h>
 
 #define OVERLAY_TYPE_SNAPSHOTTER (overlay_snapshotter_get_type ())
 G_DECLARE_FINAL_TYPE (OverlaySnapshotter, overlay_snapshotter, OVERLAY, SNAPSHOTTER, GObject)
 
 struct _OverlaySnapshotter {
-  SnapObject base;
+  BerthSnapObject base;
 };
 
 G_DEFINE_DYNAMIC_TYPE_EXTENDED (OverlaySnapshotter, overlay_snapshotter, G_TYPE_OBJECT, G_TYPE_FLAG_FINAL,
-                                G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_SNAPSHOTTER, snap_store_iface_init))
+                                G_IMPLEMENT_INTERFACE_DYNAMIC (BERTH_TYPE_SNAPSHOTTER, berth_snap_store_iface_init))
 
 /* Set at init: in a user namespace (rootless berthd) overlayfs keeps its whiteout and
  * opaque markers in user.overlay.* xattrs, as trusted.* ones are out of reach there. */
 static gboolean use_userxattr;
 
 static gboolean
-overlay_populate (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
+overlay_populate (BerthSnapStore *store, const BerthSnapRecord *record, GPtrArray *parents, GError **error)
 {
   return TRUE; /* layers are stacked at mount time; nothing to copy */
 }
 
 static GPtrArray *
-overlay_mounts (SnapStore *store, const SnapRecord *record, GPtrArray *parents, GError **error)
+overlay_mounts (BerthSnapStore *store, const BerthSnapRecord *record, GPtrArray *parents, GError **error)
 {
   g_autoptr (GPtrArray) lowers = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < parents->len; i++)
-    g_ptr_array_add (lowers, snap_store_path (store, ((SnapRecord *) parents->pdata[i])->id, "fs"));
+    g_ptr_array_add (lowers, berth_snap_store_path (store, ((BerthSnapRecord *) parents->pdata[i])->id, "fs"));
   g_ptr_array_add (lowers, NULL);
-  GPtrArray *mounts = snap_store_layer_mounts (store, record, (const char *const *) lowers->pdata);
+  GPtrArray *mounts = berth_snap_store_layer_mounts (store, record, (const char *const *) lowers->pdata);
   for (guint i = 0; use_userxattr && i < mounts->len; i++)
     {
       BerthMount *m = mounts->pdata[i];
@@ -84,12 +84,12 @@ probe_userxattr (const char *root, GError **error)
   return ok;
 }
 
-static const SnapOps overlay_ops = { overlay_populate, overlay_mounts };
+static const BerthSnapOps overlay_ops = { overlay_populate, overlay_mounts };
 
 static void
 overlay_snapshotter_finalize (GObject *object)
 {
-  snap_store_free (((SnapObject *) object)->store);
+  berth_snap_store_free (((BerthSnapObject *) object)->store);
   G_OBJECT_CLASS (overlay_snapshotter_parent_class)->finalize (object);
 }
 
@@ -126,7 +126,7 @@ init (BerthPluginContext *context, GError **error)
         return NULL;
       use_userxattr = TRUE;
     }
-  SnapStore *store = snap_store_open (root, &overlay_ops, error);
+  BerthSnapStore *store = berth_snap_store_open (root, &overlay_ops, error);
   if (store == NULL)
     return NULL;
   OverlaySnapshotter *self = g_object_new (OVERLAY_TYPE_SNAPSHOTTER, NULL);

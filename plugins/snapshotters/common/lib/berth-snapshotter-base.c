@@ -11,16 +11,16 @@
 
 #include <lmdb.h>
 
-#include "snap-store.h"
+#include <berth/berth-snapshotter-base.h>
 
 #define RECORD_PREFIX "s/"
 #define NEXT_ID_KEY "meta/next-id"
 /* id, kind, parent, labels, created, updated, size, inodes */
 #define RECORD_FORMAT "(tusa{ss}xxxx)"
 
-struct _SnapStore {
+struct _BerthSnapStore {
   char *root;
-  const SnapOps *ops;
+  const BerthSnapOps *ops;
   MDB_env *env;
   MDB_dbi dbi;
   GMutex write_lock; /* LMDB allows one writer; this also orders dir + record steps */
@@ -28,13 +28,13 @@ struct _SnapStore {
 };
 
 void
-snap_store_set_data (SnapStore *store, gpointer data)
+berth_snap_store_set_data (BerthSnapStore *store, gpointer data)
 {
   store->data = data;
 }
 
 gpointer
-snap_store_get_data (SnapStore *store)
+berth_snap_store_get_data (BerthSnapStore *store)
 {
   return store->data;
 }
@@ -51,7 +51,7 @@ throw_mdb (GError **error, int rc, const char *what)
 
 /* LMDB's key limit (511 bytes in Debian's build), checked up front for a clear message. */
 static gboolean
-check_key (SnapStore *store, const char *key, GError **error)
+check_key (BerthSnapStore *store, const char *key, GError **error)
 {
   gsize max = (gsize) mdb_env_get_maxkeysize (store->env) - strlen (RECORD_PREFIX);
   if (strlen (key) > max)
@@ -61,14 +61,14 @@ check_key (SnapStore *store, const char *key, GError **error)
 }
 
 char *
-snap_store_path (SnapStore *store, guint64 id, const char *leaf)
+berth_snap_store_path (BerthSnapStore *store, guint64 id, const char *leaf)
 {
   g_autofree char *name = g_strdup_printf ("%" G_GUINT64_FORMAT, id);
   return g_build_filename (store->root, "snapshots", name, leaf, NULL);
 }
 
 static void
-record_free (SnapRecord *record)
+record_free (BerthSnapRecord *record)
 {
   if (record == NULL)
     return;
@@ -77,10 +77,10 @@ record_free (SnapRecord *record)
   g_clear_pointer (&record->labels, g_hash_table_unref);
   g_free (record);
 }
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (SnapRecord, record_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthSnapRecord, record_free)
 
 static GBytes *
-record_pack (const SnapRecord *record)
+record_pack (const BerthSnapRecord *record)
 {
   GVariantBuilder labels;
   g_variant_builder_init (&labels, G_VARIANT_TYPE ("a{ss}"));
@@ -95,12 +95,12 @@ record_pack (const SnapRecord *record)
   return g_variant_get_data_as_bytes (value);
 }
 
-static SnapRecord *
+static BerthSnapRecord *
 record_unpack (const char *key, const void *data, gsize len)
 {
   g_autoptr (GBytes) bytes = g_bytes_new (data, len);
   g_autoptr (GVariant) value = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (RECORD_FORMAT), bytes, FALSE));
-  SnapRecord *record = g_new0 (SnapRecord, 1);
+  BerthSnapRecord *record = g_new0 (BerthSnapRecord, 1);
   guint32 kind;
   const char *parent;
   g_autoptr (GVariantIter) labels = NULL;
@@ -119,10 +119,10 @@ record_unpack (const char *key, const void *data, gsize len)
 
 /* ---------------- LMDB plumbing ---------------- */
 
-typedef gboolean (*TxnFunc) (SnapStore *store, MDB_txn *txn, gpointer data, GError **error);
+typedef gboolean (*TxnFunc) (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error);
 
 static gboolean
-with_txn (SnapStore *store, gboolean write, TxnFunc func, gpointer data, GError **error)
+with_txn (BerthSnapStore *store, gboolean write, TxnFunc func, gpointer data, GError **error)
 {
   MDB_txn *txn = NULL;
   int rc = mdb_txn_begin (store->env, NULL, write ? 0 : MDB_RDONLY, &txn);
@@ -142,8 +142,8 @@ with_txn (SnapStore *store, gboolean write, TxnFunc func, gpointer data, GError 
   return rc == 0 ? TRUE : throw_mdb (error, rc, "commit");
 }
 
-static SnapRecord *
-txn_get (SnapStore *store, MDB_txn *txn, const char *key)
+static BerthSnapRecord *
+txn_get (BerthSnapStore *store, MDB_txn *txn, const char *key)
 {
   g_autofree char *k = g_strconcat (RECORD_PREFIX, key, NULL);
   MDB_val kv = { strlen (k), k }, vv;
@@ -153,7 +153,7 @@ txn_get (SnapStore *store, MDB_txn *txn, const char *key)
 }
 
 static gboolean
-txn_put (SnapStore *store, MDB_txn *txn, const SnapRecord *record, GError **error)
+txn_put (BerthSnapStore *store, MDB_txn *txn, const BerthSnapRecord *record, GError **error)
 {
   if (!check_key (store, record->key, error))
     return FALSE;
@@ -165,7 +165,7 @@ txn_put (SnapStore *store, MDB_txn *txn, const SnapRecord *record, GError **erro
 }
 
 static gboolean
-txn_del (SnapStore *store, MDB_txn *txn, const char *key, GError **error)
+txn_del (BerthSnapStore *store, MDB_txn *txn, const char *key, GError **error)
 {
   g_autofree char *k = g_strconcat (RECORD_PREFIX, key, NULL);
   MDB_val kv = { strlen (k), k };
@@ -176,7 +176,7 @@ txn_del (SnapStore *store, MDB_txn *txn, const char *key, GError **error)
 /* Calls @func on every record; stops when it returns FALSE. An LMDB error is an error,
  * never a short list: cleanup deletes the directory of every record it does not see. */
 static gboolean
-txn_foreach (SnapStore *store, MDB_txn *txn, gboolean (*func) (SnapRecord *record, gpointer data), gpointer data,
+txn_foreach (BerthSnapStore *store, MDB_txn *txn, gboolean (*func) (BerthSnapRecord *record, gpointer data), gpointer data,
              GError **error)
 {
   MDB_cursor *cursor;
@@ -188,7 +188,7 @@ txn_foreach (SnapStore *store, MDB_txn *txn, gboolean (*func) (SnapRecord *recor
   while (rc == 0 && kv.mv_size > 2 && memcmp (kv.mv_data, RECORD_PREFIX, 2) == 0)
     {
       g_autofree char *key = g_strndup ((char *) kv.mv_data + 2, kv.mv_size - 2);
-      g_autoptr (SnapRecord) record = record_unpack (key, vv.mv_data, vv.mv_size);
+      g_autoptr (BerthSnapRecord) record = record_unpack (key, vv.mv_data, vv.mv_size);
       if (!func (record, data))
         break;
       rc = mdb_cursor_get (cursor, &kv, &vv, MDB_NEXT);
@@ -198,7 +198,7 @@ txn_foreach (SnapStore *store, MDB_txn *txn, gboolean (*func) (SnapRecord *recor
 }
 
 static gboolean
-allocate_id_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+allocate_id_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 {
   guint64 *id = data;
   MDB_val kv = { strlen (NEXT_ID_KEY), (void *) NEXT_ID_KEY }, vv;
@@ -212,19 +212,19 @@ allocate_id_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 }
 
 typedef struct {
-  gboolean (*func) (SnapRecord *record, gpointer data);
+  gboolean (*func) (BerthSnapRecord *record, gpointer data);
   gpointer data;
 } ForeachData;
 
 static gboolean
-foreach_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+foreach_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 {
   ForeachData *f = data;
   return txn_foreach (store, txn, f->func, f->data, error);
 }
 
 gboolean
-snap_store_foreach (SnapStore *store, gboolean (*func) (SnapRecord *record, gpointer data), gpointer data,
+berth_snap_store_foreach (BerthSnapStore *store, gboolean (*func) (BerthSnapRecord *record, gpointer data), gpointer data,
                     GError **error)
 {
   ForeachData f = { func, data };
@@ -267,14 +267,14 @@ disk_usage (const char *path, gint64 *size, gint64 *inodes)
 
 /* ---------------- the interface ---------------- */
 
-static SnapStore *
+static BerthSnapStore *
 store_of (BerthSnapshotter *self)
 {
-  return ((SnapObject *) self)->store;
+  return ((BerthSnapObject *) self)->store;
 }
 
 static BerthSnapshotInfo *
-info_of (const SnapRecord *record)
+info_of (const BerthSnapRecord *record)
 {
   BerthSnapshotInfo *info = g_new0 (BerthSnapshotInfo, 1);
   info->name = g_strdup (record->key);
@@ -288,12 +288,12 @@ info_of (const SnapRecord *record)
 
 typedef struct {
   const char *key;
-  SnapRecord *record;
-  GPtrArray *parents; /* SnapRecord*, nearest first */
+  BerthSnapRecord *record;
+  GPtrArray *parents; /* BerthSnapRecord*, nearest first */
 } Lookup;
 
 static gboolean
-lookup_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+lookup_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 {
   Lookup *l = data;
   l->record = txn_get (store, txn, l->key);
@@ -302,7 +302,7 @@ lookup_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
   l->parents = g_ptr_array_new_with_free_func ((GDestroyNotify) record_free);
   for (const char *p = l->record->parent; p != NULL;)
     {
-      SnapRecord *parent = txn_get (store, txn, p);
+      BerthSnapRecord *parent = txn_get (store, txn, p);
       if (parent == NULL)
         return berth_throw (error, BERTH_ERROR_DATA_LOSS, "snapshot %s: parent %s is missing", l->key, p);
       g_ptr_array_add (l->parents, parent);
@@ -339,10 +339,10 @@ typedef struct {
 } UpdateData;
 
 static gboolean
-update_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+update_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 {
   UpdateData *u = data;
-  g_autoptr (SnapRecord) record = txn_get (store, txn, u->info->name);
+  g_autoptr (BerthSnapRecord) record = txn_get (store, txn, u->info->name);
   if (record == NULL)
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", u->info->name);
   gboolean all = u->fieldpaths == NULL || u->fieldpaths[0] == NULL;
@@ -378,7 +378,7 @@ static BerthSnapshotInfo *
 snap_update (BerthSnapshotter *self, const BerthSnapshotInfo *info, const char *const *fieldpaths, GCancellable *cancellable, GError **error)
 {
   UpdateData u = { info, fieldpaths, NULL };
-  SnapStore *store = store_of (self);
+  BerthSnapStore *store = store_of (self);
   g_mutex_lock (&store->write_lock);
   gboolean ok = with_txn (store, TRUE, update_txn, &u, error);
   g_mutex_unlock (&store->write_lock);
@@ -397,7 +397,7 @@ snap_usage (BerthSnapshotter *self, const char *key, BerthSnapshotUsage *usage, 
       lookup_clear (&l);
       return FALSE;
     }
-  SnapStore *store = store_of (self);
+  BerthSnapStore *store = store_of (self);
   gboolean ok = TRUE;
   if (l.record->kind == BERTH_SNAPSHOT_KIND_COMMITTED && store->ops->usage != NULL)
     ok = store->ops->usage (store, l.record, usage, cancellable, error);
@@ -408,7 +408,7 @@ snap_usage (BerthSnapshotter *self, const char *key, BerthSnapshotUsage *usage, 
     }
   else
     {
-      g_autofree char *fs = snap_store_path (store, l.record->id, "fs");
+      g_autofree char *fs = berth_snap_store_path (store, l.record->id, "fs");
       disk_usage (fs, &usage->size, &usage->inodes);
     }
   lookup_clear (&l);
@@ -418,7 +418,7 @@ snap_usage (BerthSnapshotter *self, const char *key, BerthSnapshotUsage *usage, 
 static GPtrArray *
 snap_mounts (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error)
 {
-  SnapStore *store = store_of (self);
+  BerthSnapStore *store = store_of (self);
   Lookup l = { key };
   GPtrArray *mounts = NULL;
   if (with_txn (store, FALSE, lookup_txn, &l, error))
@@ -438,15 +438,15 @@ typedef struct {
   BerthSnapshotKind kind;
   GHashTable *labels;
   guint64 id;
-  SnapRecord *record;
+  BerthSnapRecord *record;
   GPtrArray *parents;
 } CreateData;
 
 static gboolean
-check_create_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+check_create_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 {
   CreateData *c = data;
-  g_autoptr (SnapRecord) existing = txn_get (store, txn, c->key);
+  g_autoptr (BerthSnapRecord) existing = txn_get (store, txn, c->key);
   if (existing != NULL)
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "snapshot %s: already exists", c->key);
   c->parents = g_ptr_array_new_with_free_func ((GDestroyNotify) record_free);
@@ -469,7 +469,7 @@ check_create_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 }
 
 static gboolean
-write_record_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+write_record_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 {
   CreateData *c = data;
   return txn_put (store, txn, c->record, error);
@@ -479,7 +479,7 @@ static GPtrArray *
 create_snapshot (BerthSnapshotter *self, const char *key, const char *parent, GHashTable *labels,
                  BerthSnapshotKind kind, GError **error)
 {
-  SnapStore *store = store_of (self);
+  BerthSnapStore *store = store_of (self);
   if (key == NULL || *key == '\0')
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "snapshot key must not be empty"), NULL;
   if (!berth_labels_validate (labels, error))
@@ -490,12 +490,12 @@ create_snapshot (BerthSnapshotter *self, const char *key, const char *parent, GH
   g_mutex_lock (&store->write_lock);
   if (!with_txn (store, FALSE, check_create_txn, &c, error) || !with_txn (store, TRUE, allocate_id_txn, &c.id, error))
     goto out;
-  dir = snap_store_path (store, c.id, NULL);
-  fs = snap_store_path (store, c.id, "fs");
-  work = snap_store_path (store, c.id, "work");
+  dir = berth_snap_store_path (store, c.id, NULL);
+  fs = berth_snap_store_path (store, c.id, "fs");
+  work = berth_snap_store_path (store, c.id, "work");
   gint64 now = g_get_real_time ();
-  c.record = g_new0 (SnapRecord, 1);
-  *c.record = (SnapRecord) { c.id, kind, g_strdup (key), g_strdup (c.parent), berth_labels_copy (labels), now, now, -1, -1 };
+  c.record = g_new0 (BerthSnapRecord, 1);
+  *c.record = (BerthSnapRecord) { c.id, kind, g_strdup (key), g_strdup (c.parent), berth_labels_copy (labels), now, now, -1, -1 };
   /* Directory first, record second: a crash in between leaves a dir cleanup removes. */
   if (g_mkdir_with_parents (fs, 0755) < 0 || g_mkdir_with_parents (work, 0700) < 0)
     {
@@ -536,20 +536,20 @@ typedef struct {
 } CommitData;
 
 static gboolean
-commit_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+commit_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 {
   CommitData *c = data;
-  g_autoptr (SnapRecord) existing = txn_get (store, txn, c->name);
+  g_autoptr (BerthSnapRecord) existing = txn_get (store, txn, c->name);
   if (existing != NULL)
     return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "snapshot %s: already exists", c->name);
-  g_autoptr (SnapRecord) record = txn_get (store, txn, c->key);
+  g_autoptr (BerthSnapRecord) record = txn_get (store, txn, c->key);
   if (record == NULL)
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", c->key);
   if (record->kind != BERTH_SNAPSHOT_KIND_ACTIVE)
     return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "snapshot %s is not active: only active snapshots can be committed", c->key);
   if (!txn_del (store, txn, c->key, error))
     return FALSE;
-  g_autofree char *fs = snap_store_path (store, record->id, "fs");
+  g_autofree char *fs = berth_snap_store_path (store, record->id, "fs");
   disk_usage (fs, &record->size, &record->inodes);
   g_free (record->key);
   record->key = g_strdup (c->name);
@@ -568,7 +568,7 @@ static gboolean
 snap_commit (BerthSnapshotter *self, const char *name, const char *key, GHashTable *labels, GCancellable *cancellable,
              GError **error)
 {
-  SnapStore *store = store_of (self);
+  BerthSnapStore *store = store_of (self);
   if (name == NULL || *name == '\0')
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "commit needs a name");
   if (!berth_labels_validate (labels, error))
@@ -601,7 +601,7 @@ typedef struct {
 } ChildSearch;
 
 static gboolean
-find_child (SnapRecord *record, gpointer data)
+find_child (BerthSnapRecord *record, gpointer data)
 {
   ChildSearch *s = data;
   if (record->parent != NULL && g_str_equal (record->parent, s->key))
@@ -614,15 +614,15 @@ find_child (SnapRecord *record, gpointer data)
 
 typedef struct {
   const char *key;
-  SnapRecord *record;
+  BerthSnapRecord *record;
 } RemoveData;
 
 static gboolean
-remove_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+remove_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 {
   RemoveData *r = data;
   const char *key = r->key;
-  g_autoptr (SnapRecord) record = txn_get (store, txn, key);
+  g_autoptr (BerthSnapRecord) record = txn_get (store, txn, key);
   if (record == NULL)
     return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", key);
   ChildSearch s = { key, NULL };
@@ -639,7 +639,7 @@ remove_txn (SnapStore *store, MDB_txn *txn, gpointer data, GError **error)
 static gboolean
 snap_remove (BerthSnapshotter *self, const char *key, GCancellable *cancellable, GError **error)
 {
-  SnapStore *store = store_of (self);
+  BerthSnapStore *store = store_of (self);
   RemoveData r = { key, NULL };
   g_mutex_lock (&store->write_lock);
   /* Record first, directory second: see the header. */
@@ -647,8 +647,8 @@ snap_remove (BerthSnapshotter *self, const char *key, GCancellable *cancellable,
   g_mutex_unlock (&store->write_lock);
   if (!ok)
     return FALSE;
-  g_autoptr (SnapRecord) record = r.record;
-  g_autofree char *dir = snap_store_path (store, record->id, NULL);
+  g_autoptr (BerthSnapRecord) record = r.record;
+  g_autofree char *dir = berth_snap_store_path (store, record->id, NULL);
   if (!remove_tree (dir, error))
     return FALSE;
   if (store->ops->removed == NULL)
@@ -665,7 +665,7 @@ typedef struct {
 } WalkData;
 
 static gboolean
-walk_one (SnapRecord *record, gpointer data)
+walk_one (BerthSnapRecord *record, gpointer data)
 {
   WalkData *w = data;
   g_autoptr (BerthSnapshotInfo) info = info_of (record);
@@ -677,11 +677,11 @@ snap_walk (BerthSnapshotter *self, BerthSnapshotWalkFunc func, gpointer user_dat
            GError **error)
 {
   WalkData w = { func, user_data };
-  return snap_store_foreach (store_of (self), walk_one, &w, error);
+  return berth_snap_store_foreach (store_of (self), walk_one, &w, error);
 }
 
 static gboolean
-collect_id (SnapRecord *record, gpointer data)
+collect_id (BerthSnapRecord *record, gpointer data)
 {
   g_autofree char *name = g_strdup_printf ("%" G_GUINT64_FORMAT, record->id);
   g_hash_table_add (data, g_steal_pointer (&name));
@@ -691,10 +691,10 @@ collect_id (SnapRecord *record, gpointer data)
 static gboolean
 snap_cleanup (BerthSnapshotter *self, GCancellable *cancellable, GError **error)
 {
-  SnapStore *store = store_of (self);
+  BerthSnapStore *store = store_of (self);
   g_autoptr (GHashTable) known = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_mutex_lock (&store->write_lock);
-  gboolean ok = snap_store_foreach (store, collect_id, known, error);
+  gboolean ok = berth_snap_store_foreach (store, collect_id, known, error);
   g_autofree char *dir = g_build_filename (store->root, "snapshots", NULL);
   g_autoptr (GDir) listing = ok ? g_dir_open (dir, 0, error) : NULL;
   const char *name;
@@ -712,7 +712,7 @@ snap_cleanup (BerthSnapshotter *self, GCancellable *cancellable, GError **error)
 }
 
 GPtrArray *
-snap_store_layer_mounts (SnapStore *store, const SnapRecord *record, const char *const *lowers)
+berth_snap_store_layer_mounts (BerthSnapStore *store, const BerthSnapRecord *record, const char *const *lowers)
 {
   GPtrArray *mounts = berth_mount_list_new ();
   gboolean active = record->kind == BERTH_SNAPSHOT_KIND_ACTIVE;
@@ -720,7 +720,7 @@ snap_store_layer_mounts (SnapStore *store, const SnapRecord *record, const char 
   if (n_lowers == 0 || (!active && n_lowers == 1))
     {
       /* One layer: a bind mount does, read-only for a view. */
-      g_autofree char *fs = n_lowers ? g_strdup (lowers[0]) : snap_store_path (store, record->id, "fs");
+      g_autofree char *fs = n_lowers ? g_strdup (lowers[0]) : berth_snap_store_path (store, record->id, "fs");
       const char *options[] = { active ? "rw" : "ro", "rbind", NULL };
       g_ptr_array_add (mounts, berth_mount_new ("bind", fs, options));
       return mounts;
@@ -730,8 +730,8 @@ snap_store_layer_mounts (SnapStore *store, const SnapRecord *record, const char 
   g_ptr_array_add (options, g_strdup ("index=off"));
   if (active)
     {
-      g_autofree char *fs = snap_store_path (store, record->id, "fs");
-      g_autofree char *work = snap_store_path (store, record->id, "work");
+      g_autofree char *fs = berth_snap_store_path (store, record->id, "fs");
+      g_autofree char *work = berth_snap_store_path (store, record->id, "work");
       g_ptr_array_add (options, g_strdup_printf ("workdir=%s", work));
       g_ptr_array_add (options, g_strdup_printf ("upperdir=%s", fs));
     }
@@ -742,7 +742,7 @@ snap_store_layer_mounts (SnapStore *store, const SnapRecord *record, const char 
 }
 
 void
-snap_store_iface_init (BerthSnapshotterInterface *iface)
+berth_snap_store_iface_init (BerthSnapshotterInterface *iface)
 {
   iface->stat = snap_stat;
   iface->update = snap_update;
@@ -756,10 +756,10 @@ snap_store_iface_init (BerthSnapshotterInterface *iface)
   iface->cleanup = snap_cleanup;
 }
 
-SnapStore *
-snap_store_open (const char *root, const SnapOps *ops, GError **error)
+BerthSnapStore *
+berth_snap_store_open (const char *root, const BerthSnapOps *ops, GError **error)
 {
-  SnapStore *store = g_new0 (SnapStore, 1);
+  BerthSnapStore *store = g_new0 (BerthSnapStore, 1);
   store->root = g_strdup (root);
   store->ops = ops;
   g_mutex_init (&store->write_lock);
@@ -768,7 +768,7 @@ snap_store_open (const char *root, const SnapOps *ops, GError **error)
   if (g_mkdir_with_parents (snapshots, 0700) < 0)
     {
       berth_throw_errno (error, "creating %s", snapshots);
-      snap_store_free (store);
+      berth_snap_store_free (store);
       return NULL;
     }
   int rc = mdb_env_create (&store->env);
@@ -788,14 +788,14 @@ snap_store_open (const char *root, const SnapOps *ops, GError **error)
   if (rc != 0)
     {
       throw_mdb (error, rc, db);
-      snap_store_free (store);
+      berth_snap_store_free (store);
       return NULL;
     }
   return store;
 }
 
 void
-snap_store_free (SnapStore *store)
+berth_snap_store_free (BerthSnapStore *store)
 {
   if (store == NULL)
     return;
