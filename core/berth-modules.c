@@ -3,9 +3,11 @@
 #include "config.h"
 
 #include <gmodule.h>
+#include <unistd.h>
 
 #include <berth/berth.h>
 #include "berth-modules.h"
+#include "cri/berth-cri.h"
 
 static GHashTable *opened; /* name → GModule*, never closed */
 G_LOCK_DEFINE_STATIC (opened);
@@ -35,17 +37,37 @@ open_module (const char *name, GError **error)
   return module;
 }
 
-gpointer
-berth_module_symbol (const char *name, const char *symbol, GError **error)
+static gpointer
+module_symbol (const char *name, const char *symbol, gboolean open, GError **error)
 {
   G_LOCK (opened);
-  GModule *module = open_module (name, error);
+  GModule *module = open || opened == NULL ? open_module (name, error) : g_hash_table_lookup (opened, name);
   G_UNLOCK (opened);
+  if (module == NULL && !open)
+    return NULL;
   gpointer address = NULL;
   if (module != NULL && !g_module_symbol (module, symbol, &address))
     berth_throw (error, BERTH_ERROR_INTERNAL, "module %s: %s", name, g_module_error ());
   return address;
 }
+
+gpointer
+berth_module_symbol (const char *name, const char *symbol, GError **error)
+{
+  return module_symbol (name, symbol, TRUE, error);
+}
+
+/* @symbol when module @name is already open, else NULL. */
+static gpointer
+symbol_if_open (const char *name, const char *symbol)
+{
+  return module_symbol (name, symbol, FALSE, NULL);
+}
+
+/* The address of @func: the program's own copy when it links the module's source (a weak
+ * reference), else the module's. */
+#define MODULE_FUNC(module, func, error)                                                                                \
+  ((func) != NULL ? (func) : (__typeof__ (func) *) berth_module_symbol ((module), #func, (error)))
 
 /* ---------------- image archives (libarchive) ---------------- */
 
@@ -58,9 +80,8 @@ berth_image_archive_import_full (BerthDaemon *daemon, const char *ns, GInputStre
                                  BerthImageArchiveProgress progress, gpointer progress_data,
                                  GCancellable *cancellable, GError **error)
 {
-  __typeof__ (berth_image_archive_module_import) *import = berth_image_archive_module_import;
-  if (import == NULL)
-    import = berth_module_symbol ("image-archive", "berth_image_archive_module_import", error);
+  __typeof__ (berth_image_archive_module_import) *import =
+    MODULE_FUNC ("image-archive", berth_image_archive_module_import, error);
   if (import == NULL)
     return NULL;
   return import (daemon, ns, input, base_name, progress, progress_data, cancellable, error);
@@ -77,10 +98,96 @@ gboolean
 berth_image_archive_export (BerthDaemon *daemon, const char *ns, const char *const *names, GOutputStream *output,
                             GCancellable *cancellable, GError **error)
 {
-  __typeof__ (berth_image_archive_module_export) *export = berth_image_archive_module_export;
-  if (export == NULL)
-    export = berth_module_symbol ("image-archive", "berth_image_archive_module_export", error);
+  __typeof__ (berth_image_archive_module_export) *export =
+    MODULE_FUNC ("image-archive", berth_image_archive_module_export, error);
   if (export == NULL)
     return FALSE;
   return export (daemon, ns, names, output, cancellable, error);
+}
+
+/* ---------------- registry client (libsoup, TLS) ---------------- */
+
+extern __typeof__ (berth_distribution_module_pull) berth_distribution_module_pull __attribute__ ((weak));
+extern __typeof__ (berth_distribution_module_push) berth_distribution_module_push __attribute__ ((weak));
+
+char *
+berth_distribution_pull (BerthDaemon *daemon, const char *ns, const BerthPullOptions *options,
+                         BerthTransferProgressFunc progress, gpointer progress_data, char **target_out,
+                         GCancellable *cancellable, GError **error)
+{
+  __typeof__ (berth_distribution_module_pull) *pull = MODULE_FUNC ("registry-client", berth_distribution_module_pull, error);
+  return pull ? pull (daemon, ns, options, progress, progress_data, target_out, cancellable, error) : NULL;
+}
+
+char *
+berth_distribution_push (BerthDaemon *daemon, const char *ns, const BerthPushOptions *options,
+                         BerthTransferProgressFunc progress, gpointer progress_data, GCancellable *cancellable,
+                         GError **error)
+{
+  __typeof__ (berth_distribution_module_push) *push = MODULE_FUNC ("registry-client", berth_distribution_module_push, error);
+  return push ? push (daemon, ns, options, progress, progress_data, cancellable, error) : NULL;
+}
+
+/* ---------------- metrics endpoint (libsoup) ---------------- */
+
+extern __typeof__ (berth_metrics_server_module_new) berth_metrics_server_module_new __attribute__ ((weak));
+extern __typeof__ (berth_metrics_server_module_get_address) berth_metrics_server_module_get_address
+  __attribute__ ((weak));
+extern __typeof__ (berth_metrics_server_module_stop) berth_metrics_server_module_stop __attribute__ ((weak));
+
+BerthMetricsServer *
+berth_metrics_server_new (BerthDaemon *daemon, const char *address, GError **error)
+{
+  __typeof__ (berth_metrics_server_module_new) *new_server =
+    MODULE_FUNC ("metrics-http", berth_metrics_server_module_new, error);
+  return new_server ? new_server (daemon, address, error) : NULL;
+}
+
+/* A server exists: its module is open. */
+const char *
+berth_metrics_server_get_address (BerthMetricsServer *self)
+{
+  return MODULE_FUNC ("metrics-http", berth_metrics_server_module_get_address, NULL) (self);
+}
+
+void
+berth_metrics_server_stop (BerthMetricsServer *self)
+{
+  MODULE_FUNC ("metrics-http", berth_metrics_server_module_stop, NULL) (self);
+}
+
+/* ---------------- CRI streaming (libsoup) ---------------- */
+
+/* cri-stream.c keeps these names inside its module (linked -Bsymbolic, so its own calls
+ * stay there); these are the daemon's side of them. */
+#define CRI_STREAM_CALL(func)                                                                                          \
+  ProtobufCMessage *func (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)      \
+  {                                                                                                                    \
+    __typeof__ (func) *real = berth_module_symbol ("cri-streaming", #func, error);                                    \
+    return real ? real (call, request, daemon, error) : NULL;                                                          \
+  }
+CRI_STREAM_CALL (cri_exec)
+CRI_STREAM_CALL (cri_attach)
+CRI_STREAM_CALL (cri_port_forward)
+
+char *
+berth_cri_stdin_open (BerthDaemon *daemon, const char *id, GError **error)
+{
+  __typeof__ (berth_cri_stdin_open) *real = berth_module_symbol ("cri-streaming", "berth_cri_stdin_open", error);
+  return real ? real (daemon, id, error) : NULL;
+}
+
+/* No FIFO is held open when the module is not (nothing opened one in this process), so
+ * removing a container does not load it; a FIFO an earlier berthd made still goes. */
+void
+berth_cri_stdin_close (BerthDaemon *daemon, const char *id, gboolean remove)
+{
+  __typeof__ (berth_cri_stdin_close) *real = symbol_if_open ("cri-streaming", "berth_cri_stdin_close");
+  if (real != NULL)
+    real (daemon, id, remove);
+  else if (remove)
+    {
+      g_autofree char *path = berth_cri_path (daemon, "stdin", id);
+      unlink (path);
+    }
 }
