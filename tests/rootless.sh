@@ -191,7 +191,8 @@ diag "at ${SECONDS}s"
 uctr "$A" tasks rm -f t-sleep >/dev/null 2>&1
 daemon_stop "$A"
 daemon_stop "$Bu"
-sleep 1
+# An exited shim may stay a zombie for a moment, until the namespace's reaper goes.
+for _ in $(seq 100); do pgrep -u "${UID_OF[$A]},${UID_OF[$Bu]}" >/dev/null || break; sleep 0.1; done
 expect_eq "stopping the daemons leaves none of the users' processes" "" \
   "$(pgrep -u "${UID_OF[$A]},${UID_OF[$Bu]}" -a 2>/dev/null)"
 expect_none "…and no mount under their dirs" "grep -E '$TEST_TMP/($A|$Bu)'" cat /proc/self/mountinfo
