@@ -48,6 +48,11 @@ void berth_cri_unlock (const char *id);
 
 /* A fresh 64-hex-digit id, as containerd's CRI makes. */
 char *berth_cri_new_id (void);
+/* A rootless berthd (berthd --rootless) refuses what only real root may do, with an
+ * error that says so: a privileged pod or container (the host's devices), a negative
+ * oom_score_adj. @what names the request in the error. */
+gboolean berth_cri_check_rootless (BerthDaemon *daemon, const char *what, gboolean privileged, gint64 oom_score_adj,
+                                   GError **error);
 /* <state>/cri/<what>[/<id>] */
 char *berth_cri_path (BerthDaemon *daemon, const char *what, const char *id);
 /* ROOT/io.containerd.grpc.v1.cri/sandboxes/ID: the pod's hosts, hostname, resolv.conf. */

@@ -269,6 +269,11 @@ container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContain
   if (sc && sc->privileged && !(sandbox_sc && sandbox_sc->privileged))
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "no privileged container allowed in sandbox %s",
                         sandbox->id), NULL;
+  g_autofree char *what = g_strdup_printf ("container %s", record->id);
+  if (!berth_cri_check_rootless (daemon, what, sc && sc->privileged,
+                                 config->linux && config->linux->resources ? config->linux->resources->oom_score_adj : 0,
+                                 error))
+    return NULL;
   const char *parent = sandbox->config->linux ? sandbox->config->linux->cgroup_parent : NULL;
   g_autofree char *cgroups = parent && *parent ? g_build_path ("/", parent, record->id, NULL) : NULL;
   BerthSpecOptions opts = {

@@ -691,6 +691,22 @@ cgroups_path (const char *parent, const char *id)
   return parent && *parent ? g_build_path ("/", parent, id, NULL) : g_strdup_printf ("/%s/%s", BERTH_CRI_NAMESPACE, id);
 }
 
+gboolean
+berth_cri_check_rootless (BerthDaemon *daemon, const char *what, gboolean privileged, gint64 oom_score_adj,
+                          GError **error)
+{
+  if (!berth_daemon_get_config (daemon)->rootless)
+    return TRUE;
+  if (privileged)
+    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
+                        "%s: privileged needs real root; this berthd is rootless (berthd --rootless)", what);
+  if (oom_score_adj < 0)
+    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
+                        "%s: oom_score_adj %" G_GINT64_FORMAT " needs real root; this berthd is rootless (berthd --rootless)",
+                        what, oom_score_adj);
+  return TRUE;
+}
+
 static GBytes *
 sandbox_spec (BerthDaemon *daemon, const CriSandbox *record, GError **error)
 {
@@ -699,6 +715,9 @@ sandbox_spec (BerthDaemon *daemon, const CriSandbox *record, GError **error)
   char *args[] = { (char *) "/" PAUSE_BINARY, NULL };
   g_autofree char *cgroups = cgroups_path (config->linux ? config->linux->cgroup_parent : NULL, record->id);
   const char *seccomp = "unconfined";
+  g_autofree char *what = g_strdup_printf ("pod sandbox %s", record->id);
+  if (!berth_cri_check_rootless (daemon, what, sc && sc->privileged, 0, error))
+    return NULL;
   if (sc && !berth_cri_seccomp (sc->seccomp, berth_cri_legacy_seccomp_sandbox (sc), &seccomp, error))
     return NULL;
   BerthSpecOptions opts = {
