@@ -22,6 +22,8 @@ PACKAGES=(
   golang-go docker.io
   # tests/critest.sh, tests/crictl.sh: cri-tools built offline from its vendored tarball
   golang-go
+  # tests/runsc.sh: gVisor's runsc as an OCI runtime under berth-shim (CRI runtime handlers)
+  runsc
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
