@@ -4,7 +4,7 @@
 # exec, stop and rm, seccomp enforcement, terminals, exit codes and error messages.
 source "$(dirname "$0")/lib.sh"
 require_plugins local walking overlayfs oci
-tap_plan 60
+tap_plan 63
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # binds hugetlb to v1 where crun needs it
 
 export BERTH_DATADIR=$SRCDIR/data BERTH_LOG_DIR=$TEST_TMP/logs
@@ -111,5 +111,16 @@ expect_eq "…exit 1" 1 "$rc"
 out=$($BUILDDIR/core/cli/berth --address "$TEST_TMP/none.sock" ps 2>&1); rc=$?
 expect_match "an unreachable daemon: one line naming the socket and how to start berthd" "^berth: cannot reach berthd at $TEST_TMP/none.sock: .*systemctl start berthd" "$out"
 expect_eq "…exit 125" "125:1" "$rc:$(printf '%s\n' "$out" | wc -l)"
+
+# ---- the daemon's default snapshotter, not a hard-coded one ----
+printf '[berthd]\ndefault-snapshotter=native\n' >"$TEST_TMP/native.conf"
+berthd_start native -- --config "$TEST_TMP/native.conf" || true
+NB="$BUILDDIR/core/cli/berth --address $BERTH_SOCK"
+timeout 60 $NB image import -q "$TEST_TMP/busybox.tar" >/dev/null
+expect_eq "a daemon whose default snapshotter is native: berth run works" hi \
+  "$(timeout 60 $NB run --name on-native busybox echo hi 2>&1)"
+expect_match "…its container's snapshot is the native snapshotter's (the daemon's default)" '"Snapshotter": "native"' \
+  "$(bctr containers info on-native)"
+expect_match "…where berth image import unpacked the image" "committed" "$(timeout 60 $NB snapshot ls)"
 
 tests_done

@@ -14,7 +14,7 @@ case $? in
   77) echo "1..0 # SKIP $(tail -1 "$TEST_TMP/cri-tools-build.log")"; exit 0 ;;
   *) echo "Bail out! building cri-tools failed:"; sed 's/^/# /' "$TEST_TMP/cri-tools-build.log" | tail -30; exit 1 ;;
 esac
-tap_plan 34
+tap_plan 39
 
 PY=/usr/bin/python3
 make_busybox_image "$TEST_TMP/busybox.tar"
@@ -136,6 +136,35 @@ tmux resize-window -t "$S" -x 110 -y 35
 sleep 1
 tmux send-keys -t "$S" "stty size" Enter
 expect_match "…resizing the window resizes the container's terminal" "^35 110" "$(tmux_wait "$S" "^35 110")"
+tmux kill-session -t "$S" 2>/dev/null
+
+# ---- attach to containers created without a log path (critest's case): their output ----
+# ---- reaches Attach through the FIFO their shim writes ----
+cat >"$TEST_TMP/echo-nolog.json" <<JSON
+{"metadata": {"name": "echo-nolog"}, "image": {"image": "$REG/busybox:latest"},
+ "command": ["sh", "-c", "echo before-attach; while read l; do echo got:\$l; echo err:\$l >&2; done; echo stdin-ended"],
+ "stdin": true, "stdin_once": true}
+JSON
+ECHO_NOLOG=$(crictl create "$POD" "$TEST_TMP/echo-nolog.json" "$TEST_TMP/pod.json")
+check "a container without a log path, with stdin (stdin_once), starts" crictl start "$ECHO_NOLOG"
+sleep 1
+out=$(printf 'one\ntwo\n' | crictl attach -i "$ECHO_NOLOG" 2>"$TEST_TMP/attach-nolog.err")
+expect_eq "crictl attach -i, no log path: stdin reaches it, its output from the moment of attaching comes back" \
+  "got:one got:two stdin-ended" "$(echo $out)"
+expect_eq "…its stderr on stderr" "err:one err:two" "$(echo $(grep '^err:' "$TEST_TMP/attach-nolog.err"))"
+cat >"$TEST_TMP/shell-nolog.json" <<JSON
+{"metadata": {"name": "shell-nolog"}, "image": {"image": "$REG/busybox:latest"},
+ "command": ["sh"], "stdin": true, "tty": true}
+JSON
+SHELL_NOLOG=$(crictl create "$POD" "$TEST_TMP/shell-nolog.json" "$TEST_TMP/pod.json")
+check "a container without a log path, with a terminal and stdin, starts" crictl start "$SHELL_NOLOG"
+sleep 1
+S=berth-spdy-attach-nolog-$$
+tmux new-session -d -s "$S" -x 90 -y 25 "$TOOLS/crictl --runtime-endpoint unix://$BERTH_SOCK attach -it $SHELL_NOLOG; sleep 30"
+sleep 2
+tmux send-keys -t "$S" 'echo hi-$((6*8))' Enter
+expect_match "crictl attach -it, no log path: typed keys reach its terminal, its output comes back" "^hi-48" \
+  "$(tmux_wait "$S" "^hi-48")"
 tmux kill-session -t "$S" 2>/dev/null
 
 # ---- port forwarding ----

@@ -27,6 +27,8 @@ PACKAGES=(
   # tests/rootless.sh, data/berthd-rootless: user namespaces with subordinate ids and
   # the user's network
   rootlesskit uidmap slirp4netns
+  # tests/runsc.sh: gVisor's runsc as an OCI runtime under berth-shim (CRI runtime handlers)
+  runsc
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -131,7 +131,7 @@ berthd_start () {
   BERTHD_LOG=$TEST_TMP/$name/berthd.log
   mkdir -p "$TEST_TMP/$name/libexec"
   local prog
-  for prog in core/berth-plugin-scanner core/shim/berth-shim core/cri/berth-pause; do
+  for prog in core/berth-plugin-scanner core/shim/berth-shim core/shim/berth-cri-log core/cri/berth-pause; do
     [ -x "$BUILDDIR/$prog" ] && ln -sf "$BUILDDIR/$prog" "$TEST_TMP/$name/libexec/"
   done
   # A socket left by a killed daemon would pass for the new one's.

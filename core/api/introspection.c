@@ -61,6 +61,18 @@ introspection_plugins (BerthGrpcCall *call, const ProtobufCMessage *request, gpo
       plugin->n_platforms = 1;
       plugin->platforms = g_new0 (Containerd__Types__Platform *, 1);
       plugin->platforms[0] = platform;
+      /* Clients (berth's CLI) learn the daemon's default snapshotter from this export. */
+      if (g_str_equal (record->type, BERTH_PLUGIN_TYPE_SNAPSHOTTER)
+          && g_strcmp0 (record->name, berth_daemon_get_config (user_data)->default_snapshotter) == 0)
+        {
+          Containerd__Services__Introspection__V1__Plugin__ExportsEntry *entry =
+            berth_grpc_message_new (&containerd__services__introspection__v1__plugin__exports_entry__descriptor);
+          entry->key = g_strdup ("default");
+          entry->value = g_strdup ("true");
+          plugin->n_exports = 1;
+          plugin->exports = g_new0 (Containerd__Services__Introspection__V1__Plugin__ExportsEntry *, 1);
+          plugin->exports[0] = entry;
+        }
       if (record->error != NULL)
         {
           Google__Rpc__Status *status = berth_grpc_message_new (&google__rpc__status__descriptor);

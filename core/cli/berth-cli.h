@@ -33,6 +33,10 @@ BerthGrpcClient *cli_client_new (BerthCli *cli, GError **error);
 gpointer cli_unary (BerthCli *cli, const char *path, const ProtobufCMessage *request,
                     const ProtobufCMessageDescriptor *response_type, GError **error);
 
+/* The daemon's default snapshotter (the one Introspection exports as "default"); a
+ * daemon that names none (containerd) gets containerd's default, overlayfs. */
+const char *cli_default_snapshotter (BerthCli *cli);
+
 /* Prints "berth: WHAT: MESSAGE" (plus a hint for the usual mistakes) and returns the
  * exit code for @error. */
 int cli_fail (const GError *error, const char *format, ...) G_GNUC_PRINTF (2, 3);

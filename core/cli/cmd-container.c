@@ -28,7 +28,6 @@
 #define RUNC_OPTIONS_TYPE_URL "containerd.runc.v1.Options"
 #define RUNTIME_NAME "io.containerd.runc.v2"
 #define LOG_PATH_LABEL "berth/log-path"
-#define DEFAULT_SNAPSHOTTER "overlayfs"
 #define DEFAULT_LOG_DIR "/var/log/berth"
 /* After the process exits, output still in flight is read until the pipe has been
  * quiet this long (a daemonized child may hold the pipe open forever). */
@@ -532,7 +531,7 @@ cli_cmd_run (BerthCli *cli, int argc, char **argv)
     { "cpus", 0, 0, G_OPTION_ARG_DOUBLE, &cpus, "CPU limit, in CPUs", "N" },
     { "pids-limit", 0, 0, G_OPTION_ARG_INT64, &pids_limit, "maximum number of processes", "N" },
     { "runtime", 0, 0, G_OPTION_ARG_STRING, &runtime, "OCI runtime binary: runc or crun (default: the daemon's)", "NAME" },
-    { "snapshotter", 0, 0, G_OPTION_ARG_STRING, &snapshotter, "snapshotter (default overlayfs)", "NAME" },
+    { "snapshotter", 0, 0, G_OPTION_ARG_STRING, &snapshotter, "snapshotter (default: the daemon's)", "NAME" },
     { "read-only", 0, 0, G_OPTION_ARG_NONE, &read_only, "read-only root filesystem", NULL },
     { "privileged", 0, 0, G_OPTION_ARG_NONE, &privileged, "all capabilities and devices, no seccomp", NULL },
     { "security-opt", 0, 0, G_OPTION_ARG_STRING_ARRAY, &security_opts, "seccomp=unconfined or seccomp=PROFILE.json", "OPT" },
@@ -573,7 +572,7 @@ cli_cmd_run (BerthCli *cli, int argc, char **argv)
   if (detach && rm)
     return cli_fail (NULL, "run: --rm and -d together are not supported; remove the container with `berth rm`");
   g_autofree char *id = name ? g_strdup (name) : random_id ();
-  const char *snap = snapshotter ? snapshotter : DEFAULT_SNAPSHOTTER;
+  const char *snap = snapshotter ? snapshotter : cli_default_snapshotter (cli);
 
   g_autoptr (GError) error = NULL;
   g_autoptr (CliImage) image = cli_image_resolve (cli, image_name, &error);

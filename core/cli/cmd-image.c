@@ -17,7 +17,6 @@
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
 
-#define DEFAULT_SNAPSHOTTER "overlayfs"
 #define IMPORT_CHUNK (1024 * 1024)
 
 /* ---------------- unpack ---------------- */
@@ -170,7 +169,7 @@ cli_cmd_image_import (BerthCli *cli, int argc, char **argv)
   gboolean no_unpack = FALSE, quiet = FALSE;
   GOptionEntry entries[] = {
     { "base-name", 0, 0, G_OPTION_ARG_STRING, &base_name, "name images without an io.containerd.image.name annotation BASE:REF", "BASE" },
-    { "snapshotter", 0, 0, G_OPTION_ARG_STRING, &snapshotter, "unpack into this snapshotter (default overlayfs)", "NAME" },
+    { "snapshotter", 0, 0, G_OPTION_ARG_STRING, &snapshotter, "unpack into this snapshotter (default: the daemon's)", "NAME" },
     { "no-unpack", 0, 0, G_OPTION_ARG_NONE, &no_unpack, "store the image without unpacking its layers", NULL },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "no progress output", NULL },
     { NULL },
@@ -260,7 +259,7 @@ cli_cmd_image_import (BerthCli *cli, int argc, char **argv)
       if (!no_unpack)
         {
           g_autoptr (CliImage) image = cli_image_resolve (cli, name, &error);
-          if (image == NULL || !cli_image_unpack (cli, image, snapshotter ? snapshotter : DEFAULT_SNAPSHOTTER, &error))
+          if (image == NULL || !cli_image_unpack (cli, image, snapshotter ? snapshotter : cli_default_snapshotter (cli), &error))
             return cli_fail (error, "image import: unpacking %s", name);
         }
       g_print ("%s\n", name);

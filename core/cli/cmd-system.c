@@ -63,6 +63,31 @@ list_plugins (BerthCli *cli, GError **error)
                     &containerd__services__introspection__v1__plugins_response__descriptor, error);
 }
 
+const char *
+cli_default_snapshotter (BerthCli *cli)
+{
+  static char *name;
+  if (name != NULL)
+    return name;
+  Containerd__Services__Introspection__V1__PluginsRequest request = CONTAINERD__SERVICES__INTROSPECTION__V1__PLUGINS_REQUEST__INIT;
+  char *filters[] = { (char *) "type==" SNAPSHOTTER_TYPE };
+  request.filters = filters;
+  request.n_filters = 1;
+  Containerd__Services__Introspection__V1__PluginsResponse *response =
+    cli_unary (cli, "/containerd.services.introspection.v1.Introspection/Plugins", &request.base,
+               &containerd__services__introspection__v1__plugins_response__descriptor, NULL);
+  for (size_t i = 0; response != NULL && name == NULL && i < response->n_plugins; i++)
+    for (size_t e = 0; e < response->plugins[i]->n_exports; e++)
+      if (strcmp (response->plugins[i]->exports[e]->key, "default") == 0
+          && strcmp (response->plugins[i]->exports[e]->value, "true") == 0)
+        name = g_strdup (response->plugins[i]->id);
+  if (response != NULL)
+    protobuf_c_message_free_unpacked (&response->base, NULL);
+  if (name == NULL)
+    name = g_strdup ("overlayfs");
+  return name;
+}
+
 int
 cli_cmd_plugins (BerthCli *cli, int argc, char **argv)
 {
@@ -257,7 +282,7 @@ snapshot_ls (BerthCli *cli, int argc, char **argv)
   g_autofree char *snapshotter = NULL;
   gboolean json = FALSE;
   GOptionEntry entries[] = {
-    { "snapshotter", 0, 0, G_OPTION_ARG_STRING, &snapshotter, "snapshotter (default overlayfs)", "NAME" },
+    { "snapshotter", 0, 0, G_OPTION_ARG_STRING, &snapshotter, "snapshotter (default: the daemon's)", "NAME" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON", NULL },
     { NULL },
   };
@@ -268,7 +293,7 @@ snapshot_ls (BerthCli *cli, int argc, char **argv)
     return rc;
   g_autoptr (GError) error = NULL;
   Containerd__Services__Snapshots__V1__ListSnapshotsRequest request = CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
-  request.snapshotter = snapshotter ? snapshotter : (char *) "overlayfs";
+  request.snapshotter = snapshotter ? snapshotter : (char *) cli_default_snapshotter (cli);
   request.filters = argv + 1;
   request.n_filters = argc - 1;
   g_autoptr (BerthGrpcClientCall) call = cli_server_stream (cli, "/containerd.services.snapshots.v1.Snapshots/List", &request.base,

@@ -76,9 +76,10 @@ berth_cri_set_string (char **field, const char *value)
   *field = g_strdup (value ? value : "");
 }
 
-/* The berth container's runtime options for a runtime handler: runc's Options naming
- * the binary, NULL for the default handler "". Free with berth_grpc_message_free. */
-Google__Protobuf__Any *berth_cri_runtime_options (const char *handler);
+/* The berth container's runtime for a runtime handler ([plugin.cri] runtime-handlers):
+ * its name in *@runtime_name (owned by the daemon), and runc's Options naming the binary
+ * when the handler names one, else NULL. Free with berth_grpc_message_free. */
+Google__Protobuf__Any *berth_cri_runtime_options (BerthDaemon *daemon, const char *handler, const char **runtime_name);
 
 /* Map entries of one protoc-c type copied as another's (they share a layout). */
 void berth_cri_entries_copy (void *const *entries, size_t n, const ProtobufCMessageDescriptor *descriptor, void ***out,
@@ -147,6 +148,10 @@ char *berth_cri_exec_id_new (void);
  * open until berth_cri_stdin_close (@remove: and removes it); see cri-stream.c. */
 char *berth_cri_stdin_open (BerthDaemon *daemon, const char *id, GError **error);
 void berth_cri_stdin_close (BerthDaemon *daemon, const char *id, gboolean remove);
+/* The output FIFO of a container created without a log path, which Attach reads
+ * (<state>/cri/output/<id>, made anew); see cri-stream.c. */
+char *berth_cri_output_open (BerthDaemon *daemon, const char *id, GError **error);
+void berth_cri_output_remove (BerthDaemon *daemon, const char *id);
 /* <state>/cri/exec/<random>, created 0700, for one exec's stdio files or FIFOs
  * ("stdin", "stdout", "stderr"); berth_cri_exec_dir_remove removes them and it. */
 char *berth_cri_exec_dir_new (BerthDaemon *daemon, GError **error);

@@ -430,8 +430,8 @@ create_berth_container (BerthDaemon *daemon, const CriContainer *record, const c
   kind.value = (char *) "container";
   sandbox.key = (char *) "io.kubernetes.cri.sandbox-id";
   sandbox.value = record->sandbox_id;
-  runtime.name = berth_daemon_get_config (daemon)->default_runtime;
-  g_autoptr (ProtobufCMessage) options = (ProtobufCMessage *) berth_cri_runtime_options (runtime_handler);
+  g_autoptr (ProtobufCMessage) options =
+    (ProtobufCMessage *) berth_cri_runtime_options (daemon, runtime_handler, (const char **) &runtime.name);
   runtime.options = (Google__Protobuf__Any *) options;
   any.type_url = (char *) SPEC_TYPE_URL;
   any.value.data = (guint8 *) text;
@@ -522,6 +522,23 @@ record_exit (CriContainer *record, const BerthExitStatus *exit)
   berth_cri_set_string (&record->reason, exit->exit_status == 0 ? "Completed" : "Error");
 }
 
+/* The stdout/stderr URI that makes @record's shim write @path. berth-shim (berthd's
+ * default runtime) writes the CRI log format itself (cri://), a terminal's output as it
+ * is (file://); another runtime (a shim v2, which knows containerd's schemes only) runs
+ * berth-cri-log as containerd's binary:// logging driver. */
+static char *
+log_uri (BerthDaemon *daemon, const char *handler, gboolean tty, const char *path)
+{
+  const char *runtime_name = NULL;
+  g_autoptr (ProtobufCMessage) options = (ProtobufCMessage *) berth_cri_runtime_options (daemon, handler, &runtime_name);
+  BerthRuntime *runtime = berth_daemon_get_runtime (daemon, runtime_name, NULL);
+  if (runtime == NULL || runtime == berth_daemon_get_runtime (daemon, NULL, NULL))
+    return g_strdup_printf ("%s%s", tty ? "file://" : "cri://", path);
+  g_autofree char *logger = g_build_filename (berth_daemon_get_config (daemon)->libexec_dir, "berth-cri-log", NULL);
+  g_autofree char *escaped = g_uri_escape_string (path, "/", FALSE);
+  return g_strdup_printf ("binary://%s?%s", logger, escaped);
+}
+
 ProtobufCMessage *
 cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)
 {
@@ -534,6 +551,7 @@ cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
   g_autoptr (ProtobufCMessage) owned_sandbox = NULL;
   BerthSnapshots snaps;
   g_autofree char *snapshotter = NULL, *backend_key = NULL, *log = NULL, *stdin_path = NULL;
+  g_autofree char *fifo = NULL;
   g_autoptr (GPtrArray) mounts = NULL;
   g_autoptr (BerthTask) task = NULL;
   gboolean ok = FALSE;
@@ -565,9 +583,12 @@ cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
           berth_throw_errno (error, "creating log directory %s", parent);
           goto out;
         }
-      /* The shim writes the CRI log format; a terminal's output goes as it is. */
-      log = g_strdup_printf ("%s%s", record->config->tty ? "file://" : "cri://", record->log_path);
     }
+  /* No log: the output goes to a FIFO Attach can read (dropped while nobody does). */
+  else if ((fifo = berth_cri_output_open (daemon, record->id, error)) == NULL)
+    goto out;
+  log = log_uri (daemon, ((CriSandbox *) owned_sandbox)->runtime_handler, record->config->tty,
+                 fifo ? fifo : record->log_path);
   if (record->config->stdin && (stdin_path = berth_cri_stdin_open (daemon, record->id, error)) == NULL)
     goto out;
   BerthStdio stdio = { stdin_path, log, log, record->config->tty };
@@ -698,6 +719,7 @@ container_remove (BerthDaemon *daemon, CriContainer *record, GError **error)
   if (!container_stop (daemon, record, 0, error))
     return FALSE;
   berth_cri_stdin_close (daemon, record->id, TRUE);
+  berth_cri_output_remove (daemon, record->id);
   g_autoptr (GError) local_error = NULL;
   BerthSnapshots snaps;
   g_autofree char *snapshotter = NULL;

@@ -11,6 +11,7 @@
 #include <berth/berth-error.h>
 #include "berth-cri.h"
 #include "berth-cni.h"
+#include "berth-config.h"
 #include "api/berth-api.h"
 #include "api/berth-api-ops.h"
 #include "api/berth-api-util.h"
@@ -21,9 +22,20 @@
 #define SPEC_TYPE_URL "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 #define PAUSE_BINARY "berth-pause"
 #define RUNC_OPTIONS_TYPE_URL "containerd.runc.v1.Options"
-/* Runtime handlers (RuntimeClass names): "" is berthd's default OCI runtime; the others
- * name the binary, which the oci plugin's allowed-binaries must allow. */
-static const char *const runtime_handlers[] = { "", "runc", "crun", NULL };
+/* Runtime handlers (RuntimeClass names) come from [plugin.cri] runtime-handlers (see
+ * load_handlers); "" is always there. */
+#define HANDLERS_GROUP "plugin.cri"
+#define HANDLERS_KEY "runtime-handlers"
+#define DEFAULT_HANDLERS "runc;crun"
+
+typedef struct {
+  char *name;
+  char *runtime; /* the container's runtime name; NULL: berthd's default-runtime */
+  char *binary;  /* the OCI runtime binary (runc options BinaryName); NULL: the runtime's own */
+} CriHandler;
+
+static GPtrArray *handlers;  /* CriHandler, "" first */
+static char *handlers_error; /* why the configuration was refused: every pod is, with it */
 
 /* ---------------- records, ids, locks ---------------- */
 
@@ -227,13 +239,115 @@ berth_cri_entries_copy (void *const *entries, size_t n, const ProtobufCMessageDe
     }
 }
 
-Google__Protobuf__Any *
-berth_cri_runtime_options (const char *handler)
+static void
+handler_free (CriHandler *h)
 {
-  if (handler == NULL || *handler == '\0')
+  g_free (h->name);
+  g_free (h->runtime);
+  g_free (h->binary);
+  g_free (h);
+}
+
+static CriHandler *
+handler_lookup_in (GPtrArray *list, const char *name)
+{
+  for (guint i = 0; list != NULL && i < list->len; i++)
+    if (g_str_equal (((CriHandler *) list->pdata[i])->name, name))
+      return list->pdata[i];
+  return NULL;
+}
+
+static const CriHandler *
+handler_lookup (const char *name)
+{
+  return handler_lookup_in (handlers, name);
+}
+
+static char *
+nonempty (const char *text, gssize len)
+{
+  g_autofree char *copy = g_strstrip (g_strndup (text, len < 0 ? strlen (text) : (gsize) len));
+  return *copy ? g_steal_pointer (&copy) : NULL;
+}
+
+/* [plugin.cri] runtime-handlers: ';'-separated entries
+ *   NAME                    berthd's default runtime running the OCI runtime binary NAME
+ *   NAME=RUNTIME            the container runtime RUNTIME (e.g. a shim v2 name such as
+ *                           io.containerd.runc.v2, or a runtime plugin's id), its own binary
+ *   NAME=[RUNTIME]:BINARY   RUNTIME (default: berthd's default-runtime) running BINARY
+ * An entry with an empty NAME ("=RUNTIME[:BINARY]") redefines the default handler "".
+ * Without the key: "runc;crun". */
+static gboolean
+load_handlers (const BerthConfig *config, GError **error)
+{
+  g_autoptr (GPtrArray) loaded = g_ptr_array_new_with_free_func ((GDestroyNotify) handler_free);
+  CriHandler *fallback = g_new0 (CriHandler, 1);
+  fallback->name = g_strdup ("");
+  g_ptr_array_add (loaded, fallback);
+  g_autofree char *text = NULL;
+  if (config->keyfile != NULL && g_key_file_has_group (config->keyfile, HANDLERS_GROUP))
+    {
+      g_auto (GStrv) keys = g_key_file_get_keys (config->keyfile, HANDLERS_GROUP, NULL, NULL);
+      for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
+        if (!g_str_equal (keys[i], HANDLERS_KEY))
+          {
+            g_autofree char *where = berth_config_location (config, HANDLERS_GROUP, keys[i]);
+            return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sunknown key \"%s\" in [%s] (known: %s)", where,
+                                keys[i], HANDLERS_GROUP, HANDLERS_KEY);
+          }
+      text = g_key_file_get_value (config->keyfile, HANDLERS_GROUP, HANDLERS_KEY, NULL);
+    }
+  g_auto (GStrv) entries = g_strsplit (text ? text : DEFAULT_HANDLERS, ";", -1);
+  for (guint i = 0; entries[i] != NULL; i++)
+    {
+      const char *entry = entries[i], *eq = strchr (entry, '=');
+      g_autofree char *name = eq ? nonempty (entry, eq - entry) : nonempty (entry, -1);
+      if (name == NULL && eq == NULL)
+        continue;
+      CriHandler *h = name ? (CriHandler *) handler_lookup_in (loaded, name) : fallback;
+      if (h != NULL && h != fallback)
+        {
+          g_autofree char *where = berth_config_location (config, HANDLERS_GROUP, HANDLERS_KEY);
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%sruntime handler \"%s\" is defined twice", where,
+                              name);
+        }
+      if (h == NULL)
+        {
+          h = g_new0 (CriHandler, 1);
+          h->name = g_steal_pointer (&name);
+          g_ptr_array_add (loaded, h);
+        }
+      if (eq == NULL)
+        {
+          h->binary = g_strdup (h->name);
+          continue;
+        }
+      const char *colon = strchr (eq + 1, ':');
+      g_clear_pointer (&h->runtime, g_free);
+      h->runtime = nonempty (eq + 1, colon ? colon - (eq + 1) : -1);
+      h->binary = colon ? nonempty (colon + 1, -1) : NULL;
+      if (h->runtime == NULL && h->binary == NULL)
+        {
+          g_autofree char *where = berth_config_location (config, HANDLERS_GROUP, HANDLERS_KEY);
+          return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
+                              "%sruntime handler \"%s\" names neither a runtime nor a binary (want NAME=RUNTIME, "
+                              "NAME=:BINARY or NAME=RUNTIME:BINARY)", where, h->name);
+        }
+    }
+  g_clear_pointer (&handlers, g_ptr_array_unref);
+  handlers = g_steal_pointer (&loaded);
+  return TRUE;
+}
+
+Google__Protobuf__Any *
+berth_cri_runtime_options (BerthDaemon *daemon, const char *handler_name, const char **runtime_name)
+{
+  const CriHandler *handler = handler_lookup (handler_name ? handler_name : "");
+  *runtime_name = handler && handler->runtime ? handler->runtime : berth_daemon_get_config (daemon)->default_runtime;
+  if (handler == NULL || handler->binary == NULL)
     return NULL;
   Containerd__Runc__V1__Options options = CONTAINERD__RUNC__V1__OPTIONS__INIT;
-  options.binary_name = (char *) handler;
+  options.binary_name = handler->binary;
   Google__Protobuf__Any *any = berth_grpc_message_new (&google__protobuf__any__descriptor);
   any->type_url = g_strdup (RUNC_OPTIONS_TYPE_URL);
   any->value.len = protobuf_c_message_get_packed_size (&options.base);
@@ -370,12 +484,12 @@ cri_status (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemo
   response->status->conditions[1] = condition_new ("NetworkReady", network != NULL,
                                                    network ? NULL : "NetworkPluginNotReady",
                                                    network_error ? network_error->message : NULL);
-  response->n_runtime_handlers = g_strv_length ((GStrv) runtime_handlers);
+  response->n_runtime_handlers = handlers ? handlers->len : 0;
   response->runtime_handlers = g_new0 (Runtime__V1__RuntimeHandler *, response->n_runtime_handlers + 1);
-  for (guint i = 0; runtime_handlers[i] != NULL; i++)
+  for (guint i = 0; i < response->n_runtime_handlers; i++)
     {
       Runtime__V1__RuntimeHandler *handler = berth_grpc_message_new (&runtime__v1__runtime_handler__descriptor);
-      handler->name = g_strdup (runtime_handlers[i]);
+      handler->name = g_strdup (((CriHandler *) handlers->pdata[i])->name);
       handler->features = berth_grpc_message_new (&runtime__v1__runtime_handler_features__descriptor);
       response->runtime_handlers[i] = handler;
     }
@@ -875,10 +989,10 @@ sandbox_start (BerthDaemon *daemon, CriSandbox *record, GCancellable *cancellabl
   Containerd__Services__Containers__V1__Container__LabelsEntry *labels[] = { &kind };
   kind.key = (char *) "io.cri-containerd.kind";
   kind.value = (char *) "sandbox";
-  runtime.name = berth_daemon_get_config (daemon)->default_runtime;
   any.type_url = (char *) SPEC_TYPE_URL;
   any.value.data = (guint8 *) g_bytes_get_data (spec, &any.value.len);
-  g_autoptr (ProtobufCMessage) options = (ProtobufCMessage *) berth_cri_runtime_options (record->runtime_handler);
+  g_autoptr (ProtobufCMessage) options =
+    (ProtobufCMessage *) berth_cri_runtime_options (daemon, record->runtime_handler, (const char **) &runtime.name);
   runtime.options = (Google__Protobuf__Any *) options;
   c.id = record->id;
   c.runtime = &runtime;
@@ -954,9 +1068,16 @@ cri_run_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request, gpoin
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "sandbox config must include metadata with a name, uid "
                         "and namespace"), NULL;
   const char *handler = req->runtime_handler ? req->runtime_handler : "";
-  if (!g_strv_contains (runtime_handlers, handler))
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "unknown runtime handler \"%s\" (berth has \"\", the "
-                        "default, \"runc\" and \"crun\")", handler), NULL;
+  if (handlers_error != NULL)
+    return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "%s", handlers_error), NULL;
+  if (handler_lookup (handler) == NULL)
+    {
+      g_autoptr (GString) known = g_string_new (NULL);
+      for (guint i = 0; i < handlers->len; i++)
+        g_string_append_printf (known, "%s\"%s\"", i ? ", " : "", ((CriHandler *) handlers->pdata[i])->name);
+      return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "unknown runtime handler \"%s\" (berth has %s; "
+                          "[plugin.cri] runtime-handlers)", handler, known->str), NULL;
+    }
   g_autofree char *id = berth_cri_new_id ();
   g_autofree char *name = sandbox_name (config->metadata);
   CriSandbox *record = berth_grpc_message_new (&berth__cri__v1__sandbox_record__descriptor);
@@ -1285,6 +1406,16 @@ berth_cri_register (BerthGrpcServer *server, BerthDaemon *daemon)
     { "ListPodSandboxMetrics", BERTH_GRPC_UNARY, cri_unimplemented, NULL },
     { NULL },
   };
+  g_autoptr (GError) local_error = NULL;
+  g_clear_pointer (&handlers_error, g_free);
+  if (!load_handlers (berth_daemon_get_config (daemon), &local_error))
+    {
+      /* Registration cannot fail berthd's start: the CRI refuses every pod instead. */
+      g_critical ("CRI runtime handlers: %s", local_error->message);
+      handlers_error = g_strdup_printf ("CRI runtime handlers: %s", local_error->message);
+      g_autoptr (BerthConfig) defaults = berth_config_new_default ();
+      load_handlers (defaults, NULL);
+    }
   berth_grpc_server_add_service (server, &runtime__v1__runtime_service__descriptor, methods, daemon);
   berth_cri_register_images (server, daemon);
 }

@@ -17,7 +17,8 @@
  * Exec runs the command through berth_cri_exec_as (as ExecSync does) in a worker, with
  * FIFOs under <state>/cri/exec/ as its stdio (with a terminal if asked: the shim copies
  * its pty to and from them, and resize events reach it), pumped to and from the client
- * on the main loop. Attach follows the container's CRI log file (output only).
+ * on the main loop. Attach follows the container's CRI log file, or for a container
+ * created without one the output FIFO its shim writes to (see below).
  * PortForward connects to 127.0.0.1:PORT inside the pod's network namespace from a
  * short-lived thread that joined it.
  *
@@ -333,6 +334,33 @@ berth_cri_stdin_close (BerthDaemon *daemon, const char *id, gboolean remove)
     }
 }
 
+/* ---------------- containers' output without a log ---------------- */
+
+/* A container created without a log path writes its output (in the CRI log format, or a
+ * terminal's as it is) to a FIFO, <state>/cri/output/<id>, that its shim holds open
+ * read-write and non-blocking: while nobody reads, what does not fit is dropped, as
+ * containerd drops the output of such a container; Attach reads it from the moment of
+ * attaching. */
+char *
+berth_cri_output_open (BerthDaemon *daemon, const char *id, GError **error)
+{
+  g_autofree char *dir = berth_cri_path (daemon, "output", NULL);
+  g_autofree char *path = berth_cri_path (daemon, "output", id);
+  if (g_mkdir_with_parents (dir, 0700) < 0)
+    return berth_throw_errno (error, "creating %s", dir), NULL;
+  unlink (path);
+  if (mkfifo (path, 0600) < 0)
+    return berth_throw_errno (error, "creating FIFO %s", path), NULL;
+  return g_steal_pointer (&path);
+}
+
+void
+berth_cri_output_remove (BerthDaemon *daemon, const char *id)
+{
+  g_autofree char *path = berth_cri_path (daemon, "output", id);
+  unlink (path);
+}
+
 /* ---------------- the RPCs ---------------- */
 
 static ProtobufCMessage *
@@ -398,11 +426,13 @@ cri_attach (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemo
   if (req->stdin && (record->config == NULL || !record->config->stdin))
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT,
                         "Attach with stdin: container %s was not created with stdin", record->id), NULL;
-  if (*record->log_path == '\0')
+  g_autofree char *output = *record->log_path == '\0' ? berth_cri_path (daemon, "output", record->id) : NULL;
+  if (output != NULL && !g_file_test (output, G_FILE_TEST_EXISTS))
     return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION,
-                        "container %s has no log path, which berth's Attach follows", record->id), NULL;
+                        "container %s has neither a log path nor an output FIFO (started by an older berthd)", record->id),
+           NULL;
   StreamRequest *sr = stream_request_new (STREAM_ATTACH, daemon, req->container_id);
-  sr->log_path = g_strdup (record->log_path);
+  sr->log_path = output != NULL ? g_steal_pointer (&output) : g_strdup (record->log_path);
   sr->raw_log = record->config != NULL && record->config->tty;
   sr->in = req->stdin;
   sr->stdin_once = record->config->stdin_once;
@@ -1131,20 +1161,30 @@ attach_line (Session *s, const char *line)
   attach_emit (s, is_err ? CHANNEL_STDERR : CHANNEL_STDOUT, text, strlen (text));
 }
 
-/* Follows the log from its current end until the container exits or the client goes. */
+/* Follows the log (or the output FIFO) from its current end until the container exits
+ * or the client goes. */
 static void
 attach_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
 {
   Session *s = data;
-  int fd = open (s->req->log_path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  char buf[65536];
+  struct stat st;
+  int fd = open (s->req->log_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 || fstat (fd, &st) < 0)
     {
       GError *error = NULL;
       berth_throw_errno (&error, "opening log %s", s->req->log_path);
+      if (fd >= 0)
+        close (fd);
       g_task_return_error (task, error);
       return;
     }
-  lseek (fd, 0, SEEK_END);
+  if (S_ISFIFO (st.st_mode))
+    /* What the FIFO holds was written before this client attached. */
+    while (read (fd, buf, sizeof buf) > 0)
+      ;
+  else
+    lseek (fd, 0, SEEK_END);
   g_autoptr (BerthTask) container = berth_cri_task (s->req->daemon, s->req->id);
   g_autoptr (GString) partial = g_string_new (NULL);
   gboolean last = FALSE;
@@ -1157,7 +1197,6 @@ attach_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancel
           continue;
         }
       last = container == NULL || berth_task_get_status (container, NULL, NULL) != BERTH_TASK_STATUS_RUNNING;
-      char buf[65536];
       ssize_t n;
       while ((n = read (fd, buf, sizeof buf)) > 0)
         {

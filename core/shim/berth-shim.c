@@ -216,6 +216,8 @@ pump (int from, int to)
         {
           if (errno == EINTR)
             continue;
+          if (errno == EAGAIN)
+            return 1; /* a full attach FIFO: output nobody reads is dropped */
           return 0;
         }
       done += w;
@@ -231,8 +233,17 @@ open_stream (const char *path, int flags)
   /* containerd's file:// stdio: output appended to a log file (detached containers);
    * cri:// (the CRI log format) where the shim cannot format, e.g. a terminal's output. */
   if (strncmp (path, "file://", 7) == 0 || strncmp (path, "cri://", 6) == 0)
-    return (flags & O_ACCMODE) == O_RDONLY ? open ("/dev/null", O_RDONLY | O_CLOEXEC)
-                                          : open (strchr (path, ':') + 3, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    {
+      const char *file = strchr (path, ':') + 3;
+      struct stat st;
+      if ((flags & O_ACCMODE) == O_RDONLY)
+        return open ("/dev/null", O_RDONLY | O_CLOEXEC);
+      /* berthd's attach FIFO (a CRI container without a log): never wait for its reader;
+       * what does not fit is dropped (see pump). */
+      if (stat (file, &st) == 0 && S_ISFIFO (st.st_mode))
+        return open (file, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+      return open (file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    }
   /* O_RDWR on a FIFO never blocks waiting for the other side. */
   return open (path, flags | O_CLOEXEC);
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,6 +13,20 @@
 
 static char log_path[4096];
 static int log_fd = -1;
+static int log_is_fifo;
+
+/* A FIFO (berthd's attach FIFO of a container without a log path) is opened read-write
+ * and non-blocking: opening it never waits for a reader, and a record that does not fit
+ * is dropped instead of stalling the shim (output nobody attached to is not kept). */
+static int
+open_log (void)
+{
+  struct stat st;
+  log_is_fifo = stat (log_path, &st) == 0 && S_ISFIFO (st.st_mode);
+  if (log_is_fifo)
+    return open (log_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  return open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+}
 
 int
 cri_log_open (const char *path)
@@ -19,7 +34,7 @@ cri_log_open (const char *path)
   if (strlen (path) >= sizeof log_path)
     return errno = ENAMETOOLONG, -1;
   strcpy (log_path, path);
-  log_fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  log_fd = open_log ();
   return log_fd < 0 ? -1 : 0;
 }
 
@@ -31,7 +46,7 @@ follow_path (void)
   if (log_fd >= 0 && stat (log_path, &at_path) == 0 && fstat (log_fd, &ours) == 0 && at_path.st_ino == ours.st_ino
       && at_path.st_dev == ours.st_dev)
     return;
-  int fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int fd = open_log ();
   if (fd < 0)
     return; /* keep writing the old file rather than lose the output */
   if (log_fd >= 0)
@@ -42,6 +57,10 @@ follow_path (void)
 static void
 write_all (const char *data, size_t len)
 {
+  int queued = 0, size = log_is_fifo ? fcntl (log_fd, F_GETPIPE_SZ) : 0;
+  /* Whole records only into a FIFO: a reader never sees half of one. */
+  if (log_is_fifo && (size < 0 || ioctl (log_fd, FIONREAD, &queued) < 0 || len > (size_t) (size - queued)))
+    return;
   while (len > 0)
     {
       ssize_t n = write (log_fd, data, len);

@@ -3,6 +3,8 @@
  * "F" ends a line; "P" is a piece of a line longer than CRI_LOG_LINE_MAX, continued by the
  * next record. The log path is followed: when the file there is no longer the one being
  * written (kubelet rotated it and asked for ReopenContainerLog), it is reopened.
+ * A FIFO there (berthd's, for Attach to a container without a log) gets whole records
+ * while it has room for them, and none otherwise.
  * Plain libc, static buffers: it runs in berth-shim. */
 #pragma once
 
