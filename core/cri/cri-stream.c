@@ -334,33 +334,6 @@ berth_cri_stdin_close (BerthDaemon *daemon, const char *id, gboolean remove)
     }
 }
 
-/* ---------------- containers' output without a log ---------------- */
-
-/* A container created without a log path writes its output (in the CRI log format, or a
- * terminal's as it is) to a FIFO, <state>/cri/output/<id>, that its shim holds open
- * read-write and non-blocking: while nobody reads, what does not fit is dropped, as
- * containerd drops the output of such a container; Attach reads it from the moment of
- * attaching. */
-char *
-berth_cri_output_open (BerthDaemon *daemon, const char *id, GError **error)
-{
-  g_autofree char *dir = berth_cri_path (daemon, "output", NULL);
-  g_autofree char *path = berth_cri_path (daemon, "output", id);
-  if (g_mkdir_with_parents (dir, 0700) < 0)
-    return berth_throw_errno (error, "creating %s", dir), NULL;
-  unlink (path);
-  if (mkfifo (path, 0600) < 0)
-    return berth_throw_errno (error, "creating FIFO %s", path), NULL;
-  return g_steal_pointer (&path);
-}
-
-void
-berth_cri_output_remove (BerthDaemon *daemon, const char *id)
-{
-  g_autofree char *path = berth_cri_path (daemon, "output", id);
-  unlink (path);
-}
-
 /* ---------------- the RPCs ---------------- */
 
 static ProtobufCMessage *
