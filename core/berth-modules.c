@@ -7,7 +7,6 @@
 
 #include <berth/berth.h>
 #include "berth-modules.h"
-#include "cri/berth-cri.h"
 
 static GHashTable *opened; /* name → GModule*, never closed */
 G_LOCK_DEFINE_STATIC (opened);
@@ -58,8 +57,8 @@ berth_module_symbol (const char *name, const char *symbol, GError **error)
 }
 
 /* @symbol when module @name is already open, else NULL. */
-static gpointer
-symbol_if_open (const char *name, const char *symbol)
+gpointer
+berth_module_symbol_if_open (const char *name, const char *symbol)
 {
   return module_symbol (name, symbol, FALSE, NULL);
 }
@@ -154,40 +153,4 @@ void
 berth_metrics_server_stop (BerthMetricsServer *self)
 {
   MODULE_FUNC ("metrics-http", berth_metrics_server_module_stop, NULL) (self);
-}
-
-/* ---------------- CRI streaming (libsoup) ---------------- */
-
-/* cri-stream.c keeps these names inside its module (linked -Bsymbolic, so its own calls
- * stay there); these are the daemon's side of them. */
-#define CRI_STREAM_CALL(func)                                                                                          \
-  ProtobufCMessage *func (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error)      \
-  {                                                                                                                    \
-    __typeof__ (func) *real = berth_module_symbol ("cri-streaming", #func, error);                                    \
-    return real ? real (call, request, daemon, error) : NULL;                                                          \
-  }
-CRI_STREAM_CALL (cri_exec)
-CRI_STREAM_CALL (cri_attach)
-CRI_STREAM_CALL (cri_port_forward)
-
-char *
-berth_cri_stdin_open (BerthDaemon *daemon, const char *id, GError **error)
-{
-  __typeof__ (berth_cri_stdin_open) *real = berth_module_symbol ("cri-streaming", "berth_cri_stdin_open", error);
-  return real ? real (daemon, id, error) : NULL;
-}
-
-/* No FIFO is held open when the module is not (nothing opened one in this process), so
- * removing a container does not load it; a FIFO an earlier berthd made still goes. */
-void
-berth_cri_stdin_close (BerthDaemon *daemon, const char *id, gboolean remove)
-{
-  __typeof__ (berth_cri_stdin_close) *real = symbol_if_open ("cri-streaming", "berth_cri_stdin_close");
-  if (real != NULL)
-    real (daemon, id, remove);
-  else if (remove)
-    {
-      g_autofree char *path = berth_cri_path (daemon, "stdin", id);
-      unlink (path);
-    }
 }

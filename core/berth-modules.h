@@ -22,6 +22,8 @@ G_BEGIN_DECLS
 
 /* The address of @symbol in module @name, opening it the first time. */
 gpointer berth_module_symbol (const char *name, const char *symbol, GError **error);
+/* The address of @symbol when module @name is already open, else NULL (opens nothing). */
+gpointer berth_module_symbol_if_open (const char *name, const char *symbol);
 
 /* What the berth-image-archive module exports. */
 GPtrArray *berth_image_archive_module_import (BerthDaemon *daemon, const char *ns, GInputStream *input,
