@@ -1411,7 +1411,7 @@ berth_cri_register (BerthGrpcServer *server, BerthDaemon *daemon)
   if (!load_handlers (berth_daemon_get_config (daemon), &local_error))
     {
       /* Registration cannot fail berthd's start: the CRI refuses every pod instead. */
-      g_critical ("CRI runtime handlers: %s", local_error->message);
+      g_warning ("CRI runtime handlers: %s", local_error->message);
       handlers_error = g_strdup_printf ("CRI runtime handlers: %s", local_error->message);
       g_autoptr (BerthConfig) defaults = berth_config_new_default ();
       load_handlers (defaults, NULL);
