@@ -345,6 +345,14 @@ render_snapshots (GString *out, BerthDaemon *daemon, GCancellable *cancellable)
       const BerthPluginRecord *record = plugins->pdata[i];
       guint64 n = 0;
       g_autoptr (GError) error = NULL;
+      /* A snapshotter not loaded yet holds nothing: it is loaded at start when its
+       * directory has snapshots. */
+      if (record->instance == NULL && record->status == BERTH_PLUGIN_STATUS_LOADED &&
+          g_strcmp0 (record->type, "io.containerd.snapshotter.v1") == 0)
+        {
+          sample_u64 (out, "berth_snapshots", (const char *[]) { "snapshotter", record->name, NULL }, 0);
+          continue;
+        }
       if (record->instance == NULL || !BERTH_IS_SNAPSHOTTER (record->instance))
         continue;
       if (berth_snapshotter_walk (BERTH_SNAPSHOTTER (record->instance), count_snapshot, &n, cancellable, &error))

@@ -1408,13 +1408,15 @@ berth_cri_register (BerthGrpcServer *server, BerthDaemon *daemon)
   };
   g_autoptr (GError) local_error = NULL;
   g_clear_pointer (&handlers_error, g_free);
-  if (!load_handlers (berth_daemon_get_config (daemon), &local_error))
+  /* No daemon (the gRPC fuzzer registers the services alone): the default handlers. */
+  g_autoptr (BerthConfig) defaults = daemon == NULL ? berth_config_new_default () : NULL;
+  if (!load_handlers (daemon != NULL ? berth_daemon_get_config (daemon) : defaults, &local_error))
     {
       /* Registration cannot fail berthd's start: the CRI refuses every pod instead. */
       g_warning ("CRI runtime handlers: %s", local_error->message);
       handlers_error = g_strdup_printf ("CRI runtime handlers: %s", local_error->message);
-      g_autoptr (BerthConfig) defaults = berth_config_new_default ();
-      load_handlers (defaults, NULL);
+      g_autoptr (BerthConfig) fallback = berth_config_new_default ();
+      load_handlers (fallback, NULL);
     }
   berth_grpc_server_add_service (server, &runtime__v1__runtime_service__descriptor, methods, daemon);
   berth_cri_register_images (server, daemon);
