@@ -76,9 +76,6 @@ BERTH_LOG_LEVEL=${BERTH_LOG_LEVEL-info} berthd_start critest -- --config "$TEST_
 
 # ---- critest ----
 # Skipped, each for a reason (README, "critest"):
-# - attach: critest attaches to a container created without a log path. Such a container
-#   writes to an output FIFO Attach reads (crictl attach -i/-it to one work, cri-spdy.sh),
-#   but this spec still times out with no output reaching critest: not found yet.
 # - the image pulled by digest: critest names a fixed upstream digest no stand-in can have.
 # - MaskedPaths: the stand-in busybox (Debian's busybox-static) is built with
 #   FEATURE_SH_STANDALONE, so its sh runs `ls` as a built-in applet without exec'ing the
@@ -86,12 +83,11 @@ BERTH_LOG_LEVEL=${BERTH_LOG_LEVEL-info} berthd_start critest -- --config "$TEST_
 # - SELinux and AppArmor enforcement: this host has neither enabled (critest skips them itself).
 # - the benchmarks: tests/bench, not CI (critest's -benchmark mode only).
 SKIP='public image with digest should be pulled and removed'
-SKIP+='|runtime should support attach \[Conformance\]'
 SKIP+='|runtime should support MaskedPaths'
 mkdir -p "$TEST_TMP/report"
 SECONDS=0
 timeout 1200 "$TOOLS/critest" -runtime-endpoint "unix://$BERTH_SOCK" -image-endpoint "unix://$BERTH_SOCK" \
-  -ginkgo.skip "$SKIP" -ginkgo.no-color -ginkgo.junit-report "$TEST_TMP/report/junit.xml" \
+  -ginkgo.skip "$SKIP" ${CRITEST_FOCUS:+-ginkgo.focus "$CRITEST_FOCUS"} -ginkgo.no-color -ginkgo.junit-report "$TEST_TMP/report/junit.xml" \
   >"$TEST_TMP/critest.log" 2>&1
 rc=$?
 diag "critest exited with $rc after ${SECONDS}s"

@@ -137,6 +137,13 @@ cri_log_pump (CriLogStream *s)
       emit (s, s->buf, s->len, 1);
       start = s->len;
     }
+  /* Into a FIFO, a line's beginning goes at once: an attached client sees a prompt or an
+   * `echo -n` as containerd's attach does, not when the line ends. */
+  if (log_is_fifo && start < s->len)
+    {
+      emit (s, s->buf + start, s->len - start, 1);
+      start = s->len;
+    }
   memmove (s->buf, s->buf + start, s->len - start);
   s->len -= start;
   return 2;

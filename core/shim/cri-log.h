@@ -4,7 +4,8 @@
  * next record. The log path is followed: when the file there is no longer the one being
  * written (kubelet rotated it and asked for ReopenContainerLog), it is reopened.
  * A FIFO there (berthd's, for Attach to a container without a log) gets whole records
- * while it has room for them, and none otherwise.
+ * while it has room for them, and none otherwise; into it a line's beginning is written
+ * at once as "P" records, not held until its end.
  * Plain libc, static buffers: it runs in berth-shim. */
 #pragma once
 
