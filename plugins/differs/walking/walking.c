@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -726,6 +727,12 @@ walking_apply (BerthDiffer *differ, const BerthDescriptor *layer, GPtrArray *mou
       berth_mount_unmount (mountpoint, NULL);
       rmdir (mountpoint);
     }
+  /* An unpack leaves the daemon's heap full of freed holes (paths of every entry,
+   * libarchive's and the gRPC stream's buffers) that glibc only gives back from the top:
+   * after a 31000-file image berthd kept 2.6 MB of free pages, and every container started
+   * later grew the heap further. malloc_trim returns the free pages inside it too; one
+   * pass over a heap of a few MB costs far less than the apply. */
+  malloc_trim (0);
   return applied;
 }
 
