@@ -507,6 +507,86 @@ json_to_text (JsonNode *node, gsize *len)
   return json_generator_to_data (generator, len);
 }
 
+/* ---------------- run ---------------- */
+
+/* The container's writable snapshot @key on @parent, in @snapshotter. */
+static Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *
+run_prepare_snapshot (BerthCli *cli, const char *snapshotter, const char *key, const char *parent, GError **error)
+{
+  Containerd__Services__Snapshots__V1__PrepareSnapshotRequest prepare = CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
+  prepare.snapshotter = (char *) snapshotter;
+  prepare.key = (char *) key;
+  prepare.parent = (char *) parent;
+  return cli_unary (cli, "/containerd.services.snapshots.v1.Snapshots/Prepare", &prepare.base,
+                    &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor, error);
+}
+
+/* The container record: @spec, the runc options naming @runtime (NULL: the daemon's),
+ * its snapshot (named @id) and, when detached, @log_path as its log label. */
+static gboolean
+run_create_container (BerthCli *cli, const char *id, const char *image_name, JsonNode *spec, const char *runtime,
+                      const char *snap, const char *log_path, GError **error)
+{
+  gsize spec_len = 0;
+  g_autofree char *spec_text = json_to_text (spec, &spec_len);
+  Containerd__Runc__V1__Options runc = CONTAINERD__RUNC__V1__OPTIONS__INIT;
+  runc.binary_name = runtime ? (char *) runtime : (char *) "";
+  gsize runc_len = protobuf_c_message_get_packed_size (&runc.base);
+  g_autofree guint8 *runc_data = g_malloc (runc_len + 1);
+  protobuf_c_message_pack (&runc.base, runc_data);
+  g_autofree Google__Protobuf__Any *runc_any = any_new (RUNC_OPTIONS_TYPE_URL, runc_data, runc_len);
+  g_autofree Google__Protobuf__Any *spec_any = any_new (SPEC_TYPE_URL, (guint8 *) spec_text, spec_len);
+  Containerd__Services__Containers__V1__Container__Runtime rt = CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__RUNTIME__INIT;
+  rt.name = (char *) RUNTIME_NAME;
+  rt.options = runc_any;
+  Containerd__Services__Containers__V1__Container__LabelsEntry log_label = CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__LABELS_ENTRY__INIT;
+  Containerd__Services__Containers__V1__Container__LabelsEntry *labels[] = { &log_label };
+  Containerd__Services__Containers__V1__Container container = CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__INIT;
+  container.id = (char *) id;
+  container.image = (char *) image_name;
+  container.runtime = &rt;
+  container.spec = spec_any;
+  container.snapshotter = (char *) snap;
+  container.snapshot_key = (char *) id;
+  if (log_path != NULL)
+    {
+      log_label.key = (char *) LOG_PATH_LABEL;
+      log_label.value = (char *) log_path;
+      container.labels = labels;
+      container.n_labels = 1;
+    }
+  Containerd__Services__Containers__V1__CreateContainerRequest create = CONTAINERD__SERVICES__CONTAINERS__V1__CREATE_CONTAINER_REQUEST__INIT;
+  create.container = &container;
+  ProtobufCMessage *created = cli_unary (cli, CONTAINERS "Create", &create.base,
+                                         &containerd__services__containers__v1__create_container_response__descriptor, error);
+  if (created == NULL)
+    return FALSE;
+  protobuf_c_message_free_unpacked (created, NULL);
+  return TRUE;
+}
+
+/* The task on the prepared rootfs, with @attach's FIFOs as its stdio, or (@attach NULL:
+ * detached) its output to @log_uri. */
+static gboolean
+run_create_task (BerthCli *cli, const char *id, Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *prepared,
+                 Attach *attach, const char *log_uri, gboolean tty, GError **error)
+{
+  Containerd__Services__Tasks__V1__CreateTaskRequest create = CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_REQUEST__INIT;
+  create.container_id = (char *) id;
+  create.rootfs = prepared->mounts;
+  create.n_rootfs = prepared->n_mounts;
+  create.stdin = attach && attach->stdin_path ? attach->stdin_path : (char *) "";
+  create.stdout = attach ? attach->stdout_path : (char *) log_uri;
+  create.stderr = attach ? (attach->stderr_path ? attach->stderr_path : (char *) "") : (char *) log_uri;
+  create.terminal = tty;
+  ProtobufCMessage *task = cli_unary (cli, TASKS "Create", &create.base,
+                                      &containerd__services__tasks__v1__create_task_response__descriptor, error);
+  if (task == NULL)
+    return FALSE;
+  protobuf_c_message_free_unpacked (task, NULL);
+  return TRUE;
+}
+
 int
 cli_cmd_run (BerthCli *cli, int argc, char **argv)
 {
@@ -581,13 +661,7 @@ cli_cmd_run (BerthCli *cli, int argc, char **argv)
   const char *top = image->chain_ids->len ? image->chain_ids->pdata[image->chain_ids->len - 1] : "";
 
   /* The container's writable snapshot first: a name clash shows up before anything else exists. */
-  Containerd__Services__Snapshots__V1__PrepareSnapshotRequest prepare = CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
-  prepare.snapshotter = (char *) snap;
-  prepare.key = id;
-  prepare.parent = (char *) top;
-  Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *prepared = cli_unary (
-    cli, "/containerd.services.snapshots.v1.Snapshots/Prepare", &prepare.base,
-    &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor, &error);
+  Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *prepared = run_prepare_snapshot (cli, snap, id, top, &error);
   if (prepared == NULL)
     {
       if (g_error_matches (error, BERTH_ERROR, BERTH_ERROR_ALREADY_EXISTS))
@@ -628,53 +702,17 @@ cli_cmd_run (BerthCli *cli, int argc, char **argv)
     }
 
   /* ------- container ------- */
-  {
-    gsize spec_len = 0;
-    g_autofree char *spec_text = json_to_text (spec, &spec_len);
-    Containerd__Runc__V1__Options runc = CONTAINERD__RUNC__V1__OPTIONS__INIT;
-    runc.binary_name = runtime ? runtime : (char *) "";
-    gsize runc_len = protobuf_c_message_get_packed_size (&runc.base);
-    g_autofree guint8 *runc_data = g_malloc (runc_len + 1);
-    protobuf_c_message_pack (&runc.base, runc_data);
-    g_autofree Google__Protobuf__Any *runc_any = any_new (RUNC_OPTIONS_TYPE_URL, runc_data, runc_len);
-    g_autofree Google__Protobuf__Any *spec_any = any_new (SPEC_TYPE_URL, (guint8 *) spec_text, spec_len);
-    Containerd__Services__Containers__V1__Container__Runtime rt = CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__RUNTIME__INIT;
-    rt.name = (char *) RUNTIME_NAME;
-    rt.options = runc_any;
-    Containerd__Services__Containers__V1__Container__LabelsEntry log_label = CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__LABELS_ENTRY__INIT;
-    Containerd__Services__Containers__V1__Container__LabelsEntry *labels[] = { &log_label };
-    Containerd__Services__Containers__V1__Container container = CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__INIT;
-    container.id = id;
-    container.image = image->name;
-    container.runtime = &rt;
-    container.spec = spec_any;
-    container.snapshotter = (char *) snap;
-    container.snapshot_key = id;
-    if (detach)
-      {
-        log_path = log_path_for (cli, id, &error);
-        if (log_path == NULL)
-          {
-            result = cli_fail (error, "run");
-            goto cleanup;
-          }
-        log_label.key = (char *) LOG_PATH_LABEL;
-        log_label.value = log_path;
-        container.labels = labels;
-        container.n_labels = 1;
-      }
-    Containerd__Services__Containers__V1__CreateContainerRequest create = CONTAINERD__SERVICES__CONTAINERS__V1__CREATE_CONTAINER_REQUEST__INIT;
-    create.container = &container;
-    ProtobufCMessage *created = cli_unary (cli, CONTAINERS "Create", &create.base,
-                                           &containerd__services__containers__v1__create_container_response__descriptor, &error);
-    if (created == NULL)
-      {
-        result = cli_fail (error, "run: creating container %s", id);
-        goto cleanup;
-      }
-    protobuf_c_message_free_unpacked (created, NULL);
-    created_container = TRUE;
-  }
+  if (detach && (log_path = log_path_for (cli, id, &error)) == NULL)
+    {
+      result = cli_fail (error, "run");
+      goto cleanup;
+    }
+  if (!run_create_container (cli, id, image->name, spec, runtime, snap, log_path, &error))
+    {
+      result = cli_fail (error, "run: creating container %s", id);
+      goto cleanup;
+    }
+  created_container = TRUE;
 
   /* ------- task ------- */
   log_uri = log_path ? g_strdup_printf ("file://%s", log_path) : NULL;
@@ -685,24 +723,11 @@ cli_cmd_run (BerthCli *cli, int argc, char **argv)
     }
   if (!detach)
     attach_block_signals (&attach);
-  {
-    Containerd__Services__Tasks__V1__CreateTaskRequest create = CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_REQUEST__INIT;
-    create.container_id = id;
-    create.rootfs = prepared->mounts;
-    create.n_rootfs = prepared->n_mounts;
-    create.stdin = attach.stdin_path ? attach.stdin_path : (char *) "";
-    create.stdout = detach ? log_uri : attach.stdout_path;
-    create.stderr = detach ? log_uri : (attach.stderr_path ? attach.stderr_path : (char *) "");
-    create.terminal = tty;
-    ProtobufCMessage *task = cli_unary (cli, TASKS "Create", &create.base,
-                                        &containerd__services__tasks__v1__create_task_response__descriptor, &error);
-    if (task == NULL)
-      {
-        result = cli_fail (error, "run: starting container %s", id);
-        goto cleanup;
-      }
-    protobuf_c_message_free_unpacked (task, NULL);
-  }
+  if (!run_create_task (cli, id, prepared, detach ? NULL : &attach, log_uri, tty, &error))
+    {
+      result = cli_fail (error, "run: starting container %s", id);
+      goto cleanup;
+    }
   if (!detach)
     attach_start (&attach);
   Containerd__Services__Tasks__V1__StartRequest start = CONTAINERD__SERVICES__TASKS__V1__START_REQUEST__INIT;
