@@ -820,25 +820,11 @@ handle (int fd, const char *buf, size_t len)
   return reply (fd, "err unknown request"), 0;
 }
 
-int
-main (int argc, char **argv)
+/* Leaves berthd's process tree (berthd may die; we must not), becomes the subreaper of
+ * what the runtime starts, and settles in STATE_DIR with the paths the shim uses. */
+static void
+detach (int ready)
 {
-  int terminal = argc == 9 && strcmp (argv[8], "--terminal") == 0;
-  if (argc != 8 && !terminal)
-    {
-      fprintf (stderr, "usage: berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR [--terminal]\n");
-      return 2;
-    }
-  state_dir = argv[1];
-  runtime = argv[2];
-  container_id = argv[3];
-  bundle = argv[4];
-  int ready = 3;
-  /* The readiness pipe must reach neither the runtime nor the container. */
-  if (fcntl (ready, F_SETFD, FD_CLOEXEC) < 0)
-    ready = -1;
-
-  /* Detach: berthd may die; we must not. */
   pid_t pid = fork ();
   if (pid < 0)
     die (ready, "fork: %s", strerror (errno));
@@ -863,37 +849,12 @@ main (int argc, char **argv)
   snprintf (sock_path, sizeof sock_path, "%s/shim.sock", state_dir);
   if (mkdir (runtime_root, 0700) < 0 && errno != EEXIST)
     die (ready, "mkdir %s: %s", runtime_root, strerror (errno));
+}
 
-  sigset_t mask;
-  sigemptyset (&mask);
-  sigaddset (&mask, SIGCHLD);
-  sigaddset (&mask, SIGPIPE);
-  sigprocmask (SIG_BLOCK, &mask, NULL);
-  sigdelset (&mask, SIGPIPE);
-  int sfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sfd < 0)
-    die (ready, "signalfd: %s", strerror (errno));
-
-  int in = open_stream (argv[5], O_RDONLY | O_NONBLOCK);
-  int out, err_fd;
-  if (!terminal && strncmp (argv[6], "cri://", 6) == 0)
-    {
-      if (cri_log_open (argv[6] + 6) < 0)
-        die (ready, "opening log %s: %s", argv[6] + 6, strerror (errno));
-      out = cri_log_stream_init (&cri_streams[0], "stdout");
-      err_fd = strcmp (argv[7], argv[6]) == 0 ? cri_log_stream_init (&cri_streams[1], "stderr")
-                                              : open_stream (argv[7], O_RDWR);
-    }
-  else
-    {
-      out = open_stream (argv[6], O_RDWR);
-      err_fd = open_stream (argv[7], O_RDWR);
-    }
-  if (in < 0 || out < 0 || err_fd < 0)
-    die (ready, "opening the container's stdio: %s", strerror (errno));
-  if (strcmp (argv[5], "-") != 0)
-    fcntl (in, F_SETFL, fcntl (in, F_GETFL) & ~O_NONBLOCK);
-
+/* shim.sock, where berthd's requests come. */
+static int
+listen_shim_socket (int ready)
+{
   int lfd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   /* Relative to STATE_DIR, our working directory: an absolute path there can pass
@@ -902,76 +863,61 @@ main (int argc, char **argv)
   unlink (sock_path);
   if (lfd < 0 || bind (lfd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (lfd, 16) < 0)
     die (ready, "listening on %s: %s", sock_path, strerror (errno));
+  return lfd;
+}
 
-  char console_path[4200];
-  int console_fd = -1;
-  if (terminal)
-    {
-      struct sockaddr_un caddr = { .sun_family = AF_UNIX };
-      if (console_socket_path (console_path, sizeof console_path) < 0)
-        die (ready, "console socket: %s", strerror (errno));
-      if (strlen (console_path) >= sizeof caddr.sun_path)
-        die (ready, "console socket path %s is too long", console_path);
-      strcpy (caddr.sun_path, console_path);
-      unlink (console_path);
-      console_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (console_fd < 0 || bind (console_fd, (struct sockaddr *) &caddr, sizeof caddr) < 0 || listen (console_fd, 1) < 0)
-        die (ready, "console socket %s: %s", console_path, strerror (errno));
-    }
-  char *create_plain[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
-                           (char *) container_id, NULL };
-  char *create_tty[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
-                         (char *) "--console-socket", console_path, (char *) container_id, NULL };
-  int devnull_in = terminal ? open ("/dev/null", O_RDWR | O_CLOEXEC) : -1;
-  int create_rc = terminal ? run_runtime (create_tty, devnull_in, devnull_in, devnull_in)
-                           : run_runtime (create_plain, in, out, err_fd);
-  if (devnull_in >= 0)
-    close (devnull_in);
-  if (terminal && create_rc == 0)
-    {
-      init_console.master = receive_pty (console_fd);
-      close (console_fd);
-      console_socket_remove (console_path);
-      if (init_console.master < 0)
-        die (ready, "the runtime sent no terminal over %s", console_path);
-      /* O_RDWR: a client that has not opened its end yet must not read as end of input. */
-      init_console.in = strcmp (argv[5], "-") != 0 ? open (argv[5], O_RDWR | O_NONBLOCK | O_CLOEXEC) : -1;
-      init_console.out = dup (out);
-    }
-  if (create_rc != 0)
-    {
-      char msg[600];
-      runtime_error (msg, sizeof msg);
-      unlink (sock_path);
-      if (terminal)
-        console_socket_remove (console_path);
-      die (ready, "%s", msg);
-    }
-  close (in);
-  close (out);
-  close (err_fd);
+/* The init's pid, as the runtime's create wrote it. */
+static pid_t
+read_init_pid (int ready)
+{
   char buf[32] = "";
   int pfd = open (pid_file, O_RDONLY | O_CLOEXEC);
   ssize_t n = pfd >= 0 ? read (pfd, buf, sizeof buf - 1) : -1;
   if (pfd >= 0)
     close (pfd);
-  init_pid = n > 0 ? (pid_t) atoi (buf) : 0;
-  if (init_pid <= 0)
+  pid_t pid = n > 0 ? (pid_t) atoi (buf) : 0;
+  if (pid <= 0)
     die (ready, "%s create left no pid in %s", runtime, pid_file);
-  if (ready >= 0)
-    {
-      dprintf (ready, "ok %d\n", (int) init_pid);
-      close (ready);
-    }
-  int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull >= 0)
-    {
-      dup2 (devnull, 0);
-      dup2 (devnull, 1);
-      dup2 (devnull, 2);
-      close (devnull);
-    }
+  return pid;
+}
 
+/* One request from berthd on shim.sock; returns 1 when the shim is to exit. */
+static int
+serve_client (int lfd)
+{
+  int cfd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+  if (cfd < 0)
+    return 0;
+  struct timeval tv = { 5, 0 };
+  setsockopt (cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  char line[LINE_MAX_LEN];
+  ssize_t len = read (cfd, line, sizeof line - 1);
+  if (len <= 0)
+    {
+      close (cfd);
+      return 0;
+    }
+  line[len] = '\0';
+  reap (); /* answer from the freshest state */
+  int done = handle (cfd, line, (size_t) len);
+  if (done >= 0)
+    close (cfd);
+  if (done == 1)
+    {
+      cri_log_drain (&cri_streams[0]);
+      cri_log_drain (&cri_streams[1]);
+      unlink (sock_path);
+      return 1;
+    }
+  return 0;
+}
+
+/* Until a delete: pumps the CRI log pipes and terminals, reaps on SIGCHLD and answers
+ * requests. Returns the shim's exit code. */
+static int
+serve (int lfd, int sfd)
+{
   for (;;)
     {
       /* The sockets, the CRI log pipes, then each live terminal's master and input. */
@@ -1022,33 +968,124 @@ main (int argc, char **argv)
             ;
           reap ();
         }
-      if (fds[0].revents & POLLIN)
-        {
-          int cfd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
-          if (cfd < 0)
-            continue;
-          struct timeval tv = { 5, 0 };
-          setsockopt (cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-          setsockopt (cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-          char line[LINE_MAX_LEN];
-          ssize_t len = read (cfd, line, sizeof line - 1);
-          if (len <= 0)
-            {
-              close (cfd);
-              continue;
-            }
-          line[len] = '\0';
-          reap (); /* answer from the freshest state */
-          int done = handle (cfd, line, (size_t) len);
-          if (done >= 0)
-            close (cfd);
-          if (done == 1)
-            {
-              cri_log_drain (&cri_streams[0]);
-              cri_log_drain (&cri_streams[1]);
-              unlink (sock_path);
-              return 0;
-            }
-        }
+      if ((fds[0].revents & POLLIN) && serve_client (lfd))
+        return 0;
     }
+}
+
+int
+main (int argc, char **argv)
+{
+  int terminal = argc == 9 && strcmp (argv[8], "--terminal") == 0;
+  if (argc != 8 && !terminal)
+    {
+      fprintf (stderr, "usage: berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR [--terminal]\n");
+      return 2;
+    }
+  state_dir = argv[1];
+  runtime = argv[2];
+  container_id = argv[3];
+  bundle = argv[4];
+  int ready = 3;
+  /* The readiness pipe must reach neither the runtime nor the container. */
+  if (fcntl (ready, F_SETFD, FD_CLOEXEC) < 0)
+    ready = -1;
+
+  detach (ready);
+
+  sigset_t mask;
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGCHLD);
+  sigaddset (&mask, SIGPIPE);
+  sigprocmask (SIG_BLOCK, &mask, NULL);
+  sigdelset (&mask, SIGPIPE);
+  int sfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0)
+    die (ready, "signalfd: %s", strerror (errno));
+
+  int in = open_stream (argv[5], O_RDONLY | O_NONBLOCK);
+  int out, err_fd;
+  if (!terminal && strncmp (argv[6], "cri://", 6) == 0)
+    {
+      if (cri_log_open (argv[6] + 6) < 0)
+        die (ready, "opening log %s: %s", argv[6] + 6, strerror (errno));
+      out = cri_log_stream_init (&cri_streams[0], "stdout");
+      err_fd = strcmp (argv[7], argv[6]) == 0 ? cri_log_stream_init (&cri_streams[1], "stderr")
+                                              : open_stream (argv[7], O_RDWR);
+    }
+  else
+    {
+      out = open_stream (argv[6], O_RDWR);
+      err_fd = open_stream (argv[7], O_RDWR);
+    }
+  if (in < 0 || out < 0 || err_fd < 0)
+    die (ready, "opening the container's stdio: %s", strerror (errno));
+  if (strcmp (argv[5], "-") != 0)
+    fcntl (in, F_SETFL, fcntl (in, F_GETFL) & ~O_NONBLOCK);
+
+  int lfd = listen_shim_socket (ready);
+
+  char console_path[4200];
+  int console_fd = -1;
+  if (terminal)
+    {
+      struct sockaddr_un caddr = { .sun_family = AF_UNIX };
+      if (console_socket_path (console_path, sizeof console_path) < 0)
+        die (ready, "console socket: %s", strerror (errno));
+      if (strlen (console_path) >= sizeof caddr.sun_path)
+        die (ready, "console socket path %s is too long", console_path);
+      strcpy (caddr.sun_path, console_path);
+      unlink (console_path);
+      console_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (console_fd < 0 || bind (console_fd, (struct sockaddr *) &caddr, sizeof caddr) < 0 || listen (console_fd, 1) < 0)
+        die (ready, "console socket %s: %s", console_path, strerror (errno));
+    }
+  char *create_plain[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
+                           (char *) container_id, NULL };
+  char *create_tty[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
+                         (char *) "--console-socket", console_path, (char *) container_id, NULL };
+  int devnull_in = terminal ? open ("/dev/null", O_RDWR | O_CLOEXEC) : -1;
+  int create_rc = terminal ? run_runtime (create_tty, devnull_in, devnull_in, devnull_in)
+                           : run_runtime (create_plain, in, out, err_fd);
+  if (devnull_in >= 0)
+    close (devnull_in);
+  if (terminal && create_rc == 0)
+    {
+      init_console.master = receive_pty (console_fd);
+      close (console_fd);
+      console_socket_remove (console_path);
+      if (init_console.master < 0)
+        die (ready, "the runtime sent no terminal over %s", console_path);
+      /* O_RDWR: a client that has not opened its end yet must not read as end of input. */
+      init_console.in = strcmp (argv[5], "-") != 0 ? open (argv[5], O_RDWR | O_NONBLOCK | O_CLOEXEC) : -1;
+      init_console.out = dup (out);
+    }
+  if (create_rc != 0)
+    {
+      char msg[600];
+      runtime_error (msg, sizeof msg);
+      unlink (sock_path);
+      if (terminal)
+        console_socket_remove (console_path);
+      die (ready, "%s", msg);
+    }
+  close (in);
+  close (out);
+  close (err_fd);
+  init_pid = read_init_pid (ready);
+  if (ready >= 0)
+    {
+      dprintf (ready, "ok %d\n", (int) init_pid);
+      close (ready);
+    }
+  int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0)
+    {
+      dup2 (devnull, 0);
+      dup2 (devnull, 1);
+      dup2 (devnull, 2);
+      close (devnull);
+    }
+
+  return serve (lfd, sfd);
 }
