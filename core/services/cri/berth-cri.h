@@ -174,4 +174,27 @@ ProtobufCMessage *cri_port_forward (BerthGrpcCall *call, const ProtobufCMessage 
 /* cri-images.c: an image by name, normalised reference or ID ("sha256:<config digest>"). */
 BerthImageInfo *berth_cri_image_lookup (BerthDaemon *daemon, const char *ref, GCancellable *cancellable, GError **error);
 
+/* ---------------- between cri-runtime.c and cri-sandboxes.c (hidden) ---------------- */
+
+/* The metadata key of CRI record @kind ("sandboxes", "containers") @id; NULL: the prefix. */
+G_GNUC_INTERNAL char *cri_record_key (const char *kind, const char *id);
+/* FAILED_PRECONDITION when the configured runtime handlers could not be loaded,
+ * INVALID_ARGUMENT naming the known ones when @handler is not one of them. */
+G_GNUC_INTERNAL gboolean cri_handler_check (const char *handler, GError **error);
+/* The sandbox calls of the RuntimeService (cri-sandboxes.c). */
+G_GNUC_INTERNAL ProtobufCMessage *cri_run_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request,
+                                                       gpointer daemon, GError **error);
+G_GNUC_INTERNAL ProtobufCMessage *cri_stop_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request,
+                                                        gpointer daemon, GError **error);
+G_GNUC_INTERNAL ProtobufCMessage *cri_remove_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request,
+                                                          gpointer daemon, GError **error);
+G_GNUC_INTERNAL ProtobufCMessage *cri_pod_sandbox_status (BerthGrpcCall *call, const ProtobufCMessage *request,
+                                                          gpointer daemon, GError **error);
+G_GNUC_INTERNAL ProtobufCMessage *cri_list_pod_sandbox (BerthGrpcCall *call, const ProtobufCMessage *request,
+                                                        gpointer daemon, GError **error);
+G_GNUC_INTERNAL ProtobufCMessage *cri_pod_sandbox_stats (BerthGrpcCall *call, const ProtobufCMessage *request,
+                                                         gpointer daemon, GError **error);
+G_GNUC_INTERNAL ProtobufCMessage *cri_list_pod_sandbox_stats (BerthGrpcCall *call, const ProtobufCMessage *request,
+                                                              gpointer daemon, GError **error);
+
 G_END_DECLS
