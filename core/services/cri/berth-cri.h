@@ -197,4 +197,13 @@ G_GNUC_INTERNAL ProtobufCMessage *cri_pod_sandbox_stats (BerthGrpcCall *call, co
 G_GNUC_INTERNAL ProtobufCMessage *cri_list_pod_sandbox_stats (BerthGrpcCall *call, const ProtobufCMessage *request,
                                                               gpointer daemon, GError **error);
 
+/* ---------------- between cri-containers.c and cri-exec-sync.c (hidden) ---------------- */
+
+/* A JSON array of @n strings. */
+G_GNUC_INTERNAL JsonArray *cri_json_strings (char **strings, size_t n);
+/* Polls until @exec_id (NULL: init) of @task exits or @timeout_ms passes (< 0: never).
+ * FALSE on timeout or cancellation. */
+G_GNUC_INTERNAL gboolean cri_wait_exit (BerthTask *task, const char *exec_id, gint64 timeout_ms,
+                                        BerthExitStatus *exit, GCancellable *cancellable);
+
 G_END_DECLS
