@@ -1,14 +1,19 @@
 #!/bin/bash
 # check-layers.sh — every #include in core/ and plugins/ follows an allowed edge between
 # the layers (README, "Layout"); fails naming each offending include. No build needed.
+# Each layer may include its own folder and the layers below it, never one above:
 #
-#   program   core/berthd.c                         may include any layer but the shim
-#   services  core/api/ core/cri/                   public, core, services
-#   client    core/cli/                             public, core, client
-#   core      core/*.[ch] (the daemon core, libs)   public, core
-#   plugins   plugins/<kind>/<name>/                public, its own folder, plugins/<kind>/common
-#   public    core/berth/                           public
-#   shim      core/shim/                            its own folder, libc (no GLib: it is static)
+#   program   core/daemon/berthd.c             every layer but the shim: it wires the services in
+#   services  core/services/{containerd,cri}/  image, daemon, metadata, wire, lib, public
+#   client    core/client/                     image (spec, seccomp, json), wire, lib, public
+#   image     core/image/                      daemon, metadata, wire, lib, public
+#   daemon    core/daemon/                     metadata, wire, lib, public
+#   metadata  core/metadata/                   wire (message allocation), lib, public
+#   wire      core/wire/                       lib, public
+#   lib       core/lib/                        public
+#   public    core/berth/                      public (installed headers)
+#   plugins   plugins/<kind>/<name>/           public, its own folder, plugins/<kind>/common
+#   shim      core/shim/                       its own folder, libc (no GLib: it is static)
 # core/proto/ (generated protocol types) is below all GLib code.
 set -uo pipefail
 SRC=${BERTH_TOP_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -16,33 +21,40 @@ cd "$SRC"
 
 layer_of () {
   case "$1" in
-    core/berthd.c) echo program ;;
+    core/daemon/berthd.c) echo program ;;
     core/berth/*) echo public ;;
     core/shim/*) echo shim ;;
-    core/api/* | core/cri/*) echo services ;;
-    core/cli/*) echo client ;;
+    core/services/*) echo services ;;
+    core/client/*) echo client ;;
+    core/image/*) echo image ;;
+    core/daemon/*) echo daemon ;;
+    core/metadata/*) echo metadata ;;
+    core/wire/*) echo wire ;;
+    core/lib/*) echo lib ;;
     core/proto/*) echo proto ;;
-    core/*/*) echo "other:${1%/*}" ;;
-    core/*) echo core ;;
+    core/*) echo "other:${1%/*}" ;;
     plugins/*/common/*) local k=${1#plugins/}; echo "plugin-common:${k%%/*}" ;;
     plugins/*/*/*) local k=${1#plugins/}; k=${k%/*}; echo "plugin:${k%%/*}/$(basename "$k")" ;;
     *) echo other ;;
   esac
 }
 
+# The stack, lowest first: a layer includes its own and the ones before it.
+STACK=(public lib wire metadata daemon image services)
+rank () { local i; for i in "${!STACK[@]}"; do [ "${STACK[$i]}" = "$1" ] && { echo "$i"; return; }; done; echo -1; }
+
 allowed () { # FROM TO
   local from=$1 to=$2
-  [ "$to" = proto ] && [ "$from" != shim ] && return 0
+  [ "$to" = proto ] && [ "$from" != shim ] && [ "$from" != public ] && [ "$from" != lib ] && return 0
   case "$from" in
-    program) [ "$to" != shim ] ;;
-    services) [[ $to =~ ^(public|core|services)$ ]] ;;
-    client) [[ $to =~ ^(public|core|client)$ ]] ;;
-    core) [[ $to =~ ^(public|core)$ ]] ;;
-    public) [ "$to" = public ] ;;
+    program) [ "$to" != shim ] && [[ $to != plugin* ]] ;;
+    client) [[ $to =~ ^(public|lib|wire|image|client)$ ]] ;;
+    public | lib | wire | metadata | daemon | image | services)
+      local r; r=$(rank "$to"); [ "$r" -ge 0 ] && [ "$r" -le "$(rank "$from")" ] ;;
     shim) [ "$to" = shim ] ;;
     plugin:*) local kind=${from#plugin:}; [ "$to" = public ] || [ "$to" = "$from" ] || [ "$to" = "plugin-common:${kind%%/*}" ] ;;
     plugin-common:*) [ "$to" = public ] || [ "$to" = "$from" ] ;;
-    *) return 0 ;;
+    *) return 1 ;;
   esac
 }
 

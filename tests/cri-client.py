@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A CRI (runtime.v1) client for tests/cri.sh, on stubs generated from core/cri/api.proto.
+"""A CRI (runtime.v1) client for tests/cri.sh, on stubs generated from core/services/cri/api.proto.
 
   cri-client.py STUB_DIR SOCKET SERVICE METHOD [REQUEST_JSON]
 

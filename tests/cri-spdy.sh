@@ -31,8 +31,8 @@ crictl () {
 }
 # exec_url CMD-JSON: the streaming URL of an Exec in the web container (for WebSocket).
 mkdir -p "$TEST_TMP/stubs"
-$PY -m grpc_tools.protoc -I"$SRCDIR/core/cri" --python_out="$TEST_TMP/stubs" --grpc_python_out="$TEST_TMP/stubs" \
-  "$SRCDIR/core/cri/api.proto" || { echo "Bail out! grpc_tools cannot compile core/cri/api.proto"; exit 1; }
+$PY -m grpc_tools.protoc -I"$SRCDIR/core/services/cri" --python_out="$TEST_TMP/stubs" --grpc_python_out="$TEST_TMP/stubs" \
+  "$SRCDIR/core/services/cri/api.proto" || { echo "Bail out! grpc_tools cannot compile core/services/cri/api.proto"; exit 1; }
 exec_url () {
   $PY "$SRCDIR/tests/cri-client.py" "$TEST_TMP/stubs" "$BERTH_SOCK" RuntimeService Exec \
     "{\"container_id\": \"$WEB\", \"cmd\": $1, \"stdout\": true, \"stderr\": true}" |

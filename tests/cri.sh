@@ -1,6 +1,6 @@
 #!/bin/bash
 # Kubernetes' CRI (runtime.v1) on berthd's socket, driven the way kubelet drives it, by
-# a python client whose stubs are generated here from core/cri/api.proto: pull from a
+# a python client whose stubs are generated here from core/services/cri/api.proto: pull from a
 # loopback registry, pod sandboxes on a CNI bridge network of this test's own (its
 # bridge, subnet and IPAM state are private), busybox httpd reached at the pod's IP and
 # through a host port, ExecSync, CRI-format logs and their reopening, stats, and that
@@ -35,8 +35,8 @@ cleanup_network () {
 trap cleanup_network EXIT
 
 mkdir -p "$TEST_TMP/stubs" "$TEST_TMP/net.d" "$TEST_TMP/logs"
-$PY -m grpc_tools.protoc -I"$SRCDIR/core/cri" --python_out="$TEST_TMP/stubs" --grpc_python_out="$TEST_TMP/stubs" \
-  "$SRCDIR/core/cri/api.proto" || { echo "Bail out! grpc_tools cannot compile core/cri/api.proto"; exit 1; }
+$PY -m grpc_tools.protoc -I"$SRCDIR/core/services/cri" --python_out="$TEST_TMP/stubs" --grpc_python_out="$TEST_TMP/stubs" \
+  "$SRCDIR/core/services/cri/api.proto" || { echo "Bail out! grpc_tools cannot compile core/services/cri/api.proto"; exit 1; }
 # cri SERVICE METHOD [JSON]: the response as JSON, or "error: CODE: …" (and status 3).
 cri () { $PY "$SRCDIR/tests/cri-client.py" "$TEST_TMP/stubs" "$BERTH_SOCK" "$@"; }
 rt () { cri RuntimeService "$@"; }

@@ -15,7 +15,7 @@ PACKAGES=(
   zstd
   # tests/shim-valgrind.sh
   valgrind
-  # tests/cri.sh: CNI plugins for pod networks, python stubs from core/cri/api.proto,
+  # tests/cri.sh: CNI plugins for pod networks, python stubs from core/services/cri/api.proto,
   # WebSockets for the streaming server
   containernetworking-plugins python3-grpc-tools iproute2 python3-websocket
   # tests/go-client.sh (Go builds containerd's client library offline), tests/docker.sh

@@ -4,7 +4,7 @@ set -u
 
 BUILDDIR=${BERTH_TOP_BUILDDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 SRCDIR=${BERTH_TOP_SRCDIR:-$BUILDDIR}
-# berthd opens its modules (core/berth-modules.h) from the build tree.
+# berthd opens its modules (core/daemon/berth-modules.h) from the build tree.
 export BERTH_MODULE_DIR=${BERTH_MODULE_DIR:-$BUILDDIR/core/.libs}
 TAP_N=0
 TAP_FAILED=0

@@ -167,8 +167,8 @@ expect_none "the containers' mounts are not in the host's mount table" "grep -F 
 # CRI: what needs real root is refused, saying why.
 diag "at ${SECONDS}s"
 mkdir -p "$TEST_TMP/stubs"
-/usr/bin/python3 -m grpc_tools.protoc -I"$SRCDIR/core/cri" --python_out="$TEST_TMP/stubs" --grpc_python_out="$TEST_TMP/stubs" \
-  "$SRCDIR/core/cri/api.proto" && cp "$SRCDIR/tests/cri-client.py" "$TEST_TMP/stubs/"
+/usr/bin/python3 -m grpc_tools.protoc -I"$SRCDIR/core/services/cri" --python_out="$TEST_TMP/stubs" --grpc_python_out="$TEST_TMP/stubs" \
+  "$SRCDIR/core/services/cri/api.proto" && cp "$SRCDIR/tests/cri-client.py" "$TEST_TMP/stubs/"
 chmod -R a+rX "$TEST_TMP/stubs"
 pod='{"config": {"metadata": {"name": "p", "uid": "u1", "namespace": "n"}, "linux": {"securityContext": {"privileged": true, "namespaceOptions": {"network": 2}}}}}'
 expect_match "CRI RunPodSandbox of a privileged pod is refused: needs real root" "error: .*privileged needs real root.*rootless" \

@@ -10,7 +10,7 @@
 
 #include <gio/gio.h>
 
-#include "berth-spec.h"
+#include "image/berth-spec.h"
 
 int
 main (int argc, char **argv)

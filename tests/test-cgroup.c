@@ -7,7 +7,7 @@
 #include <glib/gstdio.h>
 
 #include <berth/berth-error.h>
-#include "berth-cgroup.h"
+#include "daemon/berth-cgroup.h"
 #include "github.com/containerd/cgroups/stats/v1/metrics.pb-c.h"
 #include "github.com/containerd/cgroups/v2/stats/metrics.pb-c.h"
 

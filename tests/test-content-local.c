@@ -10,8 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "berth-config.h"
-#include "berth-registry.h"
+#include "daemon/berth-config.h"
+#include "daemon/berth-registry.h"
 
 #define CONTENT_ID BERTH_PLUGIN_TYPE_CONTENT ".content"
 #define ZERO_DIGEST "sha256:0000000000000000000000000000000000000000000000000000000000000000"

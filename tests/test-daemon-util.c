@@ -1,7 +1,7 @@
 /* test-daemon-util.c — see test-daemon-util.h. */
 #include "config.h"
 
-#include "berth-config.h"
+#include "daemon/berth-config.h"
 #include "test-daemon-util.h"
 
 BerthDaemon *

@@ -2,7 +2,7 @@
  * store and the native snapshotter from the build tree, on a temp root; not serving. */
 #pragma once
 
-#include "berth-daemon-private.h"
+#include "daemon/berth-daemon-private.h"
 
 G_BEGIN_DECLS
 

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <berth/berth-error.h>
-#include "berth-config.h"
-#include "berth-distribution.h"
+#include "daemon/berth-config.h"
+#include "image/berth-distribution.h"
 
 static void
 test_reference_normalise (void)

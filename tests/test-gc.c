@@ -8,8 +8,8 @@
 #include <utime.h>
 
 #include <berth/berth.h>
-#include "api/berth-api-util.h"
-#include "berth-gc.h"
+#include "services/containerd/berth-api-util.h"
+#include "daemon/berth-gc.h"
 #include "test-daemon-util.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"

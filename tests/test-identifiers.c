@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include <berth/berth.h>
-#include "berth-identifiers.h"
+#include "lib/berth-identifiers.h"
 
 static gboolean
 valid (BerthIdentifierKind kind, const char *id)

@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include <berth/berth.h>
-#include "api/berth-api-util.h"
-#include "berth-gc.h"
-#include "berth-image-archive.h"
+#include "services/containerd/berth-api-util.h"
+#include "daemon/berth-gc.h"
+#include "image/berth-image-archive.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 #include "test-daemon-util.h"

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
-#include "berth-config.h"
-#include "berth-metrics.h"
+#include "daemon/berth-config.h"
+#include "daemon/berth-metrics.h"
 #include "test-daemon-util.h"
 
 static gboolean

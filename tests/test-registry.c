@@ -5,9 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "berth-config.h"
-#include "berth-daemon-private.h"
-#include "berth-registry.h"
+#include "daemon/berth-config.h"
+#include "daemon/berth-daemon-private.h"
+#include "daemon/berth-registry.h"
 
 typedef struct {
   char *tmp;

@@ -13,8 +13,8 @@
 #include <glib/gstdio.h>
 #include <seccomp.h>
 
-#include "berth-seccomp.h"
-#include "berth-spec.h"
+#include "image/berth-seccomp.h"
+#include "image/berth-spec.h"
 
 #define IMAGE "example.com/test:1"
 

@@ -99,8 +99,8 @@ check "…and is still running" kill -0 "$BERTHD_PID"
 berthd_stop
 BERTH_DATADIR=$SRCDIR/data berthd_start cri || true
 mkdir -p "$TEST_TMP/stubs"
-$PY -m grpc_tools.protoc -I"$SRCDIR/core/cri" --python_out="$TEST_TMP/stubs" --grpc_python_out="$TEST_TMP/stubs" \
-  "$SRCDIR/core/cri/api.proto"
+$PY -m grpc_tools.protoc -I"$SRCDIR/core/services/cri" --python_out="$TEST_TMP/stubs" --grpc_python_out="$TEST_TMP/stubs" \
+  "$SRCDIR/core/services/cri/api.proto"
 make_busybox_image "$TEST_TMP/busybox.tar" docker.io/library/threads-busybox:1
 bctr -n k8s.io images import "$TEST_TMP/busybox.tar" >/dev/null
 cri () { $PY "$SRCDIR/tests/cri-client.py" "$TEST_TMP/stubs" "$BERTH_SOCK" RuntimeService "$@"; }

@@ -591,6 +591,214 @@ handle_exec (int fd, const char *verb, const char *id, int sig)
   return reply (fd, "err unknown request %s", verb), 0;
 }
 
+/* What each verb on the container (no exec id) does: 0 when done (the connection is
+ * closed), -1 to keep the connection open, 1 when the shim should exit afterwards. */
+typedef int (*VerbFunc) (int fd, const ShimRequest *req);
+
+/* start: runs the runtime's start on the created container. */
+static int
+verb_start (int fd, const ShimRequest *req)
+{
+  char err[600];
+  if (started)
+    return reply (fd, "err task %s already started", container_id), 0;
+  char *argv[] = { (char *) "start", (char *) container_id, NULL };
+  if (run_runtime (argv, -1, -1, -1) != 0)
+    {
+      runtime_error (err, sizeof err);
+      return reply (fd, "err %s", err), 0;
+    }
+  started = 1;
+  return reply (fd, "ok %d", (int) init_pid), 0;
+}
+
+/* kill: signals the init (with --all every process), directly when the runtime refuses a created task. */
+static int
+verb_kill (int fd, const ShimRequest *req)
+{
+  char err[600];
+  int sig = req->signal, all = req->all;
+  if (exited)
+    return reply (fd, "err process already finished"), 0;
+  char signame[16];
+  snprintf (signame, sizeof signame, "%d", sig);
+  char *argv_all[] = { (char *) "kill", (char *) "--all", (char *) container_id, signame, NULL };
+  char *argv_one[] = { (char *) "kill", (char *) container_id, signame, NULL };
+  if (run_runtime (all ? argv_all : argv_one, -1, -1, -1) != 0 && !exited)
+    {
+      /* The runtime refuses to signal a created-but-not-started task: signal it directly. */
+      if (kill (init_pid, sig) < 0)
+        {
+          runtime_error (err, sizeof err);
+          return reply (fd, "err %s", err), 0;
+        }
+    }
+  return reply (fd, "ok"), 0;
+}
+
+/* pause, resume: freezes or thaws the container. */
+static int
+verb_pause_resume (int fd, const ShimRequest *req)
+{
+  char err[600];
+  if (exited)
+    return reply (fd, "err process already finished"), 0;
+  char *argv[] = { req->verb == SHIM_REQ_PAUSE ? (char *) "pause" : (char *) "resume", (char *) container_id, NULL };
+  if (run_runtime (argv, -1, -1, -1) != 0)
+    {
+      runtime_error (err, sizeof err);
+      return reply (fd, "err %s", err), 0;
+    }
+  paused = req->verb == SHIM_REQ_PAUSE;
+  return reply (fd, "ok"), 0;
+}
+
+/* update: applies the LinuxResources the plugin left in STATE_DIR/resources.json. */
+static int
+verb_update (int fd, const ShimRequest *req)
+{
+  char err[600];
+  /* The plugin left the new LinuxResources in STATE_DIR/resources.json. */
+  char resources[4200];
+  snprintf (resources, sizeof resources, "%s/resources.json", state_dir);
+  if (exited)
+    return reply (fd, "err process already finished"), 0;
+  char *argv[] = { (char *) "update", (char *) "--resources", resources, (char *) container_id, NULL };
+  if (run_runtime (argv, -1, -1, -1) != 0)
+    {
+      runtime_error (err, sizeof err);
+      return reply (fd, "err %s", err), 0;
+    }
+  return reply (fd, "ok"), 0;
+}
+
+/* resize: the terminal of the init, or of exec @req->exec_id. */
+static int
+verb_resize (int fd, const ShimRequest *req)
+{
+  struct winsize ws = { 0 };
+  unsigned w = req->width, h = req->height;
+  int e = req->exec_id[0] ? find_exec (req->exec_id) : -1;
+  if (req->exec_id[0] && e < 0)
+    return reply (fd, "err exec %s: not found", req->exec_id), 0;
+  int master = e >= 0 ? execs[e].console.master : init_console.master;
+  if (master < 0)
+    return reply (fd, "err %s has no terminal", e >= 0 ? req->exec_id : container_id), 0;
+  ws.ws_col = w;
+  ws.ws_row = h;
+  if (ioctl (master, TIOCSWINSZ, &ws) < 0)
+    return reply (fd, "err resize: %s", strerror (errno)), 0;
+  return reply (fd, "ok"), 0;
+}
+
+/* pids: the runtime's `ps --format json`, on one reply line. */
+static int
+verb_pids (int fd, const ShimRequest *req)
+{
+  char err[600];
+  /* `ps --format json` prints one line: a JSON array of host pids, some 8 bytes each,
+   * so far longer than a reply line. Into a memfd, not a pipe: the runtime is waited
+   * for before anything is read, and would block on a full pipe (64 KiB). */
+  int out = memfd_create ("berth-ps", MFD_CLOEXEC);
+  if (out < 0)
+    return reply (fd, "err memfd: %s", strerror (errno)), 0;
+  char *argv[] = { (char *) "ps", (char *) "--format", (char *) "json", (char *) container_id, NULL };
+  int rc = run_runtime (argv, -1, out, -1);
+  off_t size = lseek (out, 0, SEEK_END);
+  if (rc != 0 || size < 0 || size > PIDS_MAX_OUTPUT)
+    {
+      close (out);
+      if (rc == 0)
+        return reply (fd, "err %s ps printed %lld bytes, over %d", runtime, (long long) size, PIDS_MAX_OUTPUT), 0;
+      runtime_error (err, sizeof err);
+      return reply (fd, "err %s", err), 0;
+    }
+  char *text = malloc ((size_t) size + 1);
+  ssize_t n = text != NULL ? pread (out, text, (size_t) size, 0) : -1;
+  close (out);
+  if (n < 0)
+    {
+      free (text);
+      return reply (fd, "err reading %s ps output: %s", runtime, strerror (errno)), 0;
+    }
+  text[n] = '\0';
+  text[strcspn (text, "\n")] = '\0';
+  write_all (fd, "ok ", 3);
+  write_all (fd, text, strlen (text));
+  write_all (fd, "\n", 1);
+  free (text);
+  return 0;
+}
+
+/* wait: answers at once if the init exited, else keeps the connection until it does. */
+static int
+verb_wait (int fd, const ShimRequest *req)
+{
+  if (exited)
+    {
+      reply (fd, "exit %d %lld", exit_status, exited_at_ns);
+      return 0;
+    }
+  if (n_waiters == MAX_WAITERS)
+    return reply (fd, "err too many waiters"), 0;
+  waiters[n_waiters++] = (Waiter) { fd, -1 };
+  return -1; /* keep the connection open */
+}
+
+/* state: created, running, paused or stopped, with the pid or the exit status. */
+static int
+verb_state (int fd, const ShimRequest *req)
+{
+  if (exited)
+    reply (fd, "stopped %d %lld", exit_status, exited_at_ns);
+  else
+    reply (fd, "%s %d", paused ? "paused" : started ? "running" : "created", (int) init_pid);
+  return 0;
+}
+
+/* delete: ends a never-started init, deletes the container; the shim exits after. */
+static int
+verb_delete (int fd, const ShimRequest *req)
+{
+  if (!exited && started)
+    return reply (fd, "err task %s is still running", container_id), 0;
+  if (!exited)
+    {
+      /* Never started: end the init the runtime left waiting. */
+      kill (init_pid, SIGKILL);
+      while (!exited)
+        {
+          int status;
+          if (waitpid (init_pid, &status, 0) == init_pid)
+            {
+              exited = 1;
+              exit_status = 128 + SIGKILL;
+              exited_at_ns = now_ns ();
+              write_exit_file ();
+            }
+          else if (errno != EINTR)
+            break;
+        }
+    }
+  char *argv[] = { (char *) "delete", (char *) "--force", (char *) container_id, NULL };
+  run_runtime (argv, -1, -1, -1);
+  reply (fd, "exit %d %lld", exit_status, exited_at_ns);
+  return 1;
+}
+
+static const VerbFunc verbs[] = {
+  [SHIM_REQ_START] = verb_start,
+  [SHIM_REQ_KILL] = verb_kill,
+  [SHIM_REQ_PAUSE] = verb_pause_resume,
+  [SHIM_REQ_RESUME] = verb_pause_resume,
+  [SHIM_REQ_UPDATE] = verb_update,
+  [SHIM_REQ_RESIZE] = verb_resize,
+  [SHIM_REQ_PIDS] = verb_pids,
+  [SHIM_REQ_WAIT] = verb_wait,
+  [SHIM_REQ_STATE] = verb_state,
+  [SHIM_REQ_DELETE] = verb_delete,
+};
+
 /* Handles one request; returns 1 when the shim should exit afterwards. */
 static int
 handle (int fd, const char *buf, size_t len)
@@ -602,193 +810,21 @@ handle (int fd, const char *buf, size_t len)
       int shown = (int) strcspn (buf, "\n");
       return reply (fd, "err %s: \"%.*s\"", bad, shown > 64 ? 64 : shown, buf), 0;
     }
-  char err[600];
   static const char *const exec_verbs[] = { [SHIM_REQ_START] = "start", [SHIM_REQ_KILL] = "kill", [SHIM_REQ_WAIT] = "wait",
                                             [SHIM_REQ_STATE] = "state", [SHIM_REQ_DELETE] = "delete", [SHIM_REQ_ADD] = "add" };
   /* resize takes an exec id too, but answers for a terminal, not a process. */
   if (req.exec_id[0] != '\0' && req.verb != SHIM_REQ_RESIZE)
     return handle_exec (fd, exec_verbs[req.verb], req.exec_id, req.signal);
-  if (req.verb == SHIM_REQ_START)
-    {
-      if (started)
-        return reply (fd, "err task %s already started", container_id), 0;
-      char *argv[] = { (char *) "start", (char *) container_id, NULL };
-      if (run_runtime (argv, -1, -1, -1) != 0)
-        {
-          runtime_error (err, sizeof err);
-          return reply (fd, "err %s", err), 0;
-        }
-      started = 1;
-      return reply (fd, "ok %d", (int) init_pid), 0;
-    }
-  if (req.verb == SHIM_REQ_KILL)
-    {
-      int sig = req.signal, all = req.all;
-      if (exited)
-        return reply (fd, "err process already finished"), 0;
-      char signame[16];
-      snprintf (signame, sizeof signame, "%d", sig);
-      char *argv_all[] = { (char *) "kill", (char *) "--all", (char *) container_id, signame, NULL };
-      char *argv_one[] = { (char *) "kill", (char *) container_id, signame, NULL };
-      if (run_runtime (all ? argv_all : argv_one, -1, -1, -1) != 0 && !exited)
-        {
-          /* The runtime refuses to signal a created-but-not-started task: signal it directly. */
-          if (kill (init_pid, sig) < 0)
-            {
-              runtime_error (err, sizeof err);
-              return reply (fd, "err %s", err), 0;
-            }
-        }
-      return reply (fd, "ok"), 0;
-    }
-  if (req.verb == SHIM_REQ_PAUSE || req.verb == SHIM_REQ_RESUME)
-    {
-      if (exited)
-        return reply (fd, "err process already finished"), 0;
-      char *argv[] = { req.verb == SHIM_REQ_PAUSE ? (char *) "pause" : (char *) "resume", (char *) container_id, NULL };
-      if (run_runtime (argv, -1, -1, -1) != 0)
-        {
-          runtime_error (err, sizeof err);
-          return reply (fd, "err %s", err), 0;
-        }
-      paused = req.verb == SHIM_REQ_PAUSE;
-      return reply (fd, "ok"), 0;
-    }
-  if (req.verb == SHIM_REQ_UPDATE)
-    {
-      /* The plugin left the new LinuxResources in STATE_DIR/resources.json. */
-      char resources[4200];
-      snprintf (resources, sizeof resources, "%s/resources.json", state_dir);
-      if (exited)
-        return reply (fd, "err process already finished"), 0;
-      char *argv[] = { (char *) "update", (char *) "--resources", resources, (char *) container_id, NULL };
-      if (run_runtime (argv, -1, -1, -1) != 0)
-        {
-          runtime_error (err, sizeof err);
-          return reply (fd, "err %s", err), 0;
-        }
-      return reply (fd, "ok"), 0;
-    }
-  if (req.verb == SHIM_REQ_RESIZE)
-    {
-      struct winsize ws = { 0 };
-      unsigned w = req.width, h = req.height;
-      int e = req.exec_id[0] ? find_exec (req.exec_id) : -1;
-      if (req.exec_id[0] && e < 0)
-        return reply (fd, "err exec %s: not found", req.exec_id), 0;
-      int master = e >= 0 ? execs[e].console.master : init_console.master;
-      if (master < 0)
-        return reply (fd, "err %s has no terminal", e >= 0 ? req.exec_id : container_id), 0;
-      ws.ws_col = w;
-      ws.ws_row = h;
-      if (ioctl (master, TIOCSWINSZ, &ws) < 0)
-        return reply (fd, "err resize: %s", strerror (errno)), 0;
-      return reply (fd, "ok"), 0;
-    }
-  if (req.verb == SHIM_REQ_PIDS)
-    {
-      /* `ps --format json` prints one line: a JSON array of host pids, some 8 bytes each,
-       * so far longer than a reply line. Into a memfd, not a pipe: the runtime is waited
-       * for before anything is read, and would block on a full pipe (64 KiB). */
-      int out = memfd_create ("berth-ps", MFD_CLOEXEC);
-      if (out < 0)
-        return reply (fd, "err memfd: %s", strerror (errno)), 0;
-      char *argv[] = { (char *) "ps", (char *) "--format", (char *) "json", (char *) container_id, NULL };
-      int rc = run_runtime (argv, -1, out, -1);
-      off_t size = lseek (out, 0, SEEK_END);
-      if (rc != 0 || size < 0 || size > PIDS_MAX_OUTPUT)
-        {
-          close (out);
-          if (rc == 0)
-            return reply (fd, "err %s ps printed %lld bytes, over %d", runtime, (long long) size, PIDS_MAX_OUTPUT), 0;
-          runtime_error (err, sizeof err);
-          return reply (fd, "err %s", err), 0;
-        }
-      char *text = malloc ((size_t) size + 1);
-      ssize_t n = text != NULL ? pread (out, text, (size_t) size, 0) : -1;
-      close (out);
-      if (n < 0)
-        {
-          free (text);
-          return reply (fd, "err reading %s ps output: %s", runtime, strerror (errno)), 0;
-        }
-      text[n] = '\0';
-      text[strcspn (text, "\n")] = '\0';
-      write_all (fd, "ok ", 3);
-      write_all (fd, text, strlen (text));
-      write_all (fd, "\n", 1);
-      free (text);
-      return 0;
-    }
-  if (req.verb == SHIM_REQ_WAIT)
-    {
-      if (exited)
-        {
-          reply (fd, "exit %d %lld", exit_status, exited_at_ns);
-          return 0;
-        }
-      if (n_waiters == MAX_WAITERS)
-        return reply (fd, "err too many waiters"), 0;
-      waiters[n_waiters++] = (Waiter) { fd, -1 };
-      return -1; /* keep the connection open */
-    }
-  if (req.verb == SHIM_REQ_STATE)
-    {
-      if (exited)
-        reply (fd, "stopped %d %lld", exit_status, exited_at_ns);
-      else
-        reply (fd, "%s %d", paused ? "paused" : started ? "running" : "created", (int) init_pid);
-      return 0;
-    }
-  if (req.verb == SHIM_REQ_DELETE)
-    {
-      if (!exited && started)
-        return reply (fd, "err task %s is still running", container_id), 0;
-      if (!exited)
-        {
-          /* Never started: end the init the runtime left waiting. */
-          kill (init_pid, SIGKILL);
-          while (!exited)
-            {
-              int status;
-              if (waitpid (init_pid, &status, 0) == init_pid)
-                {
-                  exited = 1;
-                  exit_status = 128 + SIGKILL;
-                  exited_at_ns = now_ns ();
-                  write_exit_file ();
-                }
-              else if (errno != EINTR)
-                break;
-            }
-        }
-      char *argv[] = { (char *) "delete", (char *) "--force", (char *) container_id, NULL };
-      run_runtime (argv, -1, -1, -1);
-      reply (fd, "exit %d %lld", exit_status, exited_at_ns);
-      return 1;
-    }
+  if ((size_t) req.verb < sizeof verbs / sizeof verbs[0] && verbs[req.verb] != NULL)
+    return verbs[req.verb](fd, &req);
   return reply (fd, "err unknown request"), 0;
 }
 
-int
-main (int argc, char **argv)
+/* Leaves berthd's process tree (berthd may die; we must not), becomes the subreaper of
+ * what the runtime starts, and settles in STATE_DIR with the paths the shim uses. */
+static void
+detach (int ready)
 {
-  int terminal = argc == 9 && strcmp (argv[8], "--terminal") == 0;
-  if (argc != 8 && !terminal)
-    {
-      fprintf (stderr, "usage: berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR [--terminal]\n");
-      return 2;
-    }
-  state_dir = argv[1];
-  runtime = argv[2];
-  container_id = argv[3];
-  bundle = argv[4];
-  int ready = 3;
-  /* The readiness pipe must reach neither the runtime nor the container. */
-  if (fcntl (ready, F_SETFD, FD_CLOEXEC) < 0)
-    ready = -1;
-
-  /* Detach: berthd may die; we must not. */
   pid_t pid = fork ();
   if (pid < 0)
     die (ready, "fork: %s", strerror (errno));
@@ -813,37 +849,12 @@ main (int argc, char **argv)
   snprintf (sock_path, sizeof sock_path, "%s/shim.sock", state_dir);
   if (mkdir (runtime_root, 0700) < 0 && errno != EEXIST)
     die (ready, "mkdir %s: %s", runtime_root, strerror (errno));
+}
 
-  sigset_t mask;
-  sigemptyset (&mask);
-  sigaddset (&mask, SIGCHLD);
-  sigaddset (&mask, SIGPIPE);
-  sigprocmask (SIG_BLOCK, &mask, NULL);
-  sigdelset (&mask, SIGPIPE);
-  int sfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sfd < 0)
-    die (ready, "signalfd: %s", strerror (errno));
-
-  int in = open_stream (argv[5], O_RDONLY | O_NONBLOCK);
-  int out, err_fd;
-  if (!terminal && strncmp (argv[6], "cri://", 6) == 0)
-    {
-      if (cri_log_open (argv[6] + 6) < 0)
-        die (ready, "opening log %s: %s", argv[6] + 6, strerror (errno));
-      out = cri_log_stream_init (&cri_streams[0], "stdout");
-      err_fd = strcmp (argv[7], argv[6]) == 0 ? cri_log_stream_init (&cri_streams[1], "stderr")
-                                              : open_stream (argv[7], O_RDWR);
-    }
-  else
-    {
-      out = open_stream (argv[6], O_RDWR);
-      err_fd = open_stream (argv[7], O_RDWR);
-    }
-  if (in < 0 || out < 0 || err_fd < 0)
-    die (ready, "opening the container's stdio: %s", strerror (errno));
-  if (strcmp (argv[5], "-") != 0)
-    fcntl (in, F_SETFL, fcntl (in, F_GETFL) & ~O_NONBLOCK);
-
+/* shim.sock, where berthd's requests come. */
+static int
+listen_shim_socket (int ready)
+{
   int lfd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   /* Relative to STATE_DIR, our working directory: an absolute path there can pass
@@ -852,76 +863,61 @@ main (int argc, char **argv)
   unlink (sock_path);
   if (lfd < 0 || bind (lfd, (struct sockaddr *) &addr, sizeof addr) < 0 || listen (lfd, 16) < 0)
     die (ready, "listening on %s: %s", sock_path, strerror (errno));
+  return lfd;
+}
 
-  char console_path[4200];
-  int console_fd = -1;
-  if (terminal)
-    {
-      struct sockaddr_un caddr = { .sun_family = AF_UNIX };
-      if (console_socket_path (console_path, sizeof console_path) < 0)
-        die (ready, "console socket: %s", strerror (errno));
-      if (strlen (console_path) >= sizeof caddr.sun_path)
-        die (ready, "console socket path %s is too long", console_path);
-      strcpy (caddr.sun_path, console_path);
-      unlink (console_path);
-      console_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (console_fd < 0 || bind (console_fd, (struct sockaddr *) &caddr, sizeof caddr) < 0 || listen (console_fd, 1) < 0)
-        die (ready, "console socket %s: %s", console_path, strerror (errno));
-    }
-  char *create_plain[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
-                           (char *) container_id, NULL };
-  char *create_tty[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
-                         (char *) "--console-socket", console_path, (char *) container_id, NULL };
-  int devnull_in = terminal ? open ("/dev/null", O_RDWR | O_CLOEXEC) : -1;
-  int create_rc = terminal ? run_runtime (create_tty, devnull_in, devnull_in, devnull_in)
-                           : run_runtime (create_plain, in, out, err_fd);
-  if (devnull_in >= 0)
-    close (devnull_in);
-  if (terminal && create_rc == 0)
-    {
-      init_console.master = receive_pty (console_fd);
-      close (console_fd);
-      console_socket_remove (console_path);
-      if (init_console.master < 0)
-        die (ready, "the runtime sent no terminal over %s", console_path);
-      /* O_RDWR: a client that has not opened its end yet must not read as end of input. */
-      init_console.in = strcmp (argv[5], "-") != 0 ? open (argv[5], O_RDWR | O_NONBLOCK | O_CLOEXEC) : -1;
-      init_console.out = dup (out);
-    }
-  if (create_rc != 0)
-    {
-      char msg[600];
-      runtime_error (msg, sizeof msg);
-      unlink (sock_path);
-      if (terminal)
-        console_socket_remove (console_path);
-      die (ready, "%s", msg);
-    }
-  close (in);
-  close (out);
-  close (err_fd);
+/* The init's pid, as the runtime's create wrote it. */
+static pid_t
+read_init_pid (int ready)
+{
   char buf[32] = "";
   int pfd = open (pid_file, O_RDONLY | O_CLOEXEC);
   ssize_t n = pfd >= 0 ? read (pfd, buf, sizeof buf - 1) : -1;
   if (pfd >= 0)
     close (pfd);
-  init_pid = n > 0 ? (pid_t) atoi (buf) : 0;
-  if (init_pid <= 0)
+  pid_t pid = n > 0 ? (pid_t) atoi (buf) : 0;
+  if (pid <= 0)
     die (ready, "%s create left no pid in %s", runtime, pid_file);
-  if (ready >= 0)
-    {
-      dprintf (ready, "ok %d\n", (int) init_pid);
-      close (ready);
-    }
-  int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull >= 0)
-    {
-      dup2 (devnull, 0);
-      dup2 (devnull, 1);
-      dup2 (devnull, 2);
-      close (devnull);
-    }
+  return pid;
+}
 
+/* One request from berthd on shim.sock; returns 1 when the shim is to exit. */
+static int
+serve_client (int lfd)
+{
+  int cfd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+  if (cfd < 0)
+    return 0;
+  struct timeval tv = { 5, 0 };
+  setsockopt (cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt (cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  char line[LINE_MAX_LEN];
+  ssize_t len = read (cfd, line, sizeof line - 1);
+  if (len <= 0)
+    {
+      close (cfd);
+      return 0;
+    }
+  line[len] = '\0';
+  reap (); /* answer from the freshest state */
+  int done = handle (cfd, line, (size_t) len);
+  if (done >= 0)
+    close (cfd);
+  if (done == 1)
+    {
+      cri_log_drain (&cri_streams[0]);
+      cri_log_drain (&cri_streams[1]);
+      unlink (sock_path);
+      return 1;
+    }
+  return 0;
+}
+
+/* Until a delete: pumps the CRI log pipes and terminals, reaps on SIGCHLD and answers
+ * requests. Returns the shim's exit code. */
+static int
+serve (int lfd, int sfd)
+{
   for (;;)
     {
       /* The sockets, the CRI log pipes, then each live terminal's master and input. */
@@ -972,33 +968,124 @@ main (int argc, char **argv)
             ;
           reap ();
         }
-      if (fds[0].revents & POLLIN)
-        {
-          int cfd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
-          if (cfd < 0)
-            continue;
-          struct timeval tv = { 5, 0 };
-          setsockopt (cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-          setsockopt (cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-          char line[LINE_MAX_LEN];
-          ssize_t len = read (cfd, line, sizeof line - 1);
-          if (len <= 0)
-            {
-              close (cfd);
-              continue;
-            }
-          line[len] = '\0';
-          reap (); /* answer from the freshest state */
-          int done = handle (cfd, line, (size_t) len);
-          if (done >= 0)
-            close (cfd);
-          if (done == 1)
-            {
-              cri_log_drain (&cri_streams[0]);
-              cri_log_drain (&cri_streams[1]);
-              unlink (sock_path);
-              return 0;
-            }
-        }
+      if ((fds[0].revents & POLLIN) && serve_client (lfd))
+        return 0;
     }
+}
+
+int
+main (int argc, char **argv)
+{
+  int terminal = argc == 9 && strcmp (argv[8], "--terminal") == 0;
+  if (argc != 8 && !terminal)
+    {
+      fprintf (stderr, "usage: berth-shim STATE_DIR RUNTIME ID BUNDLE STDIN STDOUT STDERR [--terminal]\n");
+      return 2;
+    }
+  state_dir = argv[1];
+  runtime = argv[2];
+  container_id = argv[3];
+  bundle = argv[4];
+  int ready = 3;
+  /* The readiness pipe must reach neither the runtime nor the container. */
+  if (fcntl (ready, F_SETFD, FD_CLOEXEC) < 0)
+    ready = -1;
+
+  detach (ready);
+
+  sigset_t mask;
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGCHLD);
+  sigaddset (&mask, SIGPIPE);
+  sigprocmask (SIG_BLOCK, &mask, NULL);
+  sigdelset (&mask, SIGPIPE);
+  int sfd = signalfd (-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0)
+    die (ready, "signalfd: %s", strerror (errno));
+
+  int in = open_stream (argv[5], O_RDONLY | O_NONBLOCK);
+  int out, err_fd;
+  if (!terminal && strncmp (argv[6], "cri://", 6) == 0)
+    {
+      if (cri_log_open (argv[6] + 6) < 0)
+        die (ready, "opening log %s: %s", argv[6] + 6, strerror (errno));
+      out = cri_log_stream_init (&cri_streams[0], "stdout");
+      err_fd = strcmp (argv[7], argv[6]) == 0 ? cri_log_stream_init (&cri_streams[1], "stderr")
+                                              : open_stream (argv[7], O_RDWR);
+    }
+  else
+    {
+      out = open_stream (argv[6], O_RDWR);
+      err_fd = open_stream (argv[7], O_RDWR);
+    }
+  if (in < 0 || out < 0 || err_fd < 0)
+    die (ready, "opening the container's stdio: %s", strerror (errno));
+  if (strcmp (argv[5], "-") != 0)
+    fcntl (in, F_SETFL, fcntl (in, F_GETFL) & ~O_NONBLOCK);
+
+  int lfd = listen_shim_socket (ready);
+
+  char console_path[4200];
+  int console_fd = -1;
+  if (terminal)
+    {
+      struct sockaddr_un caddr = { .sun_family = AF_UNIX };
+      if (console_socket_path (console_path, sizeof console_path) < 0)
+        die (ready, "console socket: %s", strerror (errno));
+      if (strlen (console_path) >= sizeof caddr.sun_path)
+        die (ready, "console socket path %s is too long", console_path);
+      strcpy (caddr.sun_path, console_path);
+      unlink (console_path);
+      console_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (console_fd < 0 || bind (console_fd, (struct sockaddr *) &caddr, sizeof caddr) < 0 || listen (console_fd, 1) < 0)
+        die (ready, "console socket %s: %s", console_path, strerror (errno));
+    }
+  char *create_plain[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
+                           (char *) container_id, NULL };
+  char *create_tty[] = { (char *) "create", (char *) "--bundle", (char *) bundle, (char *) "--pid-file", pid_file,
+                         (char *) "--console-socket", console_path, (char *) container_id, NULL };
+  int devnull_in = terminal ? open ("/dev/null", O_RDWR | O_CLOEXEC) : -1;
+  int create_rc = terminal ? run_runtime (create_tty, devnull_in, devnull_in, devnull_in)
+                           : run_runtime (create_plain, in, out, err_fd);
+  if (devnull_in >= 0)
+    close (devnull_in);
+  if (terminal && create_rc == 0)
+    {
+      init_console.master = receive_pty (console_fd);
+      close (console_fd);
+      console_socket_remove (console_path);
+      if (init_console.master < 0)
+        die (ready, "the runtime sent no terminal over %s", console_path);
+      /* O_RDWR: a client that has not opened its end yet must not read as end of input. */
+      init_console.in = strcmp (argv[5], "-") != 0 ? open (argv[5], O_RDWR | O_NONBLOCK | O_CLOEXEC) : -1;
+      init_console.out = dup (out);
+    }
+  if (create_rc != 0)
+    {
+      char msg[600];
+      runtime_error (msg, sizeof msg);
+      unlink (sock_path);
+      if (terminal)
+        console_socket_remove (console_path);
+      die (ready, "%s", msg);
+    }
+  close (in);
+  close (out);
+  close (err_fd);
+  init_pid = read_init_pid (ready);
+  if (ready >= 0)
+    {
+      dprintf (ready, "ok %d\n", (int) init_pid);
+      close (ready);
+    }
+  int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0)
+    {
+      dup2 (devnull, 0);
+      dup2 (devnull, 1);
+      dup2 (devnull, 2);
+      close (devnull);
+    }
+
+  return serve (lfd, sfd);
 }

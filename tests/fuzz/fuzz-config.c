@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "berth-config.h"
+#include "daemon/berth-config.h"
 #include "fuzz.h"
 
 static char *

@@ -9,9 +9,9 @@
 
 #include <string.h>
 
-#include "berth-grpc.h"
-#include "berth-grpc-wire.h"
-#include "api/berth-api.h"
+#include "wire/berth-grpc.h"
+#include "wire/berth-grpc-wire.h"
+#include "services/containerd/berth-api.h"
 #include "fuzz.h"
 
 #define MAX_MESSAGE (64 * 1024)

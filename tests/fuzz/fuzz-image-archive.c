@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include <berth/berth.h>
-#include "berth-image-archive.h"
+#include "image/berth-image-archive.h"
 #include "test-daemon-util.h"
 #include "fuzz.h"
 

@@ -9,7 +9,7 @@
 #include "config.h"
 
 #include <berth/berth.h>
-#include "berth-json.h"
+#include "image/berth-json.h"
 #include "fuzz.h"
 
 static guint

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "cli/cli-reference.h"
+#include "client/cli-reference.h"
 #include "fuzz.h"
 
 int

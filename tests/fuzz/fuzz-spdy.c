@@ -1,5 +1,5 @@
 /* fuzz-spdy.c — the SPDY/3.1 frame decoder of the CRI streaming server
- * (core/cri/cri-spdy.c), fed what a client sends after the upgrade: frames one after the
+ * (core/services/cri/cri-spdy.c), fed what a client sends after the upgrade: frames one after the
  * other through one decoder, as a connection would. Oracles: a frame never claims more
  * bytes than given nor a payload outside them; header names are lower case, non-empty,
  * within the limits; a decoded header frame, encoded again and decoded by a fresh pair,
@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "cri-spdy.h"
+#include "services/cri/cri-spdy.h"
 #include "fuzz.h"
 
 static void

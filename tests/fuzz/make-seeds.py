@@ -158,7 +158,7 @@ def runc_options():
 
 
 def spdy_dictionary():
-    # The SPDY/3 header dictionary, as core/cri/cri-spdy.c holds it.
+    # The SPDY/3 header dictionary, as core/services/cri/cri-spdy.c holds it.
     import re
     src = open(os.path.join(HERE, "..", "..", "core", "cri", "cri-spdy.c")).read()
     body = src[src.index("header_dictionary[] = {"):]
