@@ -108,6 +108,7 @@ struct _Session {
   guint32 ids[N_SPDY_STREAMS];     /* SPDY exec and attach: the client's streams */
   gboolean started;
   gint out_full; /* atomic: the client's queue is over budget (read by attach's worker) */
+  int attach_fd;  /* attach: the log or output FIFO, at its end before stdin flows */
   char *exec_id;  /* exec: the process, for resizing its terminal */
   GString *resize_text; /* SPDY: what came on the resize stream, up to a newline */
   guint16 want_size[2], done_size[2]; /* terminal width, height: asked for, applied */

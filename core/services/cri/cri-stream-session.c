@@ -630,23 +630,20 @@ attach_line (Session *s, const char *line)
   attach_emit (s, is_err ? CHANNEL_STDERR : CHANNEL_STDOUT, text, strlen (text));
 }
 
-/* Follows the log (or the output FIFO) from its current end until the container exits
- * or the client goes. */
-static void
-attach_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+/* Opens the log (or the output FIFO) at its current end. Done before the client's stdin
+ * reaches the container, so no output that input causes is missed. */
+static int
+attach_open_output (Session *s, GError **error)
 {
-  Session *s = data;
   char buf[65536];
   struct stat st;
   int fd = open (s->req->log_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0 || fstat (fd, &st) < 0)
     {
-      GError *error = NULL;
-      berth_throw_errno (&error, "opening log %s", s->req->log_path);
+      berth_throw_errno (error, "opening log %s", s->req->log_path);
       if (fd >= 0)
         close (fd);
-      g_task_return_error (task, error);
-      return;
+      return -1;
     }
   if (S_ISFIFO (st.st_mode))
     /* What the FIFO holds was written before this client attached. */
@@ -654,6 +651,16 @@ attach_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancel
       ;
   else
     lseek (fd, 0, SEEK_END);
+  return fd;
+}
+
+/* Follows the log (or the output FIFO) until the container exits or the client goes. */
+static void
+attach_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  Session *s = data;
+  char buf[65536];
+  int fd = s->attach_fd;
   g_autoptr (BerthTask) container = berth_cri_task (s->req->daemon, s->req->id);
   g_autoptr (GString) partial = g_string_new (NULL);
   gboolean last = FALSE;
@@ -844,8 +851,13 @@ session_begin (Session *s, SoupServerMessage *msg)
     ok = exec_begin (s, &error);
   else if (s->req->kind == STREAM_PORT_FORWARD)
     ok = forward_begin (s, msg, &error);
-  else if (s->req->in && !attach_stdin (s, &error))
+  else if ((s->attach_fd = attach_open_output (s, &error)) < 0)
     ok = FALSE;
+  else if (s->req->in && !attach_stdin (s, &error))
+    {
+      close (s->attach_fd);
+      ok = FALSE;
+    }
   else
     {
       g_autoptr (GTask) task = g_task_new (NULL, s->cancellable, attach_done, session_ref (s));
