@@ -154,6 +154,35 @@ on_runtime_event (GObject *runtime, const char *ns, const char *topic, const cha
   berth_events_publish_envelope (daemon->events, &envelope);
 }
 
+/* Events from @record's runtime reach the event service, and its tasks' exits are
+ * watched — those of tasks a previous berthd left included. */
+static void
+adopt_runtime (BerthDaemon *daemon, const BerthPluginRecord *record)
+{
+  g_autoptr (GError) local_error = NULL;
+  if (record->instance == NULL || !BERTH_IS_RUNTIME (record->instance))
+    return;
+  BerthRuntime *runtime = BERTH_RUNTIME (record->instance);
+  if (g_signal_lookup ("event", G_OBJECT_TYPE (runtime)) != 0)
+    g_signal_connect (runtime, "event", G_CALLBACK (on_runtime_event), daemon);
+  if (!berth_runtime_restore (runtime, NULL, &local_error))
+    {
+      g_warning ("runtime %s: reconnecting to running tasks: %s", record->id, local_error->message);
+      return;
+    }
+  /* Exits that happened while no berthd was watching are published now. */
+  g_autoptr (GPtrArray) tasks = berth_runtime_list (runtime, NULL, NULL);
+  for (guint t = 0; tasks != NULL && t < tasks->len; t++)
+    berth_daemon_watch_exit (daemon, tasks->pdata[t], NULL);
+}
+
+/* A runtime loaded on its first use (see the registry's wanted_at_start). */
+static void
+on_plugin_decided (BerthRegistry *registry G_GNUC_UNUSED, const BerthPluginRecord *record, BerthDaemon *daemon)
+{
+  adopt_runtime (daemon, record);
+}
+
 gboolean
 berth_daemon_start (BerthDaemon *daemon, int listen_fd, BerthDaemonServicesFunc register_services,
                     BerthDaemonTaskExitFunc task_exited, GError **error)
@@ -161,24 +190,8 @@ berth_daemon_start (BerthDaemon *daemon, int listen_fd, BerthDaemonServicesFunc 
   daemon->task_exited = task_exited;
   GPtrArray *plugins = berth_registry_get_plugins (daemon->registry);
   for (guint i = 0; i < plugins->len; i++)
-    {
-      BerthPluginRecord *record = plugins->pdata[i];
-      g_autoptr (GError) local_error = NULL;
-      if (record->instance == NULL || !BERTH_IS_RUNTIME (record->instance))
-        continue;
-      BerthRuntime *runtime = BERTH_RUNTIME (record->instance);
-      if (g_signal_lookup ("event", G_OBJECT_TYPE (runtime)) != 0)
-        g_signal_connect (runtime, "event", G_CALLBACK (on_runtime_event), daemon);
-      if (!berth_runtime_restore (runtime, NULL, &local_error))
-        {
-          g_warning ("runtime %s: reconnecting to running tasks: %s", record->id, local_error->message);
-          continue;
-        }
-      /* Exits that happened while no berthd was watching are published now. */
-      g_autoptr (GPtrArray) tasks = berth_runtime_list (runtime, NULL, NULL);
-      for (guint t = 0; tasks != NULL && t < tasks->len; t++)
-        berth_daemon_watch_exit (daemon, tasks->pdata[t], NULL);
-    }
+    adopt_runtime (daemon, plugins->pdata[i]);
+  g_signal_connect (daemon->registry, "plugin-decided", G_CALLBACK (on_plugin_decided), daemon);
 
   /* Before the gRPC socket: a metrics address that cannot be had fails startup while
    * nothing has been served yet. */

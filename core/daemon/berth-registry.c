@@ -600,24 +600,33 @@ save_cache (BerthRegistry *self)
   self->cache_dirty = FALSE;
 }
 
-/* Snapshotters and differs are loaded when something first names them: an idle daemon
- * then maps none of what they link (libostree, libarchive, …). One is loaded at start
- * when its config group is present (so a bad key fails startup, as before) or when its
- * own directory holds something (snapshots to recover, count and collect). */
+static gboolean
+dir_holds_something (const char *parent, const char *id)
+{
+  g_autofree char *path = g_build_filename (parent, id, NULL);
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  return dir != NULL && g_dir_read_name (dir) != NULL;
+}
+
+/* Snapshotters, differs and runtimes are loaded when something first names them: an
+ * idle daemon then maps none of what they link (libostree, libarchive, …). One is loaded
+ * at start when its config group is present (so a bad key fails startup, as before) or
+ * when its own directories hold something (snapshots to recover, count and collect;
+ * tasks to reconnect to). */
 static gboolean
 wanted_at_start (BerthRegistry *self, Record *record)
 {
   if (!g_str_equal (record->pub.type, BERTH_PLUGIN_TYPE_SNAPSHOTTER)
-      && !g_str_equal (record->pub.type, BERTH_PLUGIN_TYPE_DIFFER))
+      && !g_str_equal (record->pub.type, BERTH_PLUGIN_TYPE_DIFFER)
+      && !g_str_equal (record->pub.type, BERTH_PLUGIN_TYPE_RUNTIME))
     return TRUE;
   if (g_getenv ("BERTH_LOAD_ALL_PLUGINS") != NULL)
     return TRUE;
   g_autofree char *group = config_group_for (record->pub.type, record->pub.name);
   if (self->config->keyfile != NULL && g_key_file_has_group (self->config->keyfile, group))
     return TRUE;
-  g_autofree char *root = g_build_filename (self->config->root, record->pub.id, NULL);
-  g_autoptr (GDir) dir = g_dir_open (root, 0, NULL);
-  return dir != NULL && g_dir_read_name (dir) != NULL;
+  return dir_holds_something (self->config->root, record->pub.id)
+         || dir_holds_something (self->config->state, record->pub.id);
 }
 
 gboolean
