@@ -1,4 +1,4 @@
-/* berth-digest.h — streaming SHA-256 with the CPU's SHA extensions (OpenSSL EVP);
+/* berth-digest.h — streaming SHA-256 with the CPU's SHA extensions (nettle);
  * GChecksum is several times slower. */
 #pragma once
 
