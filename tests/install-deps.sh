@@ -7,7 +7,7 @@ PACKAGES=(
   libglib2.0-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev golang-google-grpc-dev
   libostree-dev libseccomp-dev liblmdb-dev libnghttp2-dev libarchive-dev zlib1g-dev libzstd-dev
-  isal # igzip: the isa-l inflate floor of tests/bench/compare
+  isal time # igzip: the isa-l inflate floor of tests/bench/compare; /usr/bin/time: ctr's CPU there
   libisal-dev nettle-dev libjson-glib-dev libsystemd-dev libsoup-3.0-dev
   ostree containerd runc crun busybox-static python3 python3-grpcio nghttp2-client util-linux procps bc tmux
   curl prometheus glib-networking docker-registry skopeo apache2-utils openssl systemd man-db groff-base
