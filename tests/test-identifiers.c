@@ -1,11 +1,10 @@
 /* test-identifiers.c — containerd's identifier rule (identifiers/validate.go) and the
- * bounds of free-form names. */
+ * bounds of free-form names, through the public <berth/berth.h>. */
 #include "config.h"
 
 #include <string.h>
 
 #include <berth/berth.h>
-#include "lib/berth-identifiers.h"
 
 static gboolean
 valid (BerthIdentifierKind kind, const char *id)

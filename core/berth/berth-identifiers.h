@@ -1,4 +1,5 @@
-/* berth-identifiers.h — the one place that says what a name may be (core-internal).
+/* berth-identifiers.h — the one place that says what a name may be, for the core and
+ * for plugins alike.
  *
  * containerd 1.6 checks only some names with identifiers.Validate: namespaces,
  * container ids (and what is named after them: task, shim, bundle). Everything else —
