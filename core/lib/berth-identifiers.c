@@ -20,6 +20,8 @@ static const struct {
 } kinds[] = {
   [BERTH_IDENTIFIER_NAMESPACE] = { "namespace", IDENTIFIER_MAX, TRUE },
   [BERTH_IDENTIFIER_CONTAINER] = { "container id", IDENTIFIER_MAX, TRUE },
+  /* containerd's runtime v2 (shimTask.Exec) validates exec ids as identifiers. */
+  [BERTH_IDENTIFIER_EXEC] = { "exec id", IDENTIFIER_MAX, TRUE },
   [BERTH_IDENTIFIER_LEASE] = { "lease id", 128, FALSE },
   [BERTH_IDENTIFIER_IMAGE] = { "image name", 400, FALSE },
   [BERTH_IDENTIFIER_SNAPSHOT_KEY] = { "snapshot key", 240, FALSE },

@@ -35,19 +35,6 @@ simple_request (OciTask *task, const char *request, GError **error)
   return reply != NULL;
 }
 
-static gboolean
-validate_exec_id (const char *exec_id, GError **error)
-{
-  gsize len = strlen (exec_id);
-  gboolean good = len > 0 && len < 128;
-  for (gsize i = 0; good && i < len; i++)
-    good = g_ascii_isalnum (exec_id[i]) || strchr ("._-", exec_id[i]);
-  if (!good)
-    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "exec id \"%s\": must be 1-127 letters, digits, '.', '_' or '-'",
-                        exec_id);
-  return TRUE;
-}
-
 static const char *task_get_id (BerthTask *t) { return OCI_TASK (t)->id; }
 static const char *task_get_namespace (BerthTask *t) { return OCI_TASK (t)->namespace_; }
 static guint32 task_get_pid (BerthTask *t) { return OCI_TASK (t)->pid; }
@@ -155,7 +142,8 @@ static gboolean
 task_get_stdio (BerthTask *t, const char *exec_id, BerthStdio *stdio_out, GError **error)
 {
   OciTask *task = OCI_TASK (t);
-  if (exec_id != NULL && !validate_exec_id (exec_id, error))
+  /* The exec id names files in the task's directory and words of shim requests. */
+  if (exec_id != NULL && !berth_identifier_validate (BERTH_IDENTIFIER_EXEC, exec_id, error))
     return FALSE;
   g_autofree char *path = stdio_file_path (task->dir, exec_id);
   g_autofree char *text = NULL;
@@ -176,7 +164,7 @@ task_exec (BerthTask *t, const char *exec_id, GBytes *process_json, const BerthS
            GError **error)
 {
   OciTask *task = OCI_TASK (t);
-  if (!validate_exec_id (exec_id, error))
+  if (!berth_identifier_validate (BERTH_IDENTIFIER_EXEC, exec_id, error))
     return FALSE;
   g_autofree char *name = g_strconcat ("exec-", exec_id, ".json", NULL);
   g_autofree char *spec = g_build_filename (task->dir, name, NULL);
