@@ -1,11 +1,10 @@
 /* test-identifiers.c — containerd's identifier rule (identifiers/validate.go) and the
- * bounds of free-form names. */
+ * bounds of free-form names, through the public <berth/berth.h>. */
 #include "config.h"
 
 #include <string.h>
 
 #include <berth/berth.h>
-#include "lib/berth-identifiers.h"
 
 static gboolean
 valid (BerthIdentifierKind kind, const char *id)
@@ -25,20 +24,19 @@ test_identifier_rule (void)
                          "foo_boo", "foo1", "1foo", "a", "0", "foo.1", "a.b-c_d", NULL };
   const char *bad[] = { "", ".foo", "foo.", "foo..boo", "foo--boo", "foo__boo", "foo-_boo", "-foo", "foo-", "_foo",
                         "foo_", "foo/boo", "foo boo", "foo:boo", "fóo", "/tmp/x/mnt", NULL };
-  for (const char **p = good; *p; p++)
-    {
-      g_assert_true (valid (BERTH_IDENTIFIER_NAMESPACE, *p));
-      g_assert_true (valid (BERTH_IDENTIFIER_CONTAINER, *p));
-    }
-  for (const char **p = bad; *p; p++)
-    {
-      g_assert_false (valid (BERTH_IDENTIFIER_NAMESPACE, *p));
-      g_assert_false (valid (BERTH_IDENTIFIER_CONTAINER, *p));
-    }
+  /* Exec ids too: containerd's runtime v2 validates them with the same rule. */
+  BerthIdentifierKind kinds[] = { BERTH_IDENTIFIER_NAMESPACE, BERTH_IDENTIFIER_CONTAINER, BERTH_IDENTIFIER_EXEC };
   g_autofree char *max = g_strnfill (76, 'a'), *over = g_strnfill (77, 'a');
-  g_assert_true (valid (BERTH_IDENTIFIER_CONTAINER, max));
-  g_assert_false (valid (BERTH_IDENTIFIER_CONTAINER, over));
-  g_assert_false (valid (BERTH_IDENTIFIER_CONTAINER, NULL));
+  for (guint k = 0; k < G_N_ELEMENTS (kinds); k++)
+    {
+      for (const char **p = good; *p; p++)
+        g_assert_true (valid (kinds[k], *p));
+      for (const char **p = bad; *p; p++)
+        g_assert_false (valid (kinds[k], *p));
+      g_assert_true (valid (kinds[k], max));
+      g_assert_false (valid (kinds[k], over));
+      g_assert_false (valid (kinds[k], NULL));
+    }
 }
 
 static void
@@ -50,6 +48,9 @@ test_messages (void)
   g_clear_error (&error);
   g_assert_false (berth_identifier_validate (BERTH_IDENTIFIER_LEASE, "", &error));
   g_assert_nonnull (strstr (error->message, "lease id"));
+  g_clear_error (&error);
+  g_assert_false (berth_identifier_validate (BERTH_IDENTIFIER_EXEC, "e/1", &error));
+  g_assert_nonnull (strstr (error->message, "exec id \"e/1\""));
 }
 
 static void

@@ -1,11 +1,11 @@
-/* berth-identifiers.c — containerd's identifier rule, and bounds for free-form names. */
+/* berth-identifiers.c — containerd's identifier rule, and bounds for free-form names
+ * (declared in the public berth/berth-identifiers.h; part of libberth-1). */
 #include "config.h"
-
-#include "berth-identifiers.h"
 
 #include <string.h>
 
-#include "berth/berth-error.h"
+#include <berth/berth-error.h>
+#include <berth/berth-identifiers.h>
 
 /* containerd: identifiers/validate.go. */
 #define IDENTIFIER_MAX 76
@@ -16,13 +16,16 @@
 static const struct {
   const char *what;
   gsize max;
+  gboolean identifier; /* containerd's rule applies, not only the length */
 } kinds[] = {
-  [BERTH_IDENTIFIER_NAMESPACE] = { "namespace", IDENTIFIER_MAX },
-  [BERTH_IDENTIFIER_CONTAINER] = { "container id", IDENTIFIER_MAX },
-  [BERTH_IDENTIFIER_LEASE] = { "lease id", 128 },
-  [BERTH_IDENTIFIER_IMAGE] = { "image name", 400 },
-  [BERTH_IDENTIFIER_SNAPSHOT_KEY] = { "snapshot key", 240 },
-  [BERTH_IDENTIFIER_CONTENT_REF] = { "ingest ref", 240 },
+  [BERTH_IDENTIFIER_NAMESPACE] = { "namespace", IDENTIFIER_MAX, TRUE },
+  [BERTH_IDENTIFIER_CONTAINER] = { "container id", IDENTIFIER_MAX, TRUE },
+  /* containerd's runtime v2 (shimTask.Exec) validates exec ids as identifiers. */
+  [BERTH_IDENTIFIER_EXEC] = { "exec id", IDENTIFIER_MAX, TRUE },
+  [BERTH_IDENTIFIER_LEASE] = { "lease id", 128, FALSE },
+  [BERTH_IDENTIFIER_IMAGE] = { "image name", 400, FALSE },
+  [BERTH_IDENTIFIER_SNAPSHOT_KEY] = { "snapshot key", 240, FALSE },
+  [BERTH_IDENTIFIER_CONTENT_REF] = { "ingest ref", 240, FALSE },
 };
 
 static gboolean
@@ -55,7 +58,7 @@ berth_identifier_validate (BerthIdentifierKind kind, const char *id, GError **er
   if (len > kinds[kind].max)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s \"%.40s…\" of %zu bytes: greater than maximum length (%zu)",
                         what, id, len, kinds[kind].max);
-  if ((kind == BERTH_IDENTIFIER_NAMESPACE || kind == BERTH_IDENTIFIER_CONTAINER) && !matches_identifier (id, len))
+  if (kinds[kind].identifier && !matches_identifier (id, len))
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "%s \"%s\": identifier must match %s", what, id, IDENTIFIER_RE);
   return TRUE;
 }

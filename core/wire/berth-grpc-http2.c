@@ -17,7 +17,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <berth/berth-error.h>
-#include "lib/berth-identifiers.h"
+#include <berth/berth-identifiers.h>
 #include "berth-grpc-private.h"
 #include "berth-grpc-wire.h"
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include <berth/berth-error.h>
-#include "lib/berth-identifiers.h"
+#include <berth/berth-identifiers.h>
 #include "berth-api.h"
 #include "berth-api-util.h"
 #include "berth-api-ops.h"
