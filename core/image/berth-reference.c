@@ -1,12 +1,13 @@
 /* berth-reference.c — image references ("docker.io/library/busybox:1.36@sha256:…"):
- * parsing and normalising as containerd's reference/docker package does. Kept in the
- * daemon (CRI names images with it); the registry client is a module. */
+ * parsing and normalising as containerd's reference/docker package does (see
+ * berth-reference.h). Built into berthd (CRI names images with it; the registry client
+ * is a module) and into the berth CLI, which resolves image names with it. */
 #include "config.h"
 
 #include <string.h>
 
 #include <berth/berth.h>
-#include "berth-distribution.h"
+#include "berth-reference.h"
 
 #define DOCKER_DOMAIN "docker.io"
 #define MAX_NAME 255
@@ -169,3 +170,10 @@ berth_reference_to_string (const BerthReference *ref)
                           ref->digest ? "@" : "", ref->digest ? ref->digest : "");
 }
 
+
+char *
+berth_reference_normalize (const char *text, GError **error)
+{
+  g_autoptr (BerthReference) ref = berth_reference_parse (text, error);
+  return ref != NULL ? berth_reference_to_string (ref) : NULL;
+}
