@@ -74,6 +74,7 @@ test_reference_invalid (void)
   static const char *const bad[] = {
     "", "Busybox", "busybox:", "busybox:-x", "busybox:a b", "a//b", "/busybox", "busybox/", "a..b", "a___b", "-a",
     "busybox@sha256:abc", "busybox@md5:0123", "host:port/x", "reg.io:99999999/x", "x@", ":tag",
+    "reg.io/", "localhost:5000/", "reg.io:443/:tag",
   };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {

@@ -134,6 +134,9 @@ berth_reference_parse (const char *text, GError **error)
           path = slash + 1;
         }
     }
+  if (*path == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "reference \"%s\": no repository name", text),
+           NULL;
   if (ref->domain == NULL || g_str_equal (ref->domain, "index.docker.io"))
     {
       g_free (ref->domain);
