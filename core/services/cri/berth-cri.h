@@ -1,13 +1,13 @@
 /* berth-cri.h — the Kubernetes CRI v1 services inside berthd (core-internal).
  *
  * cri-runtime.c serves runtime.v1.RuntimeService (pods there; containers in
- * cri-containers.c) and cri-images.c runtime.v1.ImageService. Everything lives in
- * berth's metadata namespace "k8s.io": a pod sandbox is a berth container + task
- * running berth-pause from a root filesystem berthd prepares itself, holding the pod's
- * network (a CNI-configured namespace bound under <state>/cri/netns/), IPC and UTS
- * namespaces; a CRI container is a berth container + task (created at StartContainer)
- * on a snapshot of its image, joining those namespaces. berth's own records of both
- * (berth-cri.proto) are under "cri/k8s.io/".
+ * cri-containers.c, cri-container-spec.c and cri-container-status.c) and cri-images.c
+ * runtime.v1.ImageService. Everything lives in berth's metadata namespace "k8s.io": a pod
+ * sandbox is a berth container + task running berth-pause from a root filesystem berthd
+ * prepares itself, holding the pod's network (a CNI-configured namespace bound under
+ * <state>/cri/netns/), IPC and UTS namespaces; a CRI container is a berth container +
+ * task (created at StartContainer) on a snapshot of its image, joining those
+ * namespaces. berth's own records of both (berth-cri.proto) are under "cri/k8s.io/".
  */
 #pragma once
 
@@ -119,7 +119,8 @@ berth_cri_legacy_apparmor_container (const Runtime__V1__LinuxContainerSecurityCo
 }
 G_GNUC_END_IGNORE_DEPRECATIONS
 
-/* cri-containers.c: the handlers, and what sandboxes need of containers. */
+/* cri-containers.c and cri-container-status.c: the handlers, and what sandboxes need of
+ * containers. */
 ProtobufCMessage *cri_create_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);
 ProtobufCMessage *cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);
 ProtobufCMessage *cri_stop_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);

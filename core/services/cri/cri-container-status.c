@@ -14,6 +14,8 @@
 #include "image/berth-json.h"
 #include "image/berth-snapshots.h"
 
+/* ---------------- list, status ---------------- */
+
 static Runtime__V1__ContainerState
 container_state (BerthDaemon *daemon, const CriContainer *record, BerthExitStatus *exit, guint32 *pid_out)
 {
