@@ -10,7 +10,6 @@
 #include <json-glib/json-glib.h>
 
 #include "berth-grpc-client.h"
-#include "cli-reference.h"
 
 G_BEGIN_DECLS
 

@@ -10,6 +10,7 @@
 #include <berth/berth-error.h>
 #include "berth-cli.h"
 #include "image/berth-json.h"
+#include "image/berth-reference.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 
@@ -283,7 +284,8 @@ cli_image_free (CliImage *image)
 CliImage *
 cli_image_resolve (BerthCli *cli, const char *name, GError **error)
 {
-  g_autofree char *full = cli_normalize_image (name);
+  /* NULL for a name that is no reference: it has no other form. */
+  g_autofree char *full = berth_reference_normalize (name, NULL);
   Containerd__Services__Images__V1__GetImageRequest request = CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_REQUEST__INIT;
   /* Exactly as given first (ctr-imported names may be anything), then normalized. */
   request.name = (char *) name;
@@ -291,7 +293,8 @@ cli_image_resolve (BerthCli *cli, const char *name, GError **error)
   Containerd__Services__Images__V1__GetImageResponse *response = cli_unary (
     cli, "/containerd.services.images.v1.Images/Get", &request.base, &containerd__services__images__v1__get_image_response__descriptor,
     &local);
-  if (response == NULL && g_error_matches (local, BERTH_ERROR, BERTH_ERROR_NOT_FOUND) && strcmp (full, name) != 0)
+  if (response == NULL && g_error_matches (local, BERTH_ERROR, BERTH_ERROR_NOT_FOUND) && full != NULL
+      && strcmp (full, name) != 0)
     {
       g_clear_error (&local);
       request.name = full;

@@ -1,9 +1,5 @@
-/* berth-distribution.h — image references and the registry client (distribution API
- * v2 over libsoup3), pull and push on the daemon's side (core-internal).
- *
- * References are parsed and normalised as docker does: "busybox" is
- * "docker.io/library/busybox:latest"; a first component with a dot, a colon (port) or
- * named localhost is a registry host; "@sha256:…" pins a digest.
+/* berth-distribution.h — the registry client (distribution API v2 over libsoup3), pull
+ * and push on the daemon's side (core-internal). References are berth-reference.h's.
  *
  * Pull resolves the reference (manifest or index; an index gives the requested
  * platform's manifest), streams every blob straight into the content store (verified
@@ -33,22 +29,9 @@
 
 #include <gio/gio.h>
 #include "daemon/berth-daemon.h"
+#include "berth-reference.h"
 
 G_BEGIN_DECLS
-
-typedef struct {
-  char *domain; /* "docker.io", "127.0.0.1:5000" */
-  char *path;   /* "library/busybox" */
-  char *tag;    /* NULL when only a digest is given */
-  char *digest; /* NULL unless pinned */
-} BerthReference;
-
-/* INVALID_ARGUMENT saying what is wrong with @text. */
-BerthReference *berth_reference_parse (const char *text, GError **error);
-/* "domain/path[:tag][@digest]". */
-char *berth_reference_to_string (const BerthReference *ref);
-void berth_reference_free (BerthReference *ref);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthReference, berth_reference_free)
 
 /* What a transfer reports, per blob, as it goes. Status is one of the strings below. */
 #define BERTH_TRANSFER_RESOLVED "resolved"

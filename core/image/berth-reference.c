@@ -1,12 +1,13 @@
 /* berth-reference.c — image references ("docker.io/library/busybox:1.36@sha256:…"):
- * parsing and normalising as containerd's reference/docker package does. Kept in the
- * daemon (CRI names images with it); the registry client is a module. */
+ * parsing and normalising as containerd's reference/docker package does (see
+ * berth-reference.h). Built into berthd (CRI names images with it; the registry client
+ * is a module) and into the berth CLI, which resolves image names with it. */
 #include "config.h"
 
 #include <string.h>
 
 #include <berth/berth.h>
-#include "berth-distribution.h"
+#include "berth-reference.h"
 
 #define DOCKER_DOMAIN "docker.io"
 #define MAX_NAME 255
@@ -133,6 +134,9 @@ berth_reference_parse (const char *text, GError **error)
           path = slash + 1;
         }
     }
+  if (*path == '\0')
+    return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "reference \"%s\": no repository name", text),
+           NULL;
   if (ref->domain == NULL || g_str_equal (ref->domain, "index.docker.io"))
     {
       g_free (ref->domain);
@@ -169,3 +173,10 @@ berth_reference_to_string (const BerthReference *ref)
                           ref->digest ? "@" : "", ref->digest ? ref->digest : "");
 }
 
+
+char *
+berth_reference_normalize (const char *text, GError **error)
+{
+  g_autoptr (BerthReference) ref = berth_reference_parse (text, error);
+  return ref != NULL ? berth_reference_to_string (ref) : NULL;
+}

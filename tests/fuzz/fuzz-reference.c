@@ -1,24 +1,31 @@
-/* fuzz-reference.c — the berth CLI's image reference normaliser (cli_normalize_image).
- * Oracles: any string gives a name that starts with a registry host (one holding a '.'
- * or ':' or "localhost") followed by '/', and normalising is idempotent. */
+/* fuzz-reference.c — the image reference parser (berth_reference_parse), berthd's and the
+ * berth CLI's. Oracles: any string is either refused with INVALID_ARGUMENT or gives a
+ * reference with a domain, a path and a tag or digest; its normalised name parses to
+ * itself (normalising is idempotent). */
 #include "config.h"
 
 #include <string.h>
 
-#include "client/cli-reference.h"
+#include <berth/berth-error.h>
+#include "image/berth-reference.h"
 #include "fuzz.h"
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-  g_autofree char *name = g_strndup ((const char *) data, size); /* stops at a NUL, as a C string from argv would */
-  g_autofree char *normal = cli_normalize_image (name);
-  g_assert_nonnull (normal);
-  const char *slash = strchr (normal, '/');
-  g_assert_nonnull (slash);
-  g_autofree char *host = g_strndup (normal, slash - normal);
-  g_assert_true (strchr (host, '.') != NULL || strchr (host, ':') != NULL || g_str_equal (host, "localhost"));
-  g_autofree char *again = cli_normalize_image (normal);
+  g_autofree char *text = g_strndup ((const char *) data, size); /* stops at a NUL, as a C string from argv would */
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BerthReference) ref = berth_reference_parse (text, &error);
+  if (ref == NULL)
+    {
+      g_assert_error (error, BERTH_ERROR, BERTH_ERROR_INVALID_ARGUMENT);
+      return 0;
+    }
+  g_assert_true (*ref->domain != '\0' && *ref->path != '\0');
+  g_assert_true (ref->tag != NULL || ref->digest != NULL);
+  g_autofree char *normal = berth_reference_to_string (ref);
+  g_autofree char *again = berth_reference_normalize (normal, &error);
+  g_assert_no_error (error);
   g_assert_cmpstr (again, ==, normal);
   return 0;
 }

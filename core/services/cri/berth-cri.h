@@ -1,13 +1,13 @@
 /* berth-cri.h — the Kubernetes CRI v1 services inside berthd (core-internal).
  *
  * cri-runtime.c serves runtime.v1.RuntimeService (pods there; containers in
- * cri-containers.c) and cri-images.c runtime.v1.ImageService. Everything lives in
- * berth's metadata namespace "k8s.io": a pod sandbox is a berth container + task
- * running berth-pause from a root filesystem berthd prepares itself, holding the pod's
- * network (a CNI-configured namespace bound under <state>/cri/netns/), IPC and UTS
- * namespaces; a CRI container is a berth container + task (created at StartContainer)
- * on a snapshot of its image, joining those namespaces. berth's own records of both
- * (berth-cri.proto) are under "cri/k8s.io/".
+ * cri-containers.c, cri-container-spec.c and cri-container-status.c) and cri-images.c
+ * runtime.v1.ImageService. Everything lives in berth's metadata namespace "k8s.io": a pod
+ * sandbox is a berth container + task running berth-pause from a root filesystem berthd
+ * prepares itself, holding the pod's network (a CNI-configured namespace bound under
+ * <state>/cri/netns/), IPC and UTS namespaces; a CRI container is a berth container +
+ * task (created at StartContainer) on a snapshot of its image, joining those
+ * namespaces. berth's own records of both (berth-cri.proto) are under "cri/k8s.io/".
  */
 #pragma once
 
@@ -16,6 +16,7 @@
 #include "api.pb-c.h"
 #include "berth-cri.pb-c.h"
 #include "image/berth-image-info.h"
+#include "image/berth-snapshots.h"
 #include "google/protobuf/any.pb-c.h"
 #include <json-glib/json-glib.h>
 
@@ -118,7 +119,8 @@ berth_cri_legacy_apparmor_container (const Runtime__V1__LinuxContainerSecurityCo
 }
 G_GNUC_END_IGNORE_DEPRECATIONS
 
-/* cri-containers.c: the handlers, and what sandboxes need of containers. */
+/* cri-containers.c and cri-container-status.c: the handlers, and what sandboxes need of
+ * containers. */
 ProtobufCMessage *cri_create_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);
 ProtobufCMessage *cri_start_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);
 ProtobufCMessage *cri_stop_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer daemon, GError **error);
@@ -197,10 +199,19 @@ G_GNUC_INTERNAL ProtobufCMessage *cri_pod_sandbox_stats (BerthGrpcCall *call, co
 G_GNUC_INTERNAL ProtobufCMessage *cri_list_pod_sandbox_stats (BerthGrpcCall *call, const ProtobufCMessage *request,
                                                               gpointer daemon, GError **error);
 
-/* ---------------- between cri-containers.c and cri-exec-sync.c (hidden) ---------------- */
+/* ---------------- between the cri-container*.c files and cri-exec-sync.c (hidden) ---------------- */
 
 /* A JSON array of @n strings. */
 G_GNUC_INTERNAL JsonArray *cri_json_strings (char **strings, size_t n);
+/* The OCI LinuxResources of the CRI's resources: memory and CPU (cri-container-spec.c). */
+G_GNUC_INTERNAL JsonObject *cri_resources_json (const Runtime__V1__LinuxContainerResources *r);
+/* The OCI spec of container @record in @sandbox, on @image's @rootfs mounts
+ * (cri-container-spec.c). */
+G_GNUC_INTERNAL JsonNode *cri_container_spec (BerthDaemon *daemon, const CriSandbox *sandbox, const CriContainer *record,
+                                              BerthImageInfo *image, GPtrArray *rootfs, GError **error);
+/* The snapshots of container @id's snapshotter (its name in *@name_out) (cri-containers.c). */
+G_GNUC_INTERNAL gboolean cri_container_snapshots (BerthDaemon *daemon, const char *id, BerthSnapshots *snaps,
+                                                  char **name_out, GError **error);
 /* Polls until @exec_id (NULL: init) of @task exits or @timeout_ms passes (< 0: never).
  * FALSE on timeout or cancellation. */
 G_GNUC_INTERNAL gboolean cri_wait_exit (BerthTask *task, const char *exec_id, gint64 timeout_ms,

@@ -1,6 +1,6 @@
 /* cri-runtime.c — runtime.v1.RuntimeService: the CRI records, runtime handlers,
  * version, status and runtime config, and the table of every method (pod sandboxes are
- * in cri-sandboxes.c, containers in cri-containers.c). */
+ * in cri-sandboxes.c, containers in cri-containers.c and cri-container-status.c). */
 #include "config.h"
 
 #include <errno.h>
