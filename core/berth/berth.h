@@ -12,3 +12,4 @@
 #include <berth/berth-digest.h>
 #include <berth/berth-fs.h>
 #include <berth/berth-json-limits.h>
+#include <berth/berth-kv.h>
