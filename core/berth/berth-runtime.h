@@ -99,9 +99,6 @@ gboolean berth_task_start (BerthTask *self, const char *exec_id, guint32 *pid_ou
 gboolean berth_task_kill (BerthTask *self, const char *exec_id, int signal, gboolean all, GCancellable *cancellable, GError **error);
 gboolean berth_task_wait (BerthTask *self, const char *exec_id, BerthExitStatus *exit_out,
                           GCancellable *cancellable, GError **error);
-void berth_task_wait_async (BerthTask *self, const char *exec_id, GCancellable *cancellable,
-                            GAsyncReadyCallback callback, gpointer user_data);
-gboolean berth_task_wait_finish (BerthTask *self, GAsyncResult *result, BerthExitStatus *exit_out, GError **error);
 gboolean berth_task_delete (BerthTask *self, const char *exec_id, BerthExitStatus *exit_out,
                             GCancellable *cancellable, GError **error);
 gboolean berth_task_exec (BerthTask *self, const char *exec_id, GBytes *process_json, const BerthStdio *stdio,

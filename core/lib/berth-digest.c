@@ -7,7 +7,6 @@
 
 struct _BerthDigester {
   EVP_MD_CTX *ctx;
-  guint64 length;
 };
 
 BerthDigester *
@@ -24,7 +23,6 @@ void
 berth_digester_update (BerthDigester *digester, const void *data, gsize len)
 {
   EVP_DigestUpdate (digester->ctx, data, len);
-  digester->length += len;
 }
 
 char *
@@ -41,19 +39,12 @@ berth_digester_get_digest (BerthDigester *digester)
   return g_string_free (out, FALSE);
 }
 
-guint64
-berth_digester_get_length (BerthDigester *digester)
-{
-  return digester->length;
-}
-
 BerthDigester *
 berth_digester_copy (BerthDigester *digester)
 {
   BerthDigester *copy = g_new0 (BerthDigester, 1);
   copy->ctx = EVP_MD_CTX_new ();
   EVP_MD_CTX_copy_ex (copy->ctx, digester->ctx);
-  copy->length = digester->length;
   return copy;
 }
 
