@@ -76,8 +76,9 @@ expect_match "…the task is STOPPED" "s-sleep +[0-9]+ +STOPPED" "$(nctr tasks l
 expect_match "ctr tasks rm reports the signal's exit status" "137" "$(nctr tasks rm s-sleep 2>&1)"
 nctr containers rm s-sleep >/dev/null
 
-# The shim's own events reach berthd's bus through Events/Forward on the ttrpc socket:
-# /tasks/oom is one only the shim knows of.
+# The shim's own events reach berthd's bus through Events/Forward on the ttrpc socket
+# (checked below with its /tasks/start in the log). Its /tasks/oom is not passed on: the
+# core reads the OOM kill from the cgroup and publishes /tasks/oom once, as for berth-shim.
 nctr run -d --memory-limit 16777216 $IMAGE s-oom sh -c 'sleep 1; dd if=/dev/zero of=/dev/null bs=64M count=1' >/dev/null
 for _ in $(seq 100); do grep -q "/tasks/oom" "$TEST_TMP/events.out" && break; sleep 0.2; done
 nctr tasks kill -s KILL s-oom >/dev/null 2>&1; sleep 0.5; nctr tasks rm s-oom >/dev/null 2>&1; nctr containers rm s-oom >/dev/null
@@ -86,9 +87,9 @@ events=$(cat "$TEST_TMP/events.out")
 expect_match "the shim forwarded its events to berthd's ttrpc endpoint" "event $NS /tasks/start from a shim" "$(cat "$BERTHD_LOG")"
 # With swap, a memory limit need not end in an OOM kill.
 if [ "$(wc -l </proc/swaps)" -le 1 ]; then
-  expect_match "ctr events saw the shim's /tasks/oom of s-oom" '/tasks/oom \{"container_id":"s-oom"' "$events"
+  expect_eq "ctr events saw /tasks/oom of s-oom, once" 1 "$(grep -c '/tasks/oom {"container_id":"s-oom"' "$TEST_TMP/events.out")"
 else
-  skip "ctr events saw the shim's /tasks/oom of s-oom: this machine has swap"
+  skip "ctr events saw /tasks/oom of s-oom, once: this machine has swap"
 fi
 expect_match "…/tasks/exit of s-exit with status 7" '/tasks/exit \{"container_id":"s-exit".*"exit_status":7' "$events"
 expect_eq "…and each task event once (no copy of berthd's own from the shim)" 1 "$(grep -c '/tasks/create {"container_id":"s-exit"' "$TEST_TMP/events.out")"

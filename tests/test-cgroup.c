@@ -1,7 +1,7 @@
 /* test-cgroup.c — cgroup statistics on fake hosts (a temp dir standing for / with its
  * own /proc and /sys): cgroup v2 only, v1-hybrid with a shared cpu,cpuacct hierarchy, a
  * v1 mount that shows only part of its hierarchy, a process in the root cgroup, a gone
- * one. The real host is one of these; the others cannot be had on it. */
+ * one; the OOM-kill counter of v1 and v2. The real host is one of these; the others cannot be had on it. */
 #include "config.h"
 
 #include <glib/gstdio.h>
@@ -208,6 +208,36 @@ test_no_cgroup (Host *host, gconstpointer data)
 }
 
 /* Whatever this machine is, berthd's own process has readable figures. */
+/* The OOM-kill counter: in v2's memory.events, or in v1's memory.oom_control where the
+ * memory controller is on a v1 hierarchy (as on a hybrid host). */
+static void
+test_oom_kills (Host *host, gconstpointer data)
+{
+  put_proc (host, "0::/default/c1\n", v2_mountinfo);
+  put (host, "sys/fs/cgroup/default/c1/memory.events", "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n");
+  g_autoptr (GError) error = NULL;
+  g_autofree char *v2 = _berth_cgroup_memory_dir_at (host->root, PID, &error);
+  g_assert_no_error (error);
+  g_autofree char *v2_want = g_build_filename (host->root, "sys/fs/cgroup/default/c1", NULL);
+  g_assert_cmpstr (v2, ==, v2_want);
+  guint64 count = 0;
+  g_assert_true (berth_cgroup_oom_kills (v2, &count));
+  g_assert_cmpuint (count, ==, 2);
+
+  put_proc (host, "4:memory:/default/c2\n0::/default/c2\n", hybrid_mountinfo);
+  put (host, "sys/fs/cgroup/memory/default/c2/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
+  g_autofree char *v1 = _berth_cgroup_memory_dir_at (host->root, PID, &error);
+  g_assert_no_error (error);
+  g_autofree char *v1_want = g_build_filename (host->root, "sys/fs/cgroup/memory/default/c2", NULL);
+  g_assert_cmpstr (v1, ==, v1_want);
+  g_assert_true (berth_cgroup_oom_kills (v1, &count));
+  g_assert_cmpuint (count, ==, 1);
+
+  /* A cgroup the runtime deleted has no counter: not zero kills, no answer. */
+  g_autofree char *gone = g_build_filename (host->root, "sys/fs/cgroup/memory/default/gone", NULL);
+  g_assert_false (berth_cgroup_oom_kills (gone, &count));
+}
+
 static void
 test_this_host (void)
 {
@@ -229,6 +259,7 @@ main (int argc, char **argv)
   g_test_add ("/cgroup/hybrid", Host, NULL, host_setup, test_hybrid, host_teardown);
   g_test_add ("/cgroup/mount-root", Host, NULL, host_setup, test_mount_root, host_teardown);
   g_test_add ("/cgroup/no-cgroup", Host, NULL, host_setup, test_no_cgroup, host_teardown);
+  g_test_add ("/cgroup/oom-kills", Host, NULL, host_setup, test_oom_kills, host_teardown);
   g_test_add_func ("/cgroup/this-host", test_this_host);
   return g_test_run ();
 }

@@ -111,13 +111,8 @@ BerthContentStatus *berth_content_store_status (BerthContentStore *self, const c
 GPtrArray *berth_content_store_list_statuses (BerthContentStore *self, GCancellable *cancellable, GError **error);
 gboolean berth_content_store_abort (BerthContentStore *self, const char *ref, GCancellable *cancellable, GError **error);
 
-/* Async variant of the longest call: runs open_reader + a full read into a GBytes in a
- * worker thread (for small blobs: manifests, configs). */
-void berth_content_store_read_all_async (BerthContentStore *self, const char *digest, gsize max_size,
-                                         GCancellable *cancellable, GAsyncReadyCallback callback,
-                                         gpointer user_data);
-GBytes *berth_content_store_read_all_finish (BerthContentStore *self, GAsyncResult *result, GError **error);
-/* Blocking form of the above. TOO LARGE → RESOURCE_EXHAUSTED. */
+/* open_reader + a full read into a GBytes (for small blobs: manifests, configs). TOO
+ * LARGE → RESOURCE_EXHAUSTED. */
 GBytes *berth_content_store_read_all (BerthContentStore *self, const char *digest, gsize max_size,
                                       GCancellable *cancellable, GError **error);
 

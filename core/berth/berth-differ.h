@@ -36,9 +36,5 @@ BerthDescriptor *berth_differ_apply (BerthDiffer *self, const BerthDescriptor *l
 BerthDescriptor *berth_differ_compare (BerthDiffer *self, GPtrArray *lower, GPtrArray *upper,
                                        const char *media_type, const char *ref, GHashTable *labels,
                                        GCancellable *cancellable, GError **error);
-/* Runs apply in a worker thread. */
-void berth_differ_apply_async (BerthDiffer *self, const BerthDescriptor *layer, GPtrArray *mounts,
-                               GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
-BerthDescriptor *berth_differ_apply_finish (BerthDiffer *self, GAsyncResult *result, GError **error);
 
 G_END_DECLS

@@ -12,8 +12,6 @@ BerthDigester *berth_digester_new (void);
 void berth_digester_update (BerthDigester *digester, const void *data, gsize len);
 /* "sha256:<hex>" of everything so far; the digester can keep going. */
 char *berth_digester_get_digest (BerthDigester *digester);
-/* Bytes hashed so far. */
-guint64 berth_digester_get_length (BerthDigester *digester);
 BerthDigester *berth_digester_copy (BerthDigester *digester);
 void berth_digester_free (BerthDigester *digester);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthDigester, berth_digester_free)

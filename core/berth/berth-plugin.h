@@ -158,9 +158,6 @@ const char *berth_plugin_context_get_id (BerthPluginContext *context);
 const char *berth_plugin_context_get_root (BerthPluginContext *context);
 /* A private directory on tmpfs that dies with a reboot: "<state>/<id>" (created). */
 const char *berth_plugin_context_get_state (BerthPluginContext *context);
-/* The daemon's root and state. */
-const char *berth_plugin_context_get_daemon_root (BerthPluginContext *context);
-const char *berth_plugin_context_get_daemon_state (BerthPluginContext *context);
 /* The daemon's gRPC socket path (containerd's -address for shims). */
 const char *berth_plugin_context_get_daemon_address (BerthPluginContext *context);
 /* Config values of the plugin's own group, already validated against config_keys;

@@ -53,8 +53,10 @@ typedef struct {
 #define BERTH_TYPE_TASK (berth_task_get_type ())
 G_DECLARE_INTERFACE (BerthTask, berth_task, BERTH, TASK, GObject)
 
-/* Signals: "exited" (const char *exec_id or NULL for init, guint pid, guint exit_status,
- * gint64 exited_at), emitted from any thread once per process; "oom" (). */
+/* Signal: "exited" (const char *exec_id or NULL for init, guint pid, guint exit_status,
+ * gint64 exited_at), emitted from any thread once per process. OOM kills are not the
+ * runtime's to report: the core reads them from the task's memory cgroup at each exit,
+ * so a runtime must leave the cgroup in place until the task is deleted. */
 struct _BerthTaskInterface {
   GTypeInterface g_iface;
   const char *(*get_id) (BerthTask *self);
@@ -99,9 +101,6 @@ gboolean berth_task_start (BerthTask *self, const char *exec_id, guint32 *pid_ou
 gboolean berth_task_kill (BerthTask *self, const char *exec_id, int signal, gboolean all, GCancellable *cancellable, GError **error);
 gboolean berth_task_wait (BerthTask *self, const char *exec_id, BerthExitStatus *exit_out,
                           GCancellable *cancellable, GError **error);
-void berth_task_wait_async (BerthTask *self, const char *exec_id, GCancellable *cancellable,
-                            GAsyncReadyCallback callback, gpointer user_data);
-gboolean berth_task_wait_finish (BerthTask *self, GAsyncResult *result, BerthExitStatus *exit_out, GError **error);
 gboolean berth_task_delete (BerthTask *self, const char *exec_id, BerthExitStatus *exit_out,
                             GCancellable *cancellable, GError **error);
 gboolean berth_task_exec (BerthTask *self, const char *exec_id, GBytes *process_json, const BerthStdio *stdio,

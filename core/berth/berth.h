@@ -13,3 +13,4 @@
 #include <berth/berth-fs.h>
 #include <berth/berth-json-limits.h>
 #include <berth/berth-identifiers.h>
+#include <berth/berth-kv.h>

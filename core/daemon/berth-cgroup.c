@@ -321,6 +321,39 @@ berth_cgroup_stats (guint32 pid, BerthCgroupStats *stats, GError **error)
   return _berth_cgroup_stats_at ("", pid, stats, error);
 }
 
+char *
+_berth_cgroup_memory_dir_at (const char *sysroot, guint32 pid, GError **error)
+{
+  g_auto (CgroupDirs) dirs = { 0 };
+  if (!resolve_dirs (sysroot, pid, &dirs, error))
+    return NULL;
+  if (dirs.v1[CTL_MEMORY] != NULL)
+    return g_steal_pointer (&dirs.v1[CTL_MEMORY]);
+  if (dirs.unified != NULL)
+    return g_steal_pointer (&dirs.unified);
+  berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "process %u is in no memory cgroup of its own", pid);
+  return NULL;
+}
+
+char *
+berth_cgroup_memory_dir (guint32 pid, GError **error)
+{
+  return _berth_cgroup_memory_dir_at ("", pid, error);
+}
+
+gboolean
+berth_cgroup_oom_kills (const char *dir, guint64 *count_out)
+{
+  /* v1 and v2 name the counter alike, in different files; v2's counts the subtree. */
+  g_autoptr (GHashTable) events = read_keyed (dir, "memory.events");
+  if (events == NULL)
+    events = read_keyed (dir, "memory.oom_control");
+  if (events == NULL || !g_hash_table_contains (events, "oom_kill"))
+    return FALSE;
+  *count_out = STAT (events, "oom_kill");
+  return TRUE;
+}
+
 static GBytes *
 pack (const ProtobufCMessage *message, char **type_url_out)
 {

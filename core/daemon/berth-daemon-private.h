@@ -14,9 +14,10 @@ BerthDaemon *berth_daemon_new (BerthConfig *config, GError **error);
 typedef void (*BerthDaemonServicesFunc) (BerthGrpcServer *server, BerthDaemon *daemon);
 /* Publishes a process's exit (the "exited" signal of a watched task); the service layer
  * owns the event, as it owns the start it must follow: berthd passes
- * berth_api_ops_task_exited. */
+ * berth_api_ops_task_exited. @oom_killed: the OOM killer killed a process of the task
+ * since its previous exit (/tasks/oom goes out just before this /tasks/exit). */
 typedef void (*BerthDaemonTaskExitFunc) (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint pid,
-                                         guint exit_status, gint64 exited_at);
+                                         guint exit_status, gint64 exited_at, gboolean oom_killed);
 /* Reconnects runtimes to their tasks and starts serving @register_services' services:
  * on @listen_fd when ≥ 0 (socket activation), else on the configured address. */
 gboolean berth_daemon_start (BerthDaemon *daemon, int listen_fd, BerthDaemonServicesFunc register_services,

@@ -12,6 +12,7 @@
 #include "metadata/berth-metadata-schema.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "berth-daemon-private.h"
+#include "berth-cgroup.h"
 #include "berth-gc.h"
 #include "wire/berth-grpc.h"
 #include "berth-log.h"
@@ -33,12 +34,75 @@ struct _BerthDaemon {
   BerthDaemonTaskExitFunc task_exited;
 };
 
+/* OOM kills, as containerd reports them (/tasks/oom before the /tasks/exit): the kernel
+ * counts them in the memory cgroup, which outlives the task's processes until the runtime
+ * deletes the container, so the core reads the counter at each exit, whatever the runtime.
+ * The directory is found while the init lives (/proc/PID/cgroup). */
+typedef struct {
+  char *memory_dir; /* NULL: no memory cgroup of its own, or found too late */
+  guint64 oom_kills; /* the counter as last seen */
+  gboolean oom_killed;
+} TaskOom;
+
+#define TASK_OOM_KEY "berth-daemon-oom"
+static GMutex oom_lock;
+
+static void
+task_oom_free (TaskOom *oom)
+{
+  g_free (oom->memory_dir);
+  g_free (oom);
+}
+
+static void
+task_oom_watch (BerthTask *task)
+{
+  TaskOom *oom = g_new0 (TaskOom, 1);
+  g_autoptr (GError) error = NULL;
+  /* A stopped task's pid may be another process's by now. */
+  if (berth_task_get_status (task, NULL, NULL) != BERTH_TASK_STATUS_STOPPED)
+    oom->memory_dir = berth_cgroup_memory_dir (berth_task_get_pid (task), &error);
+  if (oom->memory_dir != NULL)
+    berth_cgroup_oom_kills (oom->memory_dir, &oom->oom_kills);
+  else
+    g_debug ("task %s: OOM kills not watched: %s", berth_task_get_id (task), error ? error->message : "stopped");
+  g_object_set_data_full (G_OBJECT (task), TASK_OOM_KEY, oom, (GDestroyNotify) task_oom_free);
+}
+
+/* TRUE when the OOM killer killed a process of @task since the last call. */
+static gboolean
+task_oom_check (BerthTask *task)
+{
+  g_mutex_lock (&oom_lock);
+  TaskOom *oom = g_object_get_data (G_OBJECT (task), TASK_OOM_KEY);
+  guint64 count = 0;
+  gboolean killed = oom != NULL && oom->memory_dir != NULL && berth_cgroup_oom_kills (oom->memory_dir, &count)
+                    && count > oom->oom_kills;
+  if (killed)
+    {
+      oom->oom_kills = count;
+      oom->oom_killed = TRUE;
+    }
+  g_mutex_unlock (&oom_lock);
+  return killed;
+}
+
+gboolean
+berth_daemon_task_oom_killed (BerthTask *task)
+{
+  g_mutex_lock (&oom_lock);
+  TaskOom *oom = g_object_get_data (G_OBJECT (task), TASK_OOM_KEY);
+  gboolean killed = oom != NULL && oom->oom_killed;
+  g_mutex_unlock (&oom_lock);
+  return killed;
+}
+
 /* A process of @task exited (the runtime's "exited" signal, from any thread). */
 static void
 on_task_exited (BerthTask *task, const char *exec_id, guint pid, guint exit_status, gint64 exited_at, gpointer data)
 {
   BerthDaemon *daemon = data;
-  daemon->task_exited (daemon, task, exec_id, pid, exit_status, exited_at);
+  daemon->task_exited (daemon, task, exec_id, pid, exit_status, exited_at, task_oom_check (task));
 }
 
 /* Publishes the exits of @task's processes as /tasks/exit. The runtime announces them
@@ -53,6 +117,7 @@ berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_
   if (g_object_get_data (G_OBJECT (task), "berth-daemon-exits") == NULL)
     {
       g_object_set_data (G_OBJECT (task), "berth-daemon-exits", daemon);
+      task_oom_watch (task);
       g_signal_connect (task, "exited", G_CALLBACK (on_task_exited), daemon);
     }
   g_mutex_unlock (&lock);
@@ -140,14 +205,15 @@ berth_daemon_new (BerthConfig *config, GError **error)
 }
 
 /* An event a runtime's supervisor published (a containerd shim's Events/Forward). The
- * task lifecycle topics the Tasks service publishes itself are not published twice. */
+ * task lifecycle topics the Tasks service publishes itself are not published twice, nor
+ * a shim's /tasks/oom: the core reads OOM kills from the cgroup for every runtime. */
 static void
 on_runtime_event (GObject *runtime, const char *ns, const char *topic, const char *type_url, GBytes *payload,
                   gint64 timestamp, gpointer user_data)
 {
   BerthDaemon *daemon = user_data;
   const char *const own[] = { "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete", "/tasks/exec-added",
-                              "/tasks/exec-started", "/tasks/paused", "/tasks/resumed", NULL };
+                              "/tasks/exec-started", "/tasks/paused", "/tasks/resumed", "/tasks/oom", NULL };
   if (g_strv_contains (own, topic))
     return;
   BerthEventEnvelope envelope = { timestamp, (char *) ns, (char *) topic, (char *) type_url, payload };

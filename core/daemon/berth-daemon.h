@@ -35,5 +35,8 @@ BerthTask *berth_daemon_find_task (BerthDaemon *daemon, const char *namespace_, 
 /* Publishes /tasks/exit when a process of @task exits, on the runtime's "exited"
  * signal (no thread waits). Idempotent per task; @exec_id is not needed any more. */
 void berth_daemon_watch_exit (BerthDaemon *daemon, BerthTask *task, const char *exec_id);
+/* TRUE once the kernel's OOM killer killed a process of @task (seen when one of its
+ * processes exited; /tasks/oom was published then): what CRI reports as "OOMKilled". */
+gboolean berth_daemon_task_oom_killed (BerthTask *task);
 
 G_END_DECLS

@@ -464,8 +464,6 @@ load_one (BerthRegistry *self, Record *record, GError **error)
     .id = record->pub.id,
     .root = root,
     .state = state,
-    .daemon_root = self->config->root,
-    .daemon_state = self->config->state,
     .daemon_address = self->config->address,
     .keyfile = self->config->keyfile,
     .group = group,

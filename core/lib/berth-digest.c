@@ -12,7 +12,6 @@
 
 struct _BerthDigester {
   struct sha256_ctx ctx;
-  guint64 length;
 };
 
 BerthDigester *
@@ -27,7 +26,6 @@ void
 berth_digester_update (BerthDigester *digester, const void *data, gsize len)
 {
   sha256_update (&digester->ctx, len, data);
-  digester->length += len;
 }
 
 char *
@@ -46,12 +44,6 @@ berth_digester_get_digest (BerthDigester *digester)
     }
   out[sizeof out - 1] = '\0';
   return g_strdup (out);
-}
-
-guint64
-berth_digester_get_length (BerthDigester *digester)
-{
-  return digester->length;
 }
 
 BerthDigester *

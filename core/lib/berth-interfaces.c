@@ -172,49 +172,6 @@ berth_content_store_read_all (BerthContentStore *self, const char *digest, gsize
   return g_bytes_new_take (g_steal_pointer (&buf), size);
 }
 
-typedef struct {
-  char *digest;
-  gsize max_size;
-} ReadAllData;
-
-static void
-read_all_data_free (ReadAllData *data)
-{
-  g_free (data->digest);
-  g_free (data);
-}
-
-static void
-read_all_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
-{
-  ReadAllData *data = task_data;
-  GError *error = NULL;
-  GBytes *bytes = berth_content_store_read_all (source, data->digest, data->max_size, cancellable, &error);
-  if (bytes == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, bytes, (GDestroyNotify) g_bytes_unref);
-}
-
-void
-berth_content_store_read_all_async (BerthContentStore *self, const char *digest, gsize max_size,
-                                    GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
-  ReadAllData *data = g_new0 (ReadAllData, 1);
-  data->digest = g_strdup (digest);
-  data->max_size = max_size;
-  g_task_set_task_data (task, data, (GDestroyNotify) read_all_data_free);
-  g_task_run_in_thread (task, read_all_thread);
-}
-
-GBytes *
-berth_content_store_read_all_finish (BerthContentStore *self, GAsyncResult *result, GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
-  return g_task_propagate_pointer (G_TASK (result), error);
-}
-
 /* ---------------- snapshots ---------------- */
 
 G_DEFINE_INTERFACE (BerthSnapshotter, berth_snapshotter, G_TYPE_OBJECT)
@@ -342,50 +299,6 @@ berth_differ_compare (BerthDiffer *self, GPtrArray *lower, GPtrArray *upper, con
             error);
 }
 
-typedef struct {
-  BerthDescriptor *layer;
-  GPtrArray *mounts;
-} ApplyData;
-
-static void
-apply_data_free (ApplyData *data)
-{
-  berth_descriptor_free (data->layer);
-  g_ptr_array_unref (data->mounts);
-  g_free (data);
-}
-
-static void
-apply_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
-{
-  ApplyData *data = task_data;
-  GError *error = NULL;
-  BerthDescriptor *applied = berth_differ_apply (source, data->layer, data->mounts, NULL, cancellable, &error);
-  if (applied == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, applied, (GDestroyNotify) berth_descriptor_free);
-}
-
-void
-berth_differ_apply_async (BerthDiffer *self, const BerthDescriptor *layer, GPtrArray *mounts,
-                          GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
-  ApplyData *data = g_new0 (ApplyData, 1);
-  data->layer = berth_descriptor_copy (layer);
-  data->mounts = g_ptr_array_ref (mounts);
-  g_task_set_task_data (task, data, (GDestroyNotify) apply_data_free);
-  g_task_run_in_thread (task, apply_thread);
-}
-
-BerthDescriptor *
-berth_differ_apply_finish (BerthDiffer *self, GAsyncResult *result, GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
-  return g_task_propagate_pointer (G_TASK (result), error);
-}
-
 /* ---------------- runtime and tasks ---------------- */
 
 G_DEFINE_INTERFACE (BerthTask, berth_task, G_TYPE_OBJECT)
@@ -395,7 +308,6 @@ berth_task_default_init (BerthTaskInterface *iface)
 {
   g_signal_new ("exited", G_TYPE_FROM_INTERFACE (iface), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 4,
                 G_TYPE_STRING, G_TYPE_UINT, G_TYPE_UINT, G_TYPE_INT64);
-  g_signal_new ("oom", G_TYPE_FROM_INTERFACE (iface), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
 const char *
@@ -446,41 +358,6 @@ berth_task_wait (BerthTask *self, const char *exec_id, BerthExitStatus *exit_out
 {
   g_return_val_if_fail (BERTH_IS_TASK (self), FALSE);
   DISPATCH (BERTH_TASK_GET_IFACE, self, wait, error, FALSE, exec_id, exit_out, cancellable, error);
-}
-
-static void
-wait_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
-{
-  GError *error = NULL;
-  BerthExitStatus *exit_status = g_new0 (BerthExitStatus, 1);
-  if (!berth_task_wait (source, task_data, exit_status, cancellable, &error))
-    {
-      g_free (exit_status);
-      g_task_return_error (task, error);
-    }
-  else
-    g_task_return_pointer (task, exit_status, g_free);
-}
-
-void
-berth_task_wait_async (BerthTask *self, const char *exec_id, GCancellable *cancellable,
-                       GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_task_data (task, g_strdup (exec_id), g_free);
-  g_task_run_in_thread (task, wait_thread);
-}
-
-gboolean
-berth_task_wait_finish (BerthTask *self, GAsyncResult *result, BerthExitStatus *exit_out, GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
-  g_autofree BerthExitStatus *exit_status = g_task_propagate_pointer (G_TASK (result), error);
-  if (exit_status == NULL)
-    return FALSE;
-  if (exit_out != NULL)
-    *exit_out = *exit_status;
-  return TRUE;
 }
 
 gboolean

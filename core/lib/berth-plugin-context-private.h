@@ -7,8 +7,6 @@ struct _BerthPluginContext {
   const char *id;
   const char *root;
   const char *state;
-  const char *daemon_root;
-  const char *daemon_state;
   const char *daemon_address;
   GKeyFile *keyfile;                /* the daemon config, may be NULL */
   const char *group;                /* the plugin's group in it */

@@ -27,18 +27,6 @@ berth_plugin_context_get_state (BerthPluginContext *context)
 }
 
 const char *
-berth_plugin_context_get_daemon_root (BerthPluginContext *context)
-{
-  return context->daemon_root;
-}
-
-const char *
-berth_plugin_context_get_daemon_state (BerthPluginContext *context)
-{
-  return context->daemon_state;
-}
-
-const char *
 berth_plugin_context_get_daemon_address (BerthPluginContext *context)
 {
   return context->daemon_address;

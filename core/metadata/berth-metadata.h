@@ -14,42 +14,36 @@
  * Values are the service's own encoding — normally the packed protobuf message of the
  * containerd API type the record mirrors.
  *
- * One write transaction at a time (LMDB's rule); readers never block. A write function
- * that returns FALSE aborts the transaction, so a change is all or nothing.
+ * It is a BerthKv (<berth/berth-kv.h>, the LMDB helper plugins use too): one write
+ * transaction at a time, readers never block, a write function that returns FALSE aborts
+ * the transaction. The names below say which store a caller works on.
  */
 #pragma once
 
 #include <glib.h>
 
+#include <berth/berth-kv.h>
+
 G_BEGIN_DECLS
 
-typedef struct _BerthMetadata BerthMetadata;
-typedef struct _BerthMetadataTxn BerthMetadataTxn;
-
-typedef gboolean (*BerthMetadataTxnFunc) (BerthMetadataTxn *txn, gpointer user_data, GError **error);
-/* Return FALSE to stop. @value is valid only during the call. */
-typedef gboolean (*BerthMetadataForeachFunc) (const char *key, const guint8 *value, gsize len, gpointer user_data);
+typedef BerthKv BerthMetadata;
+typedef BerthKvTxn BerthMetadataTxn;
+typedef BerthKvTxnFunc BerthMetadataTxnFunc;
+typedef BerthKvForeachFunc BerthMetadataForeachFunc;
 
 /* Opens (creating) "<dir>/meta.lmdb". */
 BerthMetadata *berth_metadata_open (const char *dir, GError **error);
-void berth_metadata_close (BerthMetadata *md);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthMetadata, berth_metadata_close)
 
-gboolean berth_metadata_read (BerthMetadata *md, BerthMetadataTxnFunc func, gpointer user_data, GError **error);
-gboolean berth_metadata_write (BerthMetadata *md, BerthMetadataTxnFunc func, gpointer user_data, GError **error);
-
-/* NULL (no error) when absent. */
-GBytes *berth_metadata_txn_get (BerthMetadataTxn *txn, const char *key, GError **error);
-gboolean berth_metadata_txn_put (BerthMetadataTxn *txn, const char *key, const void *value, gsize len,
-                                 GError **error);
-/* NOT_FOUND when absent. */
-gboolean berth_metadata_txn_delete (BerthMetadataTxn *txn, const char *key, GError **error);
-/* Deletes every key starting with @prefix; returns how many in *count_out. */
-gboolean berth_metadata_txn_delete_prefix (BerthMetadataTxn *txn, const char *prefix, guint *count_out,
-                                           GError **error);
-/* Visits keys starting with @prefix in order. */
-gboolean berth_metadata_txn_foreach (BerthMetadataTxn *txn, const char *prefix, BerthMetadataForeachFunc func,
-                                     gpointer user_data, GError **error);
-gboolean berth_metadata_txn_has_prefix (BerthMetadataTxn *txn, const char *prefix, GError **error);
+/* The rest is BerthKv's, under the names the daemon's callers use. */
+#define berth_metadata_close berth_kv_close
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BerthMetadata, berth_kv_close)
+#define berth_metadata_read berth_kv_read
+#define berth_metadata_write berth_kv_write
+#define berth_metadata_txn_get berth_kv_txn_get
+#define berth_metadata_txn_put berth_kv_txn_put
+#define berth_metadata_txn_delete berth_kv_txn_delete
+#define berth_metadata_txn_delete_prefix berth_kv_txn_delete_prefix
+#define berth_metadata_txn_foreach berth_kv_txn_foreach
+#define berth_metadata_txn_has_prefix berth_kv_txn_has_prefix
 
 G_END_DECLS

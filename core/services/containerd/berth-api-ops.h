@@ -26,9 +26,10 @@ BerthTask *berth_api_ops_task_create (BerthDaemon *daemon, const char *ns, const
 gboolean berth_api_ops_task_start (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint32 *pid_out,
                                    GCancellable *cancellable, GError **error);
 /* Publishes /tasks/exit for a process of @task (the runtime's "exited" signal, any
- * thread): after the process's start event when its Start is still publishing it. */
+ * thread): after the process's start event when its Start is still publishing it;
+ * preceded by /tasks/oom when @oom_killed. */
 void berth_api_ops_task_exited (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint pid,
-                                guint exit_status, gint64 exited_at);
+                                guint exit_status, gint64 exited_at, gboolean oom_killed);
 /* Deletes the exited task (bundle, rootfs mount); publishes /tasks/delete. */
 gboolean berth_api_ops_task_delete (BerthDaemon *daemon, BerthTask *task, BerthExitStatus *exit_out,
                                     GCancellable *cancellable, GError **error);

@@ -105,6 +105,7 @@ typedef struct {
   guint pid;
   guint exit_status;
   gint64 exited_at;
+  gboolean oom_killed; /* /tasks/oom goes out first, as containerd's */
 } HeldExit;
 
 static void
@@ -120,6 +121,12 @@ static GMutex starting_lock;
 static void
 publish_exit (BerthDaemon *daemon, BerthTask *task, const HeldExit *exit)
 {
+  if (exit->oom_killed)
+    {
+      Containerd__Events__TaskOOM oom = CONTAINERD__EVENTS__TASK_OOM__INIT;
+      oom.container_id = (char *) berth_task_get_id (task);
+      berth_events_publish (berth_daemon_get_events (daemon), berth_task_get_namespace (task), "/tasks/oom", &oom.base);
+    }
   g_autoptr (ProtobufCMessage) ts = &berth_schema_timestamp_new (exit->exited_at)->base;
   Containerd__Events__TaskExit event = CONTAINERD__EVENTS__TASK_EXIT__INIT;
   event.container_id = (char *) berth_task_get_id (task);
@@ -132,9 +139,9 @@ publish_exit (BerthDaemon *daemon, BerthTask *task, const HeldExit *exit)
 
 void
 berth_api_ops_task_exited (BerthDaemon *daemon, BerthTask *task, const char *exec_id, guint pid, guint exit_status,
-                           gint64 exited_at)
+                           gint64 exited_at, gboolean oom_killed)
 {
-  HeldExit exit = { (char *) exec_id, pid, exit_status, exited_at };
+  HeldExit exit = { (char *) exec_id, pid, exit_status, exited_at, oom_killed };
   g_mutex_lock (&starting_lock);
   GHashTable *starting = g_object_get_data (G_OBJECT (task), STARTING_KEY);
   GPtrArray *held = starting ? g_hash_table_lookup (starting, exec_id ? exec_id : "") : NULL;

@@ -1,4 +1,4 @@
-/* snap-store.c — records, directories and containerd's snapshot semantics, shared by
+/* berth-snapshotter-base.c — records, directories and containerd's snapshot semantics, shared by
  * the directory-based snapshotters. */
 #include "config.h"
 
@@ -8,8 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <lmdb.h>
 
 #include <berth/berth-snapshotter-base.h>
 
@@ -21,8 +19,7 @@
 struct _BerthSnapStore {
   char *root;
   const BerthSnapOps *ops;
-  MDB_env *env;
-  MDB_dbi dbi;
+  BerthKv *kv;
   GMutex write_lock; /* LMDB allows one writer; this also orders dir + record steps */
   gpointer data;
 };
@@ -39,21 +36,12 @@ berth_snap_store_get_data (BerthSnapStore *store)
   return store->data;
 }
 
-static gboolean
-throw_mdb (GError **error, int rc, const char *what)
-{
-  /* A key longer than LMDB takes is the caller's input, not a broken store. */
-  BerthErrorCode code = rc == MDB_BAD_VALSIZE ? BERTH_ERROR_INVALID_ARGUMENT
-                        : rc == MDB_MAP_FULL  ? BERTH_ERROR_RESOURCE_EXHAUSTED
-                                              : BERTH_ERROR_INTERNAL;
-  return berth_throw (error, code, "snapshot metadata %s: %s", what, mdb_strerror (rc));
-}
-
-/* LMDB's key limit (511 bytes in Debian's build), checked up front for a clear message. */
+/* LMDB's key limit less the record prefix, checked up front so the message counts the
+ * snapshot key the client sent. */
 static gboolean
 check_key (BerthSnapStore *store, const char *key, GError **error)
 {
-  gsize max = (gsize) mdb_env_get_maxkeysize (store->env) - strlen (RECORD_PREFIX);
+  gsize max = berth_kv_max_key_size (store->kv) - strlen (RECORD_PREFIX);
   if (strlen (key) > max)
     return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "snapshot key of %zu bytes: over the limit of %zu bytes",
                         strlen (key), max);
@@ -117,98 +105,120 @@ record_unpack (const char *key, const void *data, gsize len)
   return record;
 }
 
-/* ---------------- LMDB plumbing ---------------- */
+/* ---------------- records in the store ---------------- */
 
-typedef gboolean (*TxnFunc) (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error);
+typedef gboolean (*TxnFunc) (BerthSnapStore *store, BerthKvTxn *txn, gpointer data, GError **error);
+
+typedef struct {
+  BerthSnapStore *store;
+  TxnFunc func;
+  gpointer data;
+} TxnCall;
+
+static gboolean
+txn_call (BerthKvTxn *txn, gpointer user_data, GError **error)
+{
+  TxnCall *call = user_data;
+  return call->func (call->store, txn, call->data, error);
+}
 
 static gboolean
 with_txn (BerthSnapStore *store, gboolean write, TxnFunc func, gpointer data, GError **error)
 {
-  MDB_txn *txn = NULL;
-  int rc = mdb_txn_begin (store->env, NULL, write ? 0 : MDB_RDONLY, &txn);
-  if (rc != 0)
-    return throw_mdb (error, rc, "begin");
-  if (!func (store, txn, data, error))
-    {
-      mdb_txn_abort (txn);
-      return FALSE;
-    }
-  if (!write)
-    {
-      mdb_txn_abort (txn);
-      return TRUE;
-    }
-  rc = mdb_txn_commit (txn);
-  return rc == 0 ? TRUE : throw_mdb (error, rc, "commit");
+  TxnCall call = { store, func, data };
+  return (write ? berth_kv_write : berth_kv_read) (store->kv, txn_call, &call, error);
 }
 
+/* NOT_FOUND when @key has no record. */
 static BerthSnapRecord *
-txn_get (BerthSnapStore *store, MDB_txn *txn, const char *key)
+txn_get (BerthSnapStore *store, BerthKvTxn *txn, const char *key, GError **error)
 {
   g_autofree char *k = g_strconcat (RECORD_PREFIX, key, NULL);
-  MDB_val kv = { strlen (k), k }, vv;
-  if (mdb_get (txn, store->dbi, &kv, &vv) != 0)
-    return NULL;
-  return record_unpack (key, vv.mv_data, vv.mv_size);
+  GError *local = NULL;
+  g_autoptr (GBytes) value = berth_kv_txn_get (txn, k, &local);
+  if (value == NULL)
+    {
+      if (local == NULL)
+        berth_throw (&local, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", key);
+      g_propagate_error (error, local);
+      return NULL;
+    }
+  return record_unpack (key, g_bytes_get_data (value, NULL), g_bytes_get_size (value));
+}
+
+/* ALREADY_EXISTS when @key has a record. */
+static gboolean
+txn_check_absent (BerthSnapStore *store, BerthKvTxn *txn, const char *key, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  g_autoptr (BerthSnapRecord) existing = txn_get (store, txn, key, &local);
+  if (existing != NULL)
+    return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "snapshot %s: already exists", key);
+  if (!g_error_matches (local, BERTH_ERROR, BERTH_ERROR_NOT_FOUND))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static gboolean
-txn_put (BerthSnapStore *store, MDB_txn *txn, const BerthSnapRecord *record, GError **error)
+txn_put (BerthSnapStore *store, BerthKvTxn *txn, const BerthSnapRecord *record, GError **error)
 {
   if (!check_key (store, record->key, error))
     return FALSE;
   g_autofree char *k = g_strconcat (RECORD_PREFIX, record->key, NULL);
   g_autoptr (GBytes) packed = record_pack (record);
-  MDB_val kv = { strlen (k), k }, vv = { g_bytes_get_size (packed), (void *) g_bytes_get_data (packed, NULL) };
-  int rc = mdb_put (txn, store->dbi, &kv, &vv, 0);
-  return rc == 0 ? TRUE : throw_mdb (error, rc, "put");
+  return berth_kv_txn_put (txn, k, g_bytes_get_data (packed, NULL), g_bytes_get_size (packed), error);
 }
 
 static gboolean
-txn_del (BerthSnapStore *store, MDB_txn *txn, const char *key, GError **error)
+txn_del (BerthSnapStore *store, BerthKvTxn *txn, const char *key, GError **error)
 {
   g_autofree char *k = g_strconcat (RECORD_PREFIX, key, NULL);
-  MDB_val kv = { strlen (k), k };
-  int rc = mdb_del (txn, store->dbi, &kv, NULL);
-  return rc == 0 ? TRUE : throw_mdb (error, rc, "delete");
+  return berth_kv_txn_delete (txn, k, error);
+}
+
+typedef struct {
+  gboolean (*func) (BerthSnapRecord *record, gpointer data);
+  gpointer data;
+} RecordVisit;
+
+static gboolean
+visit_record (const char *key, const guint8 *value, gsize len, gpointer user_data)
+{
+  RecordVisit *visit = user_data;
+  g_autoptr (BerthSnapRecord) record = record_unpack (key + strlen (RECORD_PREFIX), value, len);
+  return visit->func (record, visit->data);
 }
 
 /* Calls @func on every record; stops when it returns FALSE. An LMDB error is an error,
  * never a short list: cleanup deletes the directory of every record it does not see. */
 static gboolean
-txn_foreach (BerthSnapStore *store, MDB_txn *txn, gboolean (*func) (BerthSnapRecord *record, gpointer data), gpointer data,
+txn_foreach (BerthSnapStore *store, BerthKvTxn *txn, gboolean (*func) (BerthSnapRecord *record, gpointer data), gpointer data,
              GError **error)
 {
-  MDB_cursor *cursor;
-  int rc = mdb_cursor_open (txn, store->dbi, &cursor);
-  if (rc != 0)
-    return throw_mdb (error, rc, "cursor");
-  MDB_val kv = { strlen (RECORD_PREFIX), (void *) RECORD_PREFIX }, vv;
-  rc = mdb_cursor_get (cursor, &kv, &vv, MDB_SET_RANGE);
-  while (rc == 0 && kv.mv_size > 2 && memcmp (kv.mv_data, RECORD_PREFIX, 2) == 0)
-    {
-      g_autofree char *key = g_strndup ((char *) kv.mv_data + 2, kv.mv_size - 2);
-      g_autoptr (BerthSnapRecord) record = record_unpack (key, vv.mv_data, vv.mv_size);
-      if (!func (record, data))
-        break;
-      rc = mdb_cursor_get (cursor, &kv, &vv, MDB_NEXT);
-    }
-  mdb_cursor_close (cursor);
-  return rc == 0 || rc == MDB_NOTFOUND ? TRUE : throw_mdb (error, rc, "iterate");
+  RecordVisit visit = { func, data };
+  return berth_kv_txn_foreach (txn, RECORD_PREFIX, visit_record, &visit, error);
 }
 
 static gboolean
-allocate_id_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+allocate_id_txn (BerthSnapStore *store, BerthKvTxn *txn, gpointer data, GError **error)
 {
   guint64 *id = data;
-  MDB_val kv = { strlen (NEXT_ID_KEY), (void *) NEXT_ID_KEY }, vv;
+  GError *local = NULL;
+  g_autoptr (GBytes) value = berth_kv_txn_get (txn, NEXT_ID_KEY, &local);
+  if (local != NULL)
+    {
+      g_propagate_error (error, local);
+      return FALSE;
+    }
   *id = 1;
-  if (mdb_get (txn, store->dbi, &kv, &vv) == 0 && vv.mv_size == sizeof (guint64))
-    memcpy (id, vv.mv_data, sizeof (guint64));
+  /* Native-endian, as this store always wrote it. */
+  if (value != NULL && g_bytes_get_size (value) == sizeof (guint64))
+    memcpy (id, g_bytes_get_data (value, NULL), sizeof (guint64));
   guint64 next = *id + 1;
-  MDB_val nv = { sizeof next, &next };
-  int rc = mdb_put (txn, store->dbi, &kv, &nv, 0);
-  return rc == 0 ? TRUE : throw_mdb (error, rc, "next id");
+  return berth_kv_txn_put (txn, NEXT_ID_KEY, &next, sizeof next, error);
 }
 
 typedef struct {
@@ -217,7 +227,7 @@ typedef struct {
 } ForeachData;
 
 static gboolean
-foreach_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+foreach_txn (BerthSnapStore *store, BerthKvTxn *txn, gpointer data, GError **error)
 {
   ForeachData *f = data;
   return txn_foreach (store, txn, f->func, f->data, error);
@@ -293,18 +303,24 @@ typedef struct {
 } Lookup;
 
 static gboolean
-lookup_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+lookup_txn (BerthSnapStore *store, BerthKvTxn *txn, gpointer data, GError **error)
 {
   Lookup *l = data;
-  l->record = txn_get (store, txn, l->key);
+  l->record = txn_get (store, txn, l->key, error);
   if (l->record == NULL)
-    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", l->key);
+    return FALSE;
   l->parents = g_ptr_array_new_with_free_func ((GDestroyNotify) record_free);
   for (const char *p = l->record->parent; p != NULL;)
     {
-      BerthSnapRecord *parent = txn_get (store, txn, p);
-      if (parent == NULL)
+      g_autoptr (GError) local = NULL;
+      BerthSnapRecord *parent = txn_get (store, txn, p, &local);
+      if (parent == NULL && g_error_matches (local, BERTH_ERROR, BERTH_ERROR_NOT_FOUND))
         return berth_throw (error, BERTH_ERROR_DATA_LOSS, "snapshot %s: parent %s is missing", l->key, p);
+      if (parent == NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
       g_ptr_array_add (l->parents, parent);
       p = parent->parent;
     }
@@ -339,12 +355,12 @@ typedef struct {
 } UpdateData;
 
 static gboolean
-update_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+update_txn (BerthSnapStore *store, BerthKvTxn *txn, gpointer data, GError **error)
 {
   UpdateData *u = data;
-  g_autoptr (BerthSnapRecord) record = txn_get (store, txn, u->info->name);
+  g_autoptr (BerthSnapRecord) record = txn_get (store, txn, u->info->name, error);
   if (record == NULL)
-    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", u->info->name);
+    return FALSE;
   gboolean all = u->fieldpaths == NULL || u->fieldpaths[0] == NULL;
   for (const char *const *p = u->fieldpaths; !all && *p != NULL; p++)
     {
@@ -443,12 +459,11 @@ typedef struct {
 } CreateData;
 
 static gboolean
-check_create_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+check_create_txn (BerthSnapStore *store, BerthKvTxn *txn, gpointer data, GError **error)
 {
   CreateData *c = data;
-  g_autoptr (BerthSnapRecord) existing = txn_get (store, txn, c->key);
-  if (existing != NULL)
-    return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "snapshot %s: already exists", c->key);
+  if (!txn_check_absent (store, txn, c->key, error))
+    return FALSE;
   c->parents = g_ptr_array_new_with_free_func ((GDestroyNotify) record_free);
   if (c->parent == NULL)
     return TRUE;
@@ -469,7 +484,7 @@ check_create_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **e
 }
 
 static gboolean
-write_record_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+write_record_txn (BerthSnapStore *store, BerthKvTxn *txn, gpointer data, GError **error)
 {
   CreateData *c = data;
   return txn_put (store, txn, c->record, error);
@@ -536,15 +551,14 @@ typedef struct {
 } CommitData;
 
 static gboolean
-commit_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+commit_txn (BerthSnapStore *store, BerthKvTxn *txn, gpointer data, GError **error)
 {
   CommitData *c = data;
-  g_autoptr (BerthSnapRecord) existing = txn_get (store, txn, c->name);
-  if (existing != NULL)
-    return berth_throw (error, BERTH_ERROR_ALREADY_EXISTS, "snapshot %s: already exists", c->name);
-  g_autoptr (BerthSnapRecord) record = txn_get (store, txn, c->key);
+  if (!txn_check_absent (store, txn, c->name, error))
+    return FALSE;
+  g_autoptr (BerthSnapRecord) record = txn_get (store, txn, c->key, error);
   if (record == NULL)
-    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", c->key);
+    return FALSE;
   if (record->kind != BERTH_SNAPSHOT_KIND_ACTIVE)
     return berth_throw (error, BERTH_ERROR_FAILED_PRECONDITION, "snapshot %s is not active: only active snapshots can be committed", c->key);
   if (!txn_del (store, txn, c->key, error))
@@ -618,13 +632,13 @@ typedef struct {
 } RemoveData;
 
 static gboolean
-remove_txn (BerthSnapStore *store, MDB_txn *txn, gpointer data, GError **error)
+remove_txn (BerthSnapStore *store, BerthKvTxn *txn, gpointer data, GError **error)
 {
   RemoveData *r = data;
   const char *key = r->key;
-  g_autoptr (BerthSnapRecord) record = txn_get (store, txn, key);
+  g_autoptr (BerthSnapRecord) record = txn_get (store, txn, key, error);
   if (record == NULL)
-    return berth_throw (error, BERTH_ERROR_NOT_FOUND, "snapshot %s: not found", key);
+    return FALSE;
   ChildSearch s = { key, NULL };
   if (!txn_foreach (store, txn, find_child, &s, error))
     return FALSE;
@@ -771,23 +785,9 @@ berth_snap_store_open (const char *root, const BerthSnapOps *ops, GError **error
       berth_snap_store_free (store);
       return NULL;
     }
-  int rc = mdb_env_create (&store->env);
-  if (rc == 0)
-    rc = mdb_env_set_mapsize (store->env, (size_t) 1 << 30);
-  if (rc == 0)
-    rc = mdb_env_open (store->env, db, MDB_NOSUBDIR | MDB_NOTLS, 0600);
-  MDB_txn *txn = NULL;
-  if (rc == 0)
-    rc = mdb_txn_begin (store->env, NULL, 0, &txn);
-  if (rc == 0)
-    rc = mdb_dbi_open (txn, NULL, 0, &store->dbi);
-  if (rc == 0)
-    rc = mdb_txn_commit (txn);
-  else if (txn != NULL)
-    mdb_txn_abort (txn);
-  if (rc != 0)
+  store->kv = berth_kv_open (db, (gsize) 1 << 30, error);
+  if (store->kv == NULL)
     {
-      throw_mdb (error, rc, db);
       berth_snap_store_free (store);
       return NULL;
     }
@@ -799,8 +799,7 @@ berth_snap_store_free (BerthSnapStore *store)
 {
   if (store == NULL)
     return;
-  if (store->env != NULL)
-    mdb_env_close (store->env);
+  berth_kv_close (store->kv);
   g_mutex_clear (&store->write_lock);
   g_free (store->root);
   g_free (store);
