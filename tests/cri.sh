@@ -20,7 +20,7 @@ ip link del "$BR"
 for p in bridge host-local loopback portmap; do
   [ -x "$CNI_BIN/$p" ] || { echo "1..0 # SKIP CNI plugin $CNI_BIN/$p missing (containernetworking-plugins)"; exit 77; }
 done
-tap_plan 122
+tap_plan 124
 
 NET=10.$((200 + RANDOM % 50)).$((RANDOM % 250))
 cleanup_network () {
@@ -303,6 +303,21 @@ rt RemoveContainer "{\"container_id\": \"$DEV\"}" >/dev/null
 expect_match "a device path that is no device: INVALID_ARGUMENT" "^error: INVALID_ARGUMENT.*not a device" \
   "$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": {\"metadata\": {\"name\": \"baddev\"},
      \"image\": {\"image\": \"$REG/busybox:latest\"}, \"devices\": [{\"container_path\": \"/dev/x\", \"host_path\": \"/etc/hostname\"}]}}")"
+# The kernel's OOM kill is the reason kubelet shows (containerd: "OOMKilled").
+out=$(rt CreateContainer "{\"pod_sandbox_id\": \"$POD1\", \"config\": {\"metadata\": {\"name\": \"hog\"},
+  \"image\": {\"image\": \"$REG/busybox:latest\"}, \"command\": [\"dd\", \"if=/dev/zero\", \"of=/dev/null\", \"bs=256M\", \"count=1\"],
+  \"linux\": {\"resources\": {\"memory_limit_in_bytes\": 33554432}}}}")
+HOG=$(jget container_id "$out")
+rt StartContainer "{\"container_id\": \"$HOG\"}" >/dev/null
+for _ in $(seq 100); do
+  [ "$(jget state "$(rt ContainerStatus "{\"container_id\": \"$HOG\"}" | jget status)")" = CONTAINER_EXITED ] && break; sleep 0.2
+done
+hog_status=$(rt ContainerStatus "{\"container_id\": \"$HOG\"}" | jget status)
+expect_eq "a container the kernel OOM-kills exits with reason OOMKilled, code 137" "OOMKilled 137" \
+  "$(jget reason "$hog_status") $(jget exit_code "$hog_status")"
+rt StopContainer "{\"container_id\": \"$HOG\", \"timeout\": 1}" >/dev/null
+expect_eq "…and keeps it once stopped" OOMKilled "$(jget reason "$(rt ContainerStatus "{\"container_id\": \"$HOG\"}" | jget status)")"
+rt RemoveContainer "{\"container_id\": \"$HOG\"}" >/dev/null
 expect_eq "ListContainers by sandbox finds both" 2 \
   "$(rt ListContainers "{\"filter\": {\"pod_sandbox_id\": \"$POD1\"}}" | jget containers | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 check "UpdateContainerResources (memory limit)" rt UpdateContainerResources \

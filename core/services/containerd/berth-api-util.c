@@ -187,3 +187,10 @@ berth_api_exit_waiter_cancel (BerthApiExitWaiter *waiter)
   g_signal_handler_disconnect (waiter->task, waiter->handler);
   exit_waiter_unref (waiter, NULL);
 }
+
+void
+berth_api_publish (BerthGrpcCall *call, const char *topic, const ProtobufCMessage *event)
+{
+  berth_events_publish (berth_daemon_get_events (berth_grpc_call_get_daemon (call)), berth_grpc_call_get_namespace (call),
+                        topic, event);
+}

@@ -31,6 +31,9 @@ BerthFilter *berth_api_filter_parse (char **filters, size_t n_filters, GError **
 /* Whether a counted string array (a field mask's paths) holds @value. */
 gboolean berth_api_strings_contain (char **strings, size_t n, const char *value);
 
+/* Publishes @event on @topic in the call's namespace. */
+void berth_api_publish (BerthGrpcCall *call, const char *topic, const ProtobufCMessage *event);
+
 /* BerthMount lists → API mounts (the other way: berth_proto_mounts_to_list). */
 Containerd__Types__Mount **berth_api_mounts_to (GPtrArray *mounts, size_t *n_out);
 

@@ -126,12 +126,6 @@ create_txn (BerthMetadataTxn *txn, gpointer user_data, GError **error)
   return berth_schema_put (txn, key, &d->result->base, error);
 }
 
-static void
-publish (BerthGrpcCall *call, const char *topic, const ProtobufCMessage *event)
-{
-  berth_events_publish (berth_daemon_get_events (berth_grpc_call_get_daemon (call)), berth_grpc_call_get_namespace (call),
-                        topic, event);
-}
 
 Container *
 berth_api_ops_container_create (BerthDaemon *daemon, const char *ns, const Container *in, GError **error)
@@ -240,7 +234,7 @@ containers_update (BerthGrpcCall *call, const ProtobufCMessage *request, gpointe
   Containerd__Events__ContainerUpdate event = CONTAINERD__EVENTS__CONTAINER_UPDATE__INIT;
   event.id = d.result->id;
   event.image = d.result->image;
-  publish (call, "/containers/update", &event.base);
+  berth_api_publish (call, "/containers/update", &event.base);
   Containerd__Services__Containers__V1__UpdateContainerResponse *response =
     berth_grpc_message_new (&containerd__services__containers__v1__update_container_response__descriptor);
   response->container = d.result;

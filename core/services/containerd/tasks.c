@@ -28,12 +28,6 @@ find_task (BerthGrpcCall *call, gpointer daemon, const char *id, GError **error)
   return task;
 }
 
-static void
-publish (BerthGrpcCall *call, const char *topic, const ProtobufCMessage *event)
-{
-  berth_events_publish (berth_daemon_get_events (berth_grpc_call_get_daemon (call)), berth_grpc_call_get_namespace (call),
-                        topic, event);
-}
 
 
 BerthTask *
@@ -378,7 +372,7 @@ tasks_exec (BerthGrpcCall *call, const ProtobufCMessage *request, gpointer user_
   Containerd__Events__TaskExecAdded event = CONTAINERD__EVENTS__TASK_EXEC_ADDED__INIT;
   event.container_id = req->container_id;
   event.exec_id = req->exec_id;
-  publish (call, "/tasks/exec-added", &event.base);
+  berth_api_publish (call, "/tasks/exec-added", &event.base);
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
 
@@ -515,7 +509,7 @@ pause_or_resume (BerthGrpcCall *call, gpointer daemon, const char *id, gboolean 
   if (!pause)
     event.base.descriptor = &containerd__events__task_resumed__descriptor;
   event.container_id = (char *) id;
-  publish (call, pause ? "/tasks/paused" : "/tasks/resumed", &event.base);
+  berth_api_publish (call, pause ? "/tasks/paused" : "/tasks/resumed", &event.base);
   return berth_grpc_message_new (&google__protobuf__empty__descriptor);
 }
 

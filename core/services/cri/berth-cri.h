@@ -62,6 +62,8 @@ char *berth_cri_sandbox_dir (BerthDaemon *daemon, const char *id);
 gboolean berth_cri_labels_match (void *const *selector, size_t n_selector, void *const *entries, size_t n_entries);
 /* The task of berth container @id in k8s.io, NULL when there is none. */
 BerthTask *berth_cri_task (BerthDaemon *daemon, const char *id);
+/* A finished container's CRI reason: "OOMKilled", "Completed" or "Error". */
+const char *berth_cri_exit_reason (const BerthExitStatus *exit, gboolean oom_killed);
 /* The task of container (or sandbox) @id when it is running; else FAILED_PRECONDITION. */
 BerthTask *berth_cri_running_task (BerthDaemon *daemon, const char *id, GError **error);
 /* Kills @task's processes with SIGKILL, waits for the exit and deletes the task. */

@@ -144,8 +144,9 @@ berth_cri_container_status_new (BerthDaemon *daemon, const CriContainer *record)
       /* Exited on its own; StopContainer or RemoveContainer will record it. */
       s->finished_at = exit.exited_at * 1000;
       s->exit_code = (gint32) exit.exit_status;
+      g_autoptr (BerthTask) task = berth_cri_task (daemon, record->id);
       g_free (s->reason);
-      s->reason = g_strdup (exit.exit_status == 0 ? "Completed" : "Error");
+      s->reason = g_strdup (berth_cri_exit_reason (&exit, task != NULL && berth_daemon_task_oom_killed (task)));
     }
   s->image = berth_api_message_copy (&config->image->base);
   s->image_ref = g_strdup (record->image_id);

@@ -236,12 +236,19 @@ cri_create_container (BerthGrpcCall *call, const ProtobufCMessage *request, gpoi
 
 /* ---------------- start, stop, remove ---------------- */
 
+/* containerd's reasons: the kernel's OOM kill comes before the exit status. */
+const char *
+berth_cri_exit_reason (const BerthExitStatus *exit, gboolean oom_killed)
+{
+  return oom_killed ? "OOMKilled" : exit->exit_status == 0 ? "Completed" : "Error";
+}
+
 static void
-record_exit (CriContainer *record, const BerthExitStatus *exit)
+record_exit (CriContainer *record, const BerthExitStatus *exit, gboolean oom_killed)
 {
   record->finished_at = exit->exited_at > 0 ? exit->exited_at * 1000 : now_ns ();
   record->exit_code = (gint32) exit->exit_status;
-  berth_cri_set_string (&record->reason, exit->exit_status == 0 ? "Completed" : "Error");
+  berth_cri_set_string (&record->reason, berth_cri_exit_reason (exit, oom_killed));
 }
 
 /* The stdout/stderr URI that makes @record's shim write @path. berth-shim (berthd's
@@ -424,11 +431,13 @@ container_stop (BerthDaemon *daemon, CriContainer *record, gint64 timeout, GErro
       while (!cri_wait_exit (task, NULL, delivered ? remaining_ms (deadline) : MIN (50, remaining_ms (deadline)), &exit, NULL)
              && g_get_monotonic_time () < deadline);
     }
+  /* Read before the task object goes with the delete. */
+  gboolean oom_killed = berth_daemon_task_oom_killed (task);
   if (!berth_cri_task_destroy (daemon, task, &exit, error))
     return FALSE;
   if (record->finished_at == 0)
     {
-      record_exit (record, &exit);
+      record_exit (record, &exit, oom_killed);
       if (record->started_at == 0)
         record->started_at = record->finished_at;
     }
