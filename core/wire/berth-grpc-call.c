@@ -447,8 +447,13 @@ void
 call_record (BerthGrpcCall *call, guint code)
 {
   BerthGrpcCallObserver observer = call->server->observer;
-  if (g_atomic_int_compare_and_exchange (&call->recorded, FALSE, TRUE) && observer != NULL)
-    observer (call->entry ? call->entry->path : NULL, code, g_get_monotonic_time () - call->started);
+  if (!g_atomic_int_compare_and_exchange (&call->recorded, FALSE, TRUE))
+    return;
+  gint64 elapsed_us = g_get_monotonic_time () - call->started;
+  /* The per-call timings a latency profile starts from (issue #21). */
+  g_debug ("%s: status %u after %" G_GINT64_FORMAT " us", call->path, code, elapsed_us);
+  if (observer != NULL)
+    observer (call->entry ? call->entry->path : NULL, code, elapsed_us);
 }
 
 /* Ends the call from the worker: status 0 = OK. */
