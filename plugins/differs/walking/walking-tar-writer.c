@@ -162,8 +162,8 @@ fill_header (guint8 *h, gboolean strict, const char *name, gssize split, char ty
   memcpy (h + OFF_MODE + 6, " ", 2), put_number (h + OFF_MODE, mode & 07777, 6, 8, strict);
   memcpy (h + OFF_UID + 6, " ", 2), put_number (h + OFF_UID, uid, 6, 8, strict);
   memcpy (h + OFF_GID + 6, " ", 2), put_number (h + OFF_GID, gid, 6, 8, strict);
-  h[OFF_SIZE + 11] = ' ', put_number (h + OFF_SIZE, size, 11, 12, strict);
-  h[OFF_MTIME + 11] = ' ', put_number (h + OFF_MTIME, strict ? CLAMP (mtime, 0, USTAR_TIME_MAX) : mtime, 11, 12, strict);
+  h[OFF_SIZE + 11] = ' ', put_number (h + OFF_SIZE, size, 11, 11, strict);
+  h[OFF_MTIME + 11] = ' ', put_number (h + OFF_MTIME, strict ? CLAMP (mtime, 0, USTAR_TIME_MAX) : mtime, 11, 11, strict);
   memset (h + OFF_CHKSUM, ' ', 8);
   h[OFF_TYPE] = type;
   if (link != NULL)
@@ -267,7 +267,8 @@ walking_tar_writer_header (TarWriter *w, const char *name, const struct stat *st
   gint64 mtime = st->st_mtim.tv_sec;
   /* Like libarchive in restricted mode, sub-second mtime only rides along an extended
    * header written anyway (a ustar-only entry keeps whole seconds). */
-  if (pax->len > 0 || mtime < 0 || mtime > USTAR_TIME_MAX)
+  gboolean mtime_out = mtime < 0 || mtime >= USTAR_TIME_MAX;
+  if ((pax->len > 0 || mtime_out) && (mtime_out || st->st_mtim.tv_nsec != 0))
     {
       int n = g_snprintf (num, sizeof num, "%" G_GINT64_FORMAT ".%09ld", mtime, (long) st->st_mtim.tv_nsec);
       while (num[n - 1] == '0')
