@@ -13,8 +13,8 @@
 #include "walking-tar-writer.h"
 
 /* ustar's numeric fields as libarchive fills them: 6 octal digits and " \0" for mode,
- * uid, gid and the device numbers, 11 and ' ' for size and mtime. What is bigger goes to
- * the pax header and the field is clipped. */
+ * uid, gid and the device numbers, 11 and ' ' for size and mtime (put_number). Past these
+ * limits the value also goes to the pax header. */
 #define USTAR_ID_MAX ((1u << 18) - 1)
 #define USTAR_SIZE_MAX ((G_GUINT64_CONSTANT (1) << 33) - 1)
 #define USTAR_TIME_MAX 0x7fffffff
@@ -148,8 +148,8 @@ pax_record (GString *pax, const char *key, const char *value)
 }
 
 static void
-fill_header (guint8 *h, gboolean strict, const char *name, gssize split, char type, guint mode, guint64 uid, guint64 gid,
-             guint64 size, gint64 mtime, const char *link, guint devmajor, guint devminor)
+fill_header (guint8 *h, gboolean strict, const char *name, gssize split, char type, guint mode, guint64 uid,
+             guint64 gid, guint64 size, gint64 mtime, const char *link, guint devmajor, guint devminor)
 {
   memset (h, 0, TAR_BLOCK);
   if (split > 0)
@@ -163,7 +163,8 @@ fill_header (guint8 *h, gboolean strict, const char *name, gssize split, char ty
   memcpy (h + OFF_UID + 6, " ", 2), put_number (h + OFF_UID, uid, 6, 8, strict);
   memcpy (h + OFF_GID + 6, " ", 2), put_number (h + OFF_GID, gid, 6, 8, strict);
   h[OFF_SIZE + 11] = ' ', put_number (h + OFF_SIZE, size, 11, 11, strict);
-  h[OFF_MTIME + 11] = ' ', put_number (h + OFF_MTIME, strict ? CLAMP (mtime, 0, USTAR_TIME_MAX) : mtime, 11, 11, strict);
+  h[OFF_MTIME + 11] = ' ';
+  put_number (h + OFF_MTIME, strict ? CLAMP (mtime, 0, USTAR_TIME_MAX) : mtime, 11, 11, strict);
   memset (h + OFF_CHKSUM, ' ', 8);
   h[OFF_TYPE] = type;
   if (link != NULL)
@@ -282,7 +283,8 @@ walking_tar_writer_header (TarWriter *w, const char *name, const struct stat *st
   if (pax->len > 0)
     {
       g_autofree char *pax_name = pax_header_name (name);
-      fill_header (h, TRUE, pax_name, ustar_split (pax_name), 'x', st->st_mode, st->st_uid, st->st_gid, pax->len, mtime, NULL, 0, 0);
+      fill_header (h, TRUE, pax_name, ustar_split (pax_name), 'x', st->st_mode, st->st_uid, st->st_gid, pax->len,
+                   mtime, NULL, 0, 0);
       gsize pad = (TAR_BLOCK - pax->len % TAR_BLOCK) % TAR_BLOCK;
       if (!w->sink (w->sink_data, h, TAR_BLOCK, error) || !w->sink (w->sink_data, pax->str, pax->len, error)
           || (pad > 0 && !w->sink (w->sink_data, zeros, pad, error)))
@@ -290,8 +292,8 @@ walking_tar_writer_header (TarWriter *w, const char *name, const struct stat *st
     }
   /* Past ustar: the name field gets a cut name, readers take the pax "path". */
   const char *field_name = ustar_name ? ustar_name : name;
-  fill_header (h, FALSE, field_name, ustar_split (field_name), type, st->st_mode, st->st_uid, st->st_gid, size, mtime, link_target,
-               devmajor, devminor);
+  fill_header (h, FALSE, field_name, ustar_split (field_name), type, st->st_mode, st->st_uid, st->st_gid, size, mtime,
+               link_target, devmajor, devminor);
   if (!w->sink (w->sink_data, h, TAR_BLOCK, error))
     return FALSE;
   w->remaining = size;
