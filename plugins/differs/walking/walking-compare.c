@@ -11,9 +11,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <archive_entry.h>
-
 #include "walking-private.h"
+#include "walking-tar-writer.h"
 
 #define MEDIA_TAR_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
 
@@ -45,61 +44,56 @@ sink_deflate (LayerSink *sink, const void *data, gsize len, int flush)
   return TRUE;
 }
 
-static la_ssize_t
-sink_write (struct archive *a, void *data, const void *buffer, size_t length)
+static gboolean
+sink_write (gpointer data, const void *buffer, gsize length, GError **error)
 {
   LayerSink *sink = data;
   berth_digester_update (sink->uncompressed, buffer, length);
   sink->uncompressed_size += length;
   if (!sink_deflate (sink, buffer, length, Z_NO_FLUSH))
     {
-      archive_set_error (a, EIO, "%s", sink->error->message);
-      return -1;
+      g_propagate_error (error, g_steal_pointer (&sink->error));
+      return FALSE;
     }
-  return length;
+  return TRUE;
 }
 
 /* Adds @path (relative to @root_fd) to the layer as @name, file data included. */
 static gboolean
-add_path (struct archive *a, int root_fd, const char *path, const char *name, GError **error)
+add_path (TarWriter *tar, int root_fd, const char *path, const char *name, GError **error)
 {
   struct stat st;
   if (fstatat (root_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return berth_throw_errno (error, "stat %s", path);
   g_autoptr (GString) entry_name = g_string_new (name);
-  struct archive_entry *entry = archive_entry_new ();
-  archive_entry_copy_stat (entry, &st);
   if (S_ISDIR (st.st_mode))
     g_string_append_c (entry_name, '/');
-  archive_entry_set_pathname (entry, entry_name->str);
+  char target[PATH_MAX] = "";
   if (S_ISLNK (st.st_mode))
     {
-      char target[PATH_MAX];
       ssize_t n = readlinkat (root_fd, path, target, sizeof target - 1);
       if (n < 0)
-        {
-          archive_entry_free (entry);
-          return berth_throw_errno (error, "readlink %s", path);
-        }
+        return berth_throw_errno (error, "readlink %s", path);
       target[n] = '\0';
-      archive_entry_set_symlink (entry, target);
     }
-  if (!S_ISREG (st.st_mode))
-    archive_entry_set_size (entry, 0);
-  gboolean ok = archive_write_header (a, entry) == ARCHIVE_OK;
-  archive_entry_free (entry);
-  if (!ok)
-    return berth_throw (error, BERTH_ERROR_INTERNAL, "writing layer entry %s: %s", name, archive_error_string (a));
+  if (!walking_tar_writer_header (tar, entry_name->str, &st, S_ISLNK (st.st_mode) ? target : NULL, error))
+    return g_prefix_error (error, "writing layer entry %s: ", name), FALSE;
   if (S_ISREG (st.st_mode) && st.st_size > 0)
     {
       berth_autofd int fd = openat (root_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0)
         return berth_throw_errno (error, "opening %s", path);
       g_autofree guint8 *buf = g_malloc (CHUNK);
-      ssize_t n;
-      while ((n = read (fd, buf, CHUNK)) > 0)
-        if (archive_write_data (a, buf, n) != n)
-          return berth_throw (error, BERTH_ERROR_INTERNAL, "writing %s into the layer: %s", name, archive_error_string (a));
+      /* A file grown since the stat is cut at the size in its header (a shrunk one is
+       * padded with zeros when the next entry starts), as libarchive did. */
+      guint64 left = st.st_size;
+      ssize_t n = 0;
+      while (left > 0 && (n = read (fd, buf, MIN (CHUNK, left))) > 0)
+        {
+          if (!walking_tar_writer_data (tar, buf, n, error))
+            return g_prefix_error (error, "writing %s into the layer: ", name), FALSE;
+          left -= n;
+        }
       if (n < 0)
         return berth_throw_errno (error, "reading %s", path);
     }
@@ -107,16 +101,12 @@ add_path (struct archive *a, int root_fd, const char *path, const char *name, GE
 }
 
 static gboolean
-add_marker (struct archive *a, const char *name, GError **error)
+add_marker (TarWriter *tar, const char *name, GError **error)
 {
-  struct archive_entry *entry = archive_entry_new ();
-  archive_entry_set_pathname (entry, name);
-  archive_entry_set_filetype (entry, AE_IFREG);
-  archive_entry_set_perm (entry, 0644);
-  archive_entry_set_size (entry, 0);
-  gboolean ok = archive_write_header (a, entry) == ARCHIVE_OK;
-  archive_entry_free (entry);
-  return ok ? TRUE : berth_throw (error, BERTH_ERROR_INTERNAL, "writing %s: %s", name, archive_error_string (a));
+  /* Owned by root, mtime 0: what libarchive wrote for a bare entry. */
+  struct stat st = { .st_mode = S_IFREG | 0644 };
+  return walking_tar_writer_header (tar, name, &st, NULL, error) ? TRUE
+                                                                : (g_prefix_error (error, "writing %s: ", name), FALSE);
 }
 
 static gboolean
@@ -135,7 +125,7 @@ same_as_lower (int lower_fd, const char *path, const struct stat *up)
 }
 
 typedef struct {
-  struct archive *a;
+  TarWriter tar;
   int upper_fd;
   int lower_fd;     /* -1: the upper is an overlay upper dir, already a diff */
   gboolean overlay;
@@ -169,12 +159,12 @@ walk_upper (Walk *w, const char *dir, GError **error)
         {
           g_autofree char *wh = *dir ? g_strdup_printf ("%s/" WHITEOUT_PREFIX "%s", dir, base)
                                      : g_strconcat (WHITEOUT_PREFIX, base, NULL);
-          if (!add_marker (w->a, wh, error))
+          if (!add_marker (&w->tar, wh, error))
             return FALSE;
           continue;
         }
       gboolean changed = !same_as_lower (w->lower_fd, path, &st);
-      if (changed && !add_path (w->a, w->upper_fd, path, path, error))
+      if (changed && !add_path (&w->tar, w->upper_fd, path, path, error))
         return FALSE;
       if (S_ISDIR (st.st_mode))
         {
@@ -183,7 +173,7 @@ walk_upper (Walk *w, const char *dir, GError **error)
           if (w->overlay && lgetxattr (through, walking_opaque_xattr (), &opaque, 1) == 1 && opaque == 'y')
             {
               g_autofree char *marker = g_build_filename (path, OPAQUE_MARKER, NULL);
-              if (!add_marker (w->a, marker, error))
+              if (!add_marker (&w->tar, marker, error))
                 return FALSE;
             }
           if (!walk_upper (w, path, error))
@@ -212,7 +202,7 @@ walk_deleted (Walk *w, const char *dir, GError **error)
         {
           g_autofree char *wh = *dir ? g_strdup_printf ("%s/" WHITEOUT_PREFIX "%s", dir, name)
                                      : g_strconcat (WHITEOUT_PREFIX, name, NULL);
-          if (!add_marker (w->a, wh, error))
+          if (!add_marker (&w->tar, wh, error))
             return FALSE;
         }
       else if (fstatat (w->lower_fd, path, &low, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (low.st_mode) && S_ISDIR (up.st_mode)
@@ -262,14 +252,10 @@ write_layer (WalkingDiffer *self, Walk *w, const char *ref, GHashTable *labels, 
   sink.uncompressed = berth_digester_new ();
   sink.buf = g_malloc (CHUNK);
   deflateInit2 (&sink.z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-  w->a = archive_write_new ();
-  archive_write_set_format_pax_restricted (w->a);
-  archive_write_set_bytes_in_last_block (w->a, 1);
-  gboolean ok = archive_write_open (w->a, &sink, NULL, sink_write, NULL) == ARCHIVE_OK
-                && walk_upper (w, "", error) && (w->overlay || w->lower_fd < 0 || walk_deleted (w, "", error));
-  if (ok && archive_write_close (w->a) != ARCHIVE_OK)
-    ok = berth_throw (error, BERTH_ERROR_INTERNAL, "finishing the layer: %s", archive_error_string (w->a));
-  archive_write_free (w->a);
+  walking_tar_writer_init (&w->tar, sink_write, &sink);
+  gboolean ok = walk_upper (w, "", error) && (w->overlay || w->lower_fd < 0 || walk_deleted (w, "", error));
+  if (ok && !walking_tar_writer_close (&w->tar, error))
+    ok = (g_prefix_error (error, "finishing the layer: "), FALSE);
   ok = ok && sink_deflate (&sink, NULL, 0, Z_FINISH);
   if (!ok && sink.error != NULL && error != NULL && *error == NULL)
     g_propagate_error (error, g_steal_pointer (&sink.error));
@@ -314,7 +300,7 @@ walking_compare (BerthDiffer *differ, GPtrArray *lower, GPtrArray *upper, const 
   g_auto (GStrv) upper_lowers = NULL;
   const char *direct = walking_direct_target (upper, &overlay, &upper_lowers);
   g_autofree char *upper_dir = NULL, *lower_dir = NULL;
-  Walk w = { NULL, -1, -1, FALSE };
+  Walk w = { .upper_fd = -1, .lower_fd = -1 };
   BerthDescriptor *result = NULL;
   if (direct != NULL && overlay)
     w.upper_fd = open (direct, O_RDONLY | O_DIRECTORY | O_CLOEXEC), w.overlay = TRUE;
