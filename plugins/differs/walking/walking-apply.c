@@ -397,7 +397,9 @@ apply_stream (WalkingDiffer *self, const BerthDescriptor *layer, int root_fd, gb
         break;
       if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
         {
-          if (r.error != NULL)
+          /* The reader's error is ours to read only once it handed over its last buffer;
+           * libarchive may fail on its own while the producer still runs. */
+          if (r.done && r.error != NULL)
             g_propagate_error (error, g_steal_pointer (&r.error));
           else
             berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "layer %s is not a valid tar: %s", layer->digest,
