@@ -6,6 +6,11 @@
  * openat2(RESOLVE_IN_ROOT) from a descriptor of the target root, so "..", absolute paths,
  * symlinks pointing out and hardlinks to outside files all stay inside; names with ".."
  * components are refused outright.
+ *
+ * Syscalls per entry are what an unpack of many small files costs: an entry is created
+ * first (O_EXCL, mkdirat, symlinkat, ...) and only when that finds its place taken is the
+ * old one looked at and replaced; a regular file gets its owner, mode, xattrs and times
+ * through its open fd, with no path walk.
  */
 #include "config.h"
 
@@ -199,6 +204,20 @@ make_opaque_plain (Target *t, int dirfd, const char *dir, GError **error)
 }
 
 static gboolean
+set_xattrs (int fd, const char *base, struct archive_entry *entry, GError **error)
+{
+  archive_entry_xattr_reset (entry);
+  const char *xname;
+  const void *xvalue;
+  size_t xsize;
+  while (archive_entry_xattr_next (entry, &xname, &xvalue, &xsize) == ARCHIVE_OK)
+    if (fsetxattr (fd, xname, xvalue, xsize, 0) < 0 && errno != ENOTSUP)
+      return berth_throw_errno (error, "setting xattr %s on %s", xname, base);
+  return TRUE;
+}
+
+/* Owner before mode: chown clears the setuid and setgid bits. */
+static gboolean
 apply_metadata (int dirfd, const char *base, struct archive_entry *entry, gboolean is_symlink, GError **error)
 {
   if (fchownat (dirfd, base, archive_entry_uid (entry), archive_entry_gid (entry), AT_SYMLINK_NOFOLLOW) < 0)
@@ -208,16 +227,11 @@ apply_metadata (int dirfd, const char *base, struct archive_entry *entry, gboole
   if (fchmodat (dirfd, base, archive_entry_mode (entry) & 07777, 0) < 0)
     return berth_throw_errno (error, "chmod %s", base);
   /* xattrs, through an O_PATH-free fd so a symlink is never followed. */
-  archive_entry_xattr_reset (entry);
-  const char *xname;
-  const void *xvalue;
-  size_t xsize;
   if (archive_entry_xattr_count (entry) > 0)
     {
       berth_autofd int fd = openat (dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-      while (fd >= 0 && archive_entry_xattr_next (entry, &xname, &xvalue, &xsize) == ARCHIVE_OK)
-        if (fsetxattr (fd, xname, xvalue, xsize, 0) < 0 && errno != ENOTSUP)
-          return berth_throw_errno (error, "setting xattr %s on %s", xname, base);
+      if (fd >= 0 && !set_xattrs (fd, base, entry, error))
+        return FALSE;
     }
   struct timespec times[2] = { { archive_entry_atime (entry), archive_entry_atime_nsec (entry) },
                                { archive_entry_mtime (entry), archive_entry_mtime_nsec (entry) } };
@@ -226,13 +240,79 @@ apply_metadata (int dirfd, const char *base, struct archive_entry *entry, gboole
   return TRUE;
 }
 
+/* The same through a regular file's open fd: four syscalls that need no path walk. */
 static gboolean
-write_file (struct archive *a, struct archive_entry *entry, int dirfd, const char *base, const char *path,
-            GError **error)
+apply_metadata_fd (int fd, const char *base, struct archive_entry *entry, GError **error)
 {
-  berth_autofd int fd = openat (dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return berth_throw_errno (error, "creating %s", path);
+  if (fchown (fd, archive_entry_uid (entry), archive_entry_gid (entry)) < 0)
+    return berth_throw_errno (error, "chown %s", base);
+  if (fchmod (fd, archive_entry_mode (entry) & 07777) < 0)
+    return berth_throw_errno (error, "chmod %s", base);
+  if (archive_entry_xattr_count (entry) > 0 && !set_xattrs (fd, base, entry, error))
+    return FALSE;
+  struct timespec times[2] = { { archive_entry_atime (entry), archive_entry_atime_nsec (entry) },
+                               { archive_entry_mtime (entry), archive_entry_mtime_nsec (entry) } };
+  if (futimens (fd, times) < 0)
+    return berth_throw_errno (error, "setting times of %s", base);
+  return TRUE;
+}
+
+/* Something already sits where an entry goes (its creation failed with EEXIST): it is
+ * replaced, except a directory that stays a directory (*kept). */
+static gboolean
+make_room (Target *t, int dirfd, const char *base, gboolean want_dir, gboolean *kept, GError **error)
+{
+  struct stat existing;
+  *kept = FALSE;
+  if (fstatat (dirfd, base, &existing, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? TRUE : berth_throw_errno (error, "examining %s", base);
+  if (want_dir && S_ISDIR (existing.st_mode))
+    {
+      *kept = TRUE;
+      return TRUE;
+    }
+  t->cache_stale = TRUE;
+  return remove_at (dirfd, base, error);
+}
+
+/* Creates a node with @create (-1 and errno on failure); on EEXIST, makes room and tries
+ * once more. *kept: an existing directory stays (only when @want_dir). */
+#define CREATE_REPLACING(t, dirfd, base, want_dir, kept, error, create, ...)                                         \
+  ({                                                                                                                 \
+    gboolean ok_ = TRUE;                                                                                             \
+    *(kept) = FALSE;                                                                                                 \
+    for (int attempt_ = 0;; attempt_++)                                                                              \
+      {                                                                                                              \
+        if ((create) >= 0)                                                                                           \
+          break;                                                                                                     \
+        if (errno != EEXIST || attempt_ > 0)                                                                         \
+          {                                                                                                          \
+            ok_ = berth_throw_errno (error, __VA_ARGS__);                                                            \
+            break;                                                                                                   \
+          }                                                                                                          \
+        if (!make_room (t, dirfd, base, want_dir, kept, error))                                                      \
+          {                                                                                                          \
+            ok_ = FALSE;                                                                                             \
+            break;                                                                                                   \
+          }                                                                                                          \
+        if (*(kept))                                                                                                 \
+          break;                                                                                                     \
+      }                                                                                                              \
+    ok_;                                                                                                             \
+  })
+
+/* Created first, 0600 until its mode is set; what was there is replaced only on EEXIST,
+ * which spares the common case (a fresh snapshot) a stat per entry. */
+static gboolean
+write_file (Target *t, struct archive *a, struct archive_entry *entry, int dirfd, const char *base,
+            const char *path, GError **error)
+{
+  berth_autofd int fd = -1;
+  gboolean kept;
+  if (!CREATE_REPLACING (t, dirfd, base, FALSE, &kept, error,
+                         fd = openat (dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600),
+                         "creating %s", path))
+    return FALSE;
   const void *buf;
   size_t len;
   la_int64_t offset;
@@ -255,7 +335,7 @@ write_file (struct archive *a, struct archive_entry *entry, int dirfd, const cha
   /* A sparse file may end in a hole that no block wrote. */
   if (end != archive_entry_size (entry) && ftruncate (fd, archive_entry_size (entry)) < 0)
     return berth_throw_errno (error, "sizing %s", path);
-  return TRUE;
+  return apply_metadata_fd (fd, base, entry, error);
 }
 
 static gboolean
@@ -304,15 +384,7 @@ apply_entry_at (Target *t, struct archive *a, struct archive_entry *entry, GErro
   g_hash_table_add (t->added, g_strdup (path));
   const char *hardlink = archive_entry_hardlink (entry);
   mode_t type = archive_entry_filetype (entry);
-  struct stat existing;
-  gboolean exists = fstatat (dirfd, base, &existing, AT_SYMLINK_NOFOLLOW) == 0;
-  /* Replace whatever is there, except a directory that stays a directory. */
-  if (exists && !(type == AE_IFDIR && S_ISDIR (existing.st_mode)))
-    {
-      t->cache_stale = TRUE;
-      if (!remove_at (dirfd, base, error))
-        return FALSE;
-    }
+  gboolean kept;
 
   if (hardlink != NULL)
     {
@@ -326,33 +398,34 @@ apply_entry_at (Target *t, struct archive *a, struct archive_entry *entry, GErro
       if (fstat (src, &st) < 0 || S_ISDIR (st.st_mode))
         return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "hostile layer: hardlink %s to a directory", path);
       g_autofree char *proc = g_strdup_printf ("/proc/self/fd/%d", src);
-      if (linkat (AT_FDCWD, proc, dirfd, base, AT_SYMLINK_FOLLOW) < 0)
-        return berth_throw_errno (error, "hardlink %s → %s", path, target);
-      return TRUE;
+      return CREATE_REPLACING (t, dirfd, base, FALSE, &kept, error,
+                               linkat (AT_FDCWD, proc, dirfd, base, AT_SYMLINK_FOLLOW), "hardlink %s → %s", path,
+                               target);
     }
 
   switch (type)
     {
     case AE_IFDIR:
-      if (!exists || !S_ISDIR (existing.st_mode))
-        if (mkdirat (dirfd, base, 0700) < 0)
-          return berth_throw_errno (error, "creating directory %s", path);
+      if (!CREATE_REPLACING (t, dirfd, base, TRUE, &kept, error, mkdirat (dirfd, base, 0700),
+                             "creating directory %s", path))
+        return FALSE;
       return apply_metadata (dirfd, base, entry, FALSE, error);
     case AE_IFREG:
       if (archive_entry_size (entry) < 0)
         return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "hostile layer: %s has a negative size", path);
-      if (!write_file (a, entry, dirfd, base, path, error))
-        return FALSE;
-      return apply_metadata (dirfd, base, entry, FALSE, error);
+      return write_file (t, a, entry, dirfd, base, path, error);
     case AE_IFLNK:
-      if (symlinkat (archive_entry_symlink (entry), dirfd, base) < 0)
-        return berth_throw_errno (error, "creating symlink %s", path);
+      if (!CREATE_REPLACING (t, dirfd, base, FALSE, &kept, error, symlinkat (archive_entry_symlink (entry), dirfd, base),
+                             "creating symlink %s", path))
+        return FALSE;
       return apply_metadata (dirfd, base, entry, TRUE, error);
     case AE_IFCHR:
     case AE_IFBLK:
     case AE_IFIFO:
-      if (mknodat (dirfd, base, type | (archive_entry_mode (entry) & 07777), archive_entry_rdev (entry)) < 0)
-        return berth_throw_errno (error, "creating device %s", path);
+      if (!CREATE_REPLACING (t, dirfd, base, FALSE, &kept, error,
+                             mknodat (dirfd, base, type | (archive_entry_mode (entry) & 07777), archive_entry_rdev (entry)),
+                             "creating device %s", path))
+        return FALSE;
       return apply_metadata (dirfd, base, entry, FALSE, error);
     default:
       return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "layer entry %s has an unsupported type %o", path, type);
@@ -397,7 +470,9 @@ apply_stream (WalkingDiffer *self, const BerthDescriptor *layer, int root_fd, gb
         break;
       if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
         {
-          if (r.error != NULL)
+          /* The reader's error is ours to read only once it handed over its last buffer;
+           * libarchive may fail on its own while the producer still runs. */
+          if (r.done && r.error != NULL)
             g_propagate_error (error, g_steal_pointer (&r.error));
           else
             berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "layer %s is not a valid tar: %s", layer->digest,

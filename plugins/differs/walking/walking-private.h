@@ -19,6 +19,7 @@ G_BEGIN_DECLS
 #define WHITEOUT_PREFIX ".wh."
 #define OPAQUE_MARKER ".wh..wh..opq"
 #define CHUNK (256 * 1024)
+#define RING 4
 
 #define WALKING_TYPE_DIFFER (walking_differ_get_type ())
 G_DECLARE_FINAL_TYPE (WalkingDiffer, walking_differ, WALKING, DIFFER, GObject)
@@ -49,6 +50,18 @@ typedef struct {
   BerthDigester *digester;
   guint64 compressed, uncompressed, max_uncompressed;
   GError *error;
+  /* Decompression and hashing run on a producer thread ("layer-inflate") while the
+   * applying thread parses the tar and writes files: RING buffers of CHUNK circulate
+   * through @empty (to the producer) and @filled (to the consumer). Everything above is
+   * the producer's until it hands over its final buffer (length 0 or -1); the queues'
+   * locks order that hand-over, and the consumer reads error, uncompressed and digester
+   * only after it. */
+  GThread *thread;
+  GAsyncQueue *empty, *filled;
+  gint stop; /* atomic: the consumer is done, the producer quits at its next buffer */
+  struct ReaderBuf *held; /* the buffer libarchive is reading, returned on the next call */
+  gboolean done; /* the final buffer came */
+  gssize final; /* its length: 0 at the end, -1 on error */
 } Reader;
 
 /* The layer's compression by its media type; UNIMPLEMENTED for a type not handled. */
@@ -56,10 +69,14 @@ gboolean walking_compression_for (const char *media_type, Compression *out, GErr
 /* Starts @r (its compression set) on @in; more than @max_uncompressed bytes out of it
  * are refused as a decompression bomb. */
 void walking_reader_start (Reader *r, GInputStream *in, guint64 max_uncompressed, GCancellable *cancellable);
-/* Produces the next uncompressed chunk; 0 at the end, -1 on error (in r->error). */
+/* The next uncompressed chunk (valid until the next call); 0 at the end, -1 on error (in
+ * r->error, which like r->uncompressed and r->digester may be read once it returned 0
+ * or -1). */
 gssize walking_reader_next (Reader *r, const void **out);
 /* libarchive's read callback over walking_reader_next. */
 la_ssize_t walking_reader_read_cb (struct archive *a, void *data, const void **buffer);
+/* Stops and joins the producer thread (whether or not the stream was read to its end)
+ * and frees @r. */
 void walking_reader_clear (Reader *r);
 
 /* overlayfs's opaque-dir marker. In a user namespace (a rootless berthd) trusted.* is out

@@ -1,5 +1,7 @@
 /* walking-reader.c — the walking differ's decompressing reader: gzip (isa-l when built
- * with it, else zlib), zstd or plain, with a bound on how far a layer may expand.
+ * with it, else zlib), zstd or plain, with a bound on how far a layer may expand. It
+ * inflates and hashes on its own thread, a few chunks ahead of the tar parsing and file
+ * writing that read it, so the two overlap on two cores.
  * Decompression happens here, not in libarchive, so that the uncompressed stream is
  * hashed in the same pass and a layer's diff ID is verified without a second read.
  */
@@ -113,9 +115,18 @@ gzip_end (Reader *r)
 }
 #endif
 
-/* Produces the next uncompressed chunk; 0 at the end, -1 on error. */
-gssize
-walking_reader_next (Reader *r, const void **out)
+typedef struct ReaderBuf {
+  guint8 *data;
+  gssize len;
+} ReaderBuf;
+
+/* Pushed to the producer's queue to wake it when the consumer stops early. */
+static ReaderBuf stop_sentinel;
+
+/* Produces the next uncompressed chunk into r->outbuf; 0 at the end, -1 on error. Runs on
+ * the producer thread. */
+static gssize
+reader_decompress (Reader *r)
 {
   for (;;)
     {
@@ -165,9 +176,55 @@ walking_reader_next (Reader *r, const void **out)
           return -1;
         }
       berth_digester_update (r->digester, r->outbuf, produced);
-      *out = r->outbuf;
       return produced;
     }
+}
+
+static gpointer
+reader_thread (gpointer data)
+{
+  Reader *r = data;
+  for (;;)
+    {
+      ReaderBuf *b = g_async_queue_pop (r->empty);
+      if (b == &stop_sentinel)
+        break;
+      if (g_atomic_int_get (&r->stop))
+        {
+          g_async_queue_push (r->empty, b); /* freed there by walking_reader_clear */
+          break;
+        }
+      r->outbuf = b->data;
+      b->len = reader_decompress (r);
+      gboolean last = b->len <= 0;
+      g_async_queue_push (r->filled, b);
+      if (last)
+        break;
+    }
+  return NULL;
+}
+
+gssize
+walking_reader_next (Reader *r, const void **out)
+{
+  if (r->held != NULL)
+    {
+      g_async_queue_push (r->empty, r->held);
+      r->held = NULL;
+    }
+  if (r->done)
+    return r->final;
+  ReaderBuf *b = g_async_queue_pop (r->filled);
+  if (b->len <= 0)
+    {
+      r->done = TRUE;
+      r->final = b->len;
+      g_async_queue_push (r->empty, b);
+      return r->final;
+    }
+  r->held = b;
+  *out = b->data;
+  return b->len;
 }
 
 la_ssize_t
@@ -186,12 +243,34 @@ walking_reader_read_cb (struct archive *a, void *data, const void **buffer)
 void
 walking_reader_clear (Reader *r)
 {
+  if (r->thread != NULL)
+    {
+      /* The producer waits only on the empty queue (a read of the content store ends on
+       * its own, or on the cancellable): the sentinel wakes it, the flag stops it. */
+      g_atomic_int_set (&r->stop, 1);
+      g_async_queue_push (r->empty, &stop_sentinel);
+      g_thread_join (g_steal_pointer (&r->thread));
+    }
+  if (r->held != NULL)
+    g_async_queue_push (r->empty, g_steal_pointer (&r->held));
+  for (GAsyncQueue *q = r->empty; q != NULL; q = q == r->empty ? r->filled : NULL)
+    {
+      ReaderBuf *b;
+      while ((b = g_async_queue_try_pop (q)) != NULL)
+        if (b != &stop_sentinel)
+          {
+            g_free (b->data);
+            g_free (b);
+          }
+    }
+  g_clear_pointer (&r->empty, g_async_queue_unref);
+  g_clear_pointer (&r->filled, g_async_queue_unref);
+  r->outbuf = NULL;
   if (r->compression == COMPRESSION_GZIP)
     gzip_end (r);
   if (r->zstd != NULL)
     ZSTD_freeDStream (r->zstd);
   g_free (r->inbuf);
-  g_free (r->outbuf);
   berth_digester_free (r->digester);
   g_clear_error (&r->error);
 }
@@ -217,11 +296,19 @@ walking_reader_start (Reader *r, GInputStream *in, guint64 max_uncompressed, GCa
   r->in = in;
   r->cancellable = cancellable;
   r->inbuf = g_malloc (CHUNK);
-  r->outbuf = g_malloc (CHUNK);
   r->digester = berth_digester_new ();
   r->max_uncompressed = max_uncompressed;
   if (r->compression == COMPRESSION_GZIP)
     gzip_init (r);
   if (r->compression == COMPRESSION_ZSTD)
     r->zstd = ZSTD_createDStream ();
+  r->empty = g_async_queue_new ();
+  r->filled = g_async_queue_new ();
+  for (int i = 0; i < RING; i++)
+    {
+      ReaderBuf *b = g_new0 (ReaderBuf, 1);
+      b->data = g_malloc (CHUNK);
+      g_async_queue_push (r->empty, b);
+    }
+  r->thread = g_thread_new ("layer-inflate", reader_thread, r);
 }
