@@ -117,6 +117,69 @@ dist_registry_free (Registry *reg)
   g_free (reg);
 }
 
+/* ================= proxies ================= */
+
+static const char *
+env_either (const char *upper, const char *lower)
+{
+  const char *value = g_getenv (upper);
+  return value != NULL && *value != '\0' ? value : g_getenv (lower);
+}
+
+/* A proxy URL as Go reads one: without a scheme it is an http:// proxy. */
+static char *
+proxy_url (const char *value)
+{
+  if (value == NULL || *value == '\0')
+    return NULL;
+  return strstr (value, "://") != NULL ? g_strdup (value) : g_strconcat ("http://", value, NULL);
+}
+
+/* HTTP_PROXY, HTTPS_PROXY and NO_PROXY (or their lower-case spellings), read as
+ * containerd reads them (Go's ProxyFromEnvironment): per URL scheme, NO_PROXY "*" for
+ * none, loopback never proxied; NULL when no proxy is set. A daemon takes its proxy
+ * from its service environment, not from a desktop's settings; and GIO's default
+ * resolver loads libproxy and GSettings (2 MB of C++ and dconf) into berthd on the
+ * first connection. Without a resolver, libsoup connects directly and GIO's is never
+ * asked for; with one, GIO still opens its default (each proxy enumeration does). */
+static GProxyResolver *
+proxy_resolver_from_environment (void)
+{
+  g_autofree char *http = proxy_url (env_either ("HTTP_PROXY", "http_proxy"));
+  g_autofree char *https = proxy_url (env_either ("HTTPS_PROXY", "https_proxy"));
+  const char *no_proxy = env_either ("NO_PROXY", "no_proxy");
+  g_autoptr (GPtrArray) direct = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (direct, g_strdup ("localhost"));
+  g_ptr_array_add (direct, g_strdup ("127.0.0.0/8"));
+  g_ptr_array_add (direct, g_strdup ("::1"));
+  if (no_proxy != NULL)
+    {
+      g_auto (GStrv) entries = g_strsplit (no_proxy, ",", -1);
+      for (char **entry = entries; *entry != NULL; entry++)
+        {
+          g_strstrip (*entry);
+          if (g_str_equal (*entry, "*"))
+            {
+              g_clear_pointer (&http, g_free);
+              g_clear_pointer (&https, g_free);
+            }
+          else if (**entry != '\0')
+            g_ptr_array_add (direct, g_strdup (*entry));
+        }
+    }
+  if (http == NULL && https == NULL)
+    return NULL;
+  g_ptr_array_add (direct, NULL);
+  GProxyResolver *resolver = g_simple_proxy_resolver_new (NULL, (char **) direct->pdata);
+  if (http != NULL)
+    g_simple_proxy_resolver_set_uri_proxy (G_SIMPLE_PROXY_RESOLVER (resolver), "http", http);
+  if (https != NULL)
+    g_simple_proxy_resolver_set_uri_proxy (G_SIMPLE_PROXY_RESOLVER (resolver), "https", https);
+  g_debug ("proxies: http %s, https %s, direct for loopback and %s", http ? http : "none",
+           https ? https : "none", no_proxy ? no_proxy : "nothing else");
+  return resolver;
+}
+
 Registry *
 dist_registry_new (BerthDaemon *daemon, const char *domain, gboolean plain_http, gboolean skip_verify, const char *username,
               const char *password, GCancellable *cancellable, GError **error)
@@ -151,8 +214,9 @@ dist_registry_new (BerthDaemon *daemon, const char *domain, gboolean plain_http,
     }
   else if (lookup_credentials (config->registry_auth_file, domain, &reg->username, &reg->password))
     g_debug ("credentials for %s from %s", domain, config->registry_auth_file);
+  g_autoptr (GProxyResolver) proxies = proxy_resolver_from_environment ();
   reg->session = soup_session_new_with_options ("user-agent", "berth/" PACKAGE_VERSION, "timeout", 120,
-                                                "idle-timeout", 60, NULL);
+                                                "idle-timeout", 60, "proxy-resolver", proxies, NULL);
   /* Challenges are answered here (Bearer is not a scheme libsoup knows). */
   soup_session_remove_feature_by_type (reg->session, SOUP_TYPE_AUTH_MANAGER);
   return g_steal_pointer (&reg);
