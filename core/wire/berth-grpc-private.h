@@ -20,7 +20,10 @@ G_BEGIN_DECLS
 /* A pulled server stream is pulled again while less than this is queued: enough to
  * keep a fast reader busy, little for a stalled one to hold. */
 #define PULL_BUDGET (1 * 1024 * 1024)
-#define STREAM_WINDOW (1 * 1024 * 1024)
+/* One 1 MiB message with its gRPC and protobuf framing fits: containerd's clients write
+ * content in 1 MiB messages, and a window of exactly 1 MiB left each message's last few
+ * bytes waiting a round trip for a WINDOW_UPDATE. */
+#define STREAM_WINDOW (1 * 1024 * 1024 + 64 * 1024)
 #define CONNECTION_WINDOW (16 * 1024 * 1024)
 /* Per connection (SETTINGS_MAX_CONCURRENT_STREAMS: the peer's extra streams are
  * refused by nghttp2) and for the whole server (RESOURCE_EXHAUSTED). */
