@@ -275,31 +275,72 @@ make_room (Target *t, int dirfd, const char *base, gboolean want_dir, gboolean *
   return remove_at (dirfd, base, error);
 }
 
-/* Creates a node with @create (-1 and errno on failure); on EEXIST, makes room and tries
- * once more. *kept: an existing directory stays (only when @want_dir). */
-#define CREATE_REPLACING(t, dirfd, base, want_dir, kept, error, create, ...)                                         \
-  ({                                                                                                                 \
-    gboolean ok_ = TRUE;                                                                                             \
-    *(kept) = FALSE;                                                                                                 \
-    for (int attempt_ = 0;; attempt_++)                                                                              \
-      {                                                                                                              \
-        if ((create) >= 0)                                                                                           \
-          break;                                                                                                     \
-        if (errno != EEXIST || attempt_ > 0)                                                                         \
-          {                                                                                                          \
-            ok_ = berth_throw_errno (error, __VA_ARGS__);                                                            \
-            break;                                                                                                   \
-          }                                                                                                          \
-        if (!make_room (t, dirfd, base, want_dir, kept, error))                                                      \
-          {                                                                                                          \
-            ok_ = FALSE;                                                                                             \
-            break;                                                                                                   \
-          }                                                                                                          \
-        if (*(kept))                                                                                                 \
-          break;                                                                                                     \
-      }                                                                                                              \
-    ok_;                                                                                                             \
-  })
+/* What an entry becomes. */
+typedef struct {
+  mode_t type;        /* S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO; 0: a hard link */
+  mode_t mode;        /* a device's or FIFO's permission bits */
+  dev_t rdev;
+  const char *target; /* a symlink's target; the /proc/self/fd path a hard link is made from */
+} Node;
+
+/* Regular files come back open for writing (their fd), the rest as 0; -1 and errno. */
+static int
+create_node (int dirfd, const char *base, const Node *node)
+{
+  switch (node->type)
+    {
+    case S_IFREG:
+      return openat (dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    case S_IFDIR:
+      return mkdirat (dirfd, base, 0700);
+    case S_IFLNK:
+      return symlinkat (node->target, dirfd, base);
+    case 0:
+      return linkat (AT_FDCWD, node->target, dirfd, base, AT_SYMLINK_FOLLOW);
+    default:
+      return mknodat (dirfd, base, node->type | node->mode, node->rdev);
+    }
+}
+
+static const char *
+node_kind (const Node *node)
+{
+  switch (node->type)
+    {
+    case S_IFREG:
+      return "file";
+    case S_IFDIR:
+      return "directory";
+    case S_IFLNK:
+      return "symlink";
+    case 0:
+      return "hard link";
+    default:
+      return "device";
+    }
+}
+
+/* Creates @node, and when something is in the way (EEXIST) makes room and tries once
+ * more: the common case, a fresh snapshot, costs no stat per entry. Returns what
+ * create_node does, or -1 with @error set; *kept: an existing directory stays. */
+static int
+create_replacing (Target *t, int dirfd, const char *base, const Node *node, const char *path, gboolean *kept,
+                  GError **error)
+{
+  *kept = FALSE;
+  int rc = create_node (dirfd, base, node);
+  if (rc < 0 && errno == EEXIST)
+    {
+      if (!make_room (t, dirfd, base, node->type == S_IFDIR, kept, error))
+        return -1;
+      if (*kept)
+        return 0;
+      rc = create_node (dirfd, base, node);
+    }
+  if (rc < 0)
+    berth_throw_errno (error, "creating %s %s", node_kind (node), path);
+  return rc;
+}
 
 /* Created first, 0600 until its mode is set; what was there is replaced only on EEXIST,
  * which spares the common case (a fresh snapshot) a stat per entry. */
@@ -307,11 +348,10 @@ static gboolean
 write_file (Target *t, struct archive *a, struct archive_entry *entry, int dirfd, const char *base,
             const char *path, GError **error)
 {
-  berth_autofd int fd = -1;
+  const Node node = { .type = S_IFREG };
   gboolean kept;
-  if (!CREATE_REPLACING (t, dirfd, base, FALSE, &kept, error,
-                         fd = openat (dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600),
-                         "creating %s", path))
+  berth_autofd int fd = create_replacing (t, dirfd, base, &node, path, &kept, error);
+  if (fd < 0)
     return FALSE;
   const void *buf;
   size_t len;
@@ -398,16 +438,14 @@ apply_entry_at (Target *t, struct archive *a, struct archive_entry *entry, GErro
       if (fstat (src, &st) < 0 || S_ISDIR (st.st_mode))
         return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "hostile layer: hardlink %s to a directory", path);
       g_autofree char *proc = g_strdup_printf ("/proc/self/fd/%d", src);
-      return CREATE_REPLACING (t, dirfd, base, FALSE, &kept, error,
-                               linkat (AT_FDCWD, proc, dirfd, base, AT_SYMLINK_FOLLOW), "hardlink %s → %s", path,
-                               target);
+      const Node link = { .type = 0, .target = proc };
+      return create_replacing (t, dirfd, base, &link, path, &kept, error) >= 0;
     }
 
   switch (type)
     {
     case AE_IFDIR:
-      if (!CREATE_REPLACING (t, dirfd, base, TRUE, &kept, error, mkdirat (dirfd, base, 0700),
-                             "creating directory %s", path))
+      if (create_replacing (t, dirfd, base, &(const Node) { .type = S_IFDIR }, path, &kept, error) < 0)
         return FALSE;
       return apply_metadata (dirfd, base, entry, FALSE, error);
     case AE_IFREG:
@@ -415,16 +453,17 @@ apply_entry_at (Target *t, struct archive *a, struct archive_entry *entry, GErro
         return berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "hostile layer: %s has a negative size", path);
       return write_file (t, a, entry, dirfd, base, path, error);
     case AE_IFLNK:
-      if (!CREATE_REPLACING (t, dirfd, base, FALSE, &kept, error, symlinkat (archive_entry_symlink (entry), dirfd, base),
-                             "creating symlink %s", path))
+      if (create_replacing (t, dirfd, base, &(const Node) { .type = S_IFLNK, .target = archive_entry_symlink (entry) },
+                            path, &kept, error) < 0)
         return FALSE;
       return apply_metadata (dirfd, base, entry, TRUE, error);
     case AE_IFCHR:
     case AE_IFBLK:
     case AE_IFIFO:
-      if (!CREATE_REPLACING (t, dirfd, base, FALSE, &kept, error,
-                             mknodat (dirfd, base, type | (archive_entry_mode (entry) & 07777), archive_entry_rdev (entry)),
-                             "creating device %s", path))
+      if (create_replacing (t, dirfd, base,
+                            &(const Node) { .type = type, .mode = archive_entry_mode (entry) & 07777,
+                                            .rdev = archive_entry_rdev (entry) },
+                            path, &kept, error) < 0)
         return FALSE;
       return apply_metadata (dirfd, base, entry, FALSE, error);
     default:
