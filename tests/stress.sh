@@ -99,7 +99,7 @@ expect_none "no task is left" "grep '^s'" bctr tasks ls -q
 expect_eq "no rootfs mount is left under the state dir" "" "$(grep " $BERTH_STATE" /proc/self/mounts)"
 expect_eq "no shim of the clients is left" "" "$(pgrep -af "berth-shim $BERTH_STATE" | grep -v ' $')"
 expect_eq "no cgroup of the clients' containers is left" "" \
-  "$(ls -d /sys/fs/cgroup/memory/default/s[0-9]* /sys/fs/cgroup/pids/default/s[0-9]* 2>/dev/null)"
+  "$(ls -d /sys/fs/cgroup/memory/default/s[0-9]*-[0-9]* /sys/fs/cgroup/pids/default/s[0-9]*-[0-9]* 2>/dev/null)"
 fds_now=$(fds)
 expect_eq "berthd's open fds are back to their post-warm-up count ($FDS0)" "$FDS0" "$fds_now"
 [ "$TAP_FAILED" -gt 0 ] && { diag "berthd's warnings (last 20):"; grep -E 'WARNING|CRITICAL|ERROR' "$BERTHD_LOG" | tail -20 | sed 's/^/  /'; }
