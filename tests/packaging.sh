@@ -13,7 +13,7 @@ else
 fi
 prefix=$(sed -n 's/^prefix = //p' "$BUILDDIR/Makefile")
 expected=(
-  "sbin/berthd" "bin/berth" "libexec/berth/berth-shim" "libexec/berth/berth-plugin-scanner" "lib/berth/modules/berth-image-archive.so" "lib/berth/modules/berth-registry-client.so" "lib/berth/modules/berth-metrics-http.so" "lib/berth/modules/berth-cri-streaming.so"
+  "sbin/berthd" "bin/berth" "libexec/berth/berth-shim" "libexec/berth/berth-plugin-scanner" "lib/berth/modules/berth-image-archive.so" "lib/berth/modules/berth-registry-client.so" "lib/berth/modules/berth-http-fetch.so" "lib/berth/modules/berth-metrics-http.so" "lib/berth/modules/berth-cri-streaming.so"
   "include/berth-1/berth/berth.h" "include/berth-1/berth/berth-plugin.h" "lib/pkgconfig/berth-plugin-1.pc"
   "lib/libberth-1.so" "etc/berth/berthd.conf" "share/berth/seccomp/default.json"
   "lib/systemd/system/berthd.service" "lib/systemd/system/berthd.socket" "lib/tmpfiles.d/berth.conf"

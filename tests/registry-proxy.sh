@@ -40,6 +40,6 @@ berthd_stop
 berthd_start direct || true
 BERTH="$BUILDDIR/core/cli/berth --address $BERTH_SOCK"
 check "without a proxy in its environment berthd pulls from the loopback registry" b pull -q --plain-http "$PLAIN/busybox:latest"
-expect_none "berthd mapped no desktop proxy modules" "grep -E 'libproxy|libgiognomeproxy|libdconfsettings'" \
+expect_none "berthd mapped no desktop proxy modules, nor libsoup" "grep -E 'libproxy|libgiognomeproxy|libdconfsettings|libsoup'" \
   cat "/proc/$BERTHD_PID/maps"
 tests_done

@@ -6,7 +6,7 @@
 # digests. ctr pulls client-side through berthd's Content/Images/Snapshots/Diff API;
 # berth pull / berth push go through berthd's Transfer service, server-side.
 source "$(dirname "$0")/lib.sh"
-tap_plan 75
+tap_plan 76
 "$SRCDIR/tests/install-deps.sh" >/dev/null 2>&1 # docker-registry, skopeo, htpasswd; hugetlb for crun
 
 export BERTH_DATADIR=$SRCDIR/data
@@ -126,6 +126,9 @@ expect_eq "…exit 125" 125 "$rc"
 expect_eq "…--skip-verify takes it anyway" "localhost:$TLS_PORT/busybox:latest" "$(b pull -q --skip-verify "localhost:$TLS_PORT/busybox:latest" 2>&1)"
 check "berth push over https" b push -q pushme "$TLS/pushed:v3"
 check "…skopeo sees it" skopeo inspect --tls-verify=false "docker://$TLS/pushed:v3"
+# HTTP and TLS happen in berthd's helper processes (berthd --http-request), never in berthd.
+expect_none "after pulls and pushes over http and https berthd maps no libsoup, GnuTLS or Kerberos" \
+  "grep -E 'libsoup|libgnutls|libkrb5|giognutls'" cat "/proc/$BERTHD_PID/maps"
 
 # ---- what goes wrong ----
 out=$(b pull -q "$PLAIN/nosuch:latest" 2>&1); rc=$?

@@ -3,8 +3,9 @@
  *
  * An idle berthd should map only what it uses. What links heavy libraries is built as a
  * module, $(pkglibdir)/modules/berth-NAME.so: image-archive (import/export, libarchive),
- * registry-client (pull/push, libsoup and TLS), metrics-http (the Prometheus endpoint,
- * libsoup) and cri-streaming (CRI exec/attach/port-forward, libsoup). $BERTH_MODULE_DIR
+ * registry-client (pull/push; its HTTP requests go through `berthd --http-request`
+ * helper processes, which open http-fetch: libsoup and TLS), metrics-http (the
+ * Prometheus endpoint, libsoup) and cri-streaming (CRI exec/attach/port-forward, libsoup). $BERTH_MODULE_DIR
  * overrides the directory, as the tests do to run from the build tree), that berthd
  * opens the first time it is needed and keeps. A module calls the daemon's own
  * functions (berthd is linked with -export-dynamic). A program that links a module's

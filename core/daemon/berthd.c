@@ -14,6 +14,8 @@
 #include "berth-daemon-private.h"
 #include "berth-log.h"
 #include "berth-sd.h"
+#include "berth-modules.h"
+#include "image/berth-http.h"
 
 static char *opt_config;
 static char *opt_root;
@@ -157,6 +159,17 @@ main (int argc, char **argv)
     mallopt (M_ARENA_MAX, 1);
   setlocale (LC_ALL, "");
   g_autoptr (GError) error = NULL;
+  /* The registry client's HTTP helper: berthd itself, run again (berth-http.h). */
+  if (argc > 1 && g_str_equal (argv[1], "--http-request"))
+    {
+      __typeof__ (berth_http_fetch_main) *fetch_main = berth_module_symbol ("http-fetch", "berth_http_fetch_main", &error);
+      if (fetch_main == NULL)
+        {
+          fprintf (stderr, "ERROR %s %d %s\n", g_quark_to_string (error->domain), error->code, error->message);
+          return 1;
+        }
+      return fetch_main (argc, argv);
+    }
   g_autoptr (GOptionContext) options = g_option_context_new ("- the berth container runtime daemon");
   g_option_context_add_main_entries (options, entries, NULL);
   if (!g_option_context_parse (options, &argc, &argv, &error))

@@ -3,17 +3,31 @@
  * berth-registry-client module. Hidden (G_GNUC_INTERNAL): nothing here leaves the module. */
 #pragma once
 
-#include <libsoup/soup.h>
 
 #include <berth/berth.h>
 #include "berth-distribution.h"
+#include "berth-http.h"
 
 G_BEGIN_DECLS
 
 #define MAX_ATTEMPTS 4
 #define BLOB_BUFFER (256 * 1024)
 #define PROGRESS_INTERVAL_USEC (100 * 1000)
-#define STATUS_TOO_MANY_REQUESTS 429 /* not in libsoup 3.2's SoupStatus */
+#define HTTP_OK 200
+#define HTTP_CREATED 201
+#define HTTP_ACCEPTED 202
+#define HTTP_PARTIAL_CONTENT 206
+#define HTTP_BAD_REQUEST 400
+#define HTTP_UNAUTHORIZED 401
+#define HTTP_FORBIDDEN 403
+#define HTTP_NOT_FOUND 404
+#define HTTP_RANGE_NOT_SATISFIABLE 416
+#define HTTP_TOO_MANY_REQUESTS 429
+#define HTTP_INTERNAL_SERVER_ERROR 500
+#define HTTP_NOT_IMPLEMENTED 501
+#define HTTP_BAD_GATEWAY 502
+#define HTTP_SERVICE_UNAVAILABLE 503
+#define HTTP_GATEWAY_TIMEOUT 504
 
 #define ACCEPT_MANIFESTS                                                                                               \
   BERTH_MT_OCI_INDEX ", " BERTH_MT_OCI_MANIFEST ", " BERTH_MT_DOCKER_LIST ", " BERTH_MT_DOCKER_MANIFEST
@@ -23,8 +37,7 @@ G_BEGIN_DECLS
 typedef struct {
   char *domain;     /* as in references: "docker.io" */
   char *base;       /* "https://registry-1.docker.io" */
-  SoupSession *session;
-  GTlsDatabase *extra_ca;
+  char *ca_file;     /* trusted on top of the system CAs */
   gboolean skip_verify;
   char *username;
   char *password;
@@ -45,15 +58,15 @@ G_GNUC_INTERNAL void dist_registry_free (Registry *reg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Registry, dist_registry_free)
 
 /* A message to @url, for dist_registry_send's BuildFunc. */
-G_GNUC_INTERNAL SoupMessage *dist_message_new (Registry *reg, const char *method, const char *url, GError **error);
+G_GNUC_INTERNAL BerthHttpMessage *dist_message_new (Registry *reg, const char *method, const char *url, GError **error);
 
-typedef SoupMessage *(*BuildFunc) (Registry *reg, gpointer data, GError **error);
+typedef BerthHttpMessage *(*BuildFunc) (Registry *reg, gpointer data, GError **error);
 
 /* Sends the message @build makes, answering authentication challenges and retrying 429,
  * 5xx and dropped connections with backoff; every other answer is the caller's. Returns
  * the response body stream and the message. */
 G_GNUC_INTERNAL GInputStream *dist_registry_send (Registry *reg, const char *scope, BuildFunc build, gpointer data,
-                                                  SoupMessage **msg_out, GError **error);
+                                                  BerthHttpMessage **msg_out, GError **error);
 
 /* The plain request most calls make: dist_build_request is its BuildFunc. */
 typedef struct {
@@ -64,7 +77,7 @@ typedef struct {
   const char *content_type;
   GBytes *body;
 } Request;
-G_GNUC_INTERNAL SoupMessage *dist_build_request (Registry *reg, gpointer data, GError **error);
+G_GNUC_INTERNAL BerthHttpMessage *dist_build_request (Registry *reg, gpointer data, GError **error);
 /* "BASE/v2/PATH/KIND/WHAT". */
 G_GNUC_INTERNAL char *dist_url_for (Registry *reg, const char *path, const char *kind, const char *what);
 
@@ -76,11 +89,11 @@ G_GNUC_INTERNAL GBytes *dist_read_limited (GInputStream *stream, gsize max, GCan
  * "CODE: message", or NULL. */
 G_GNUC_INTERNAL char *dist_drain_detail (GInputStream *stream, GCancellable *cancellable);
 /* The GError for an unexpected HTTP status, @what being what was asked for. */
-G_GNUC_INTERNAL gboolean dist_throw_status (GError **error, SoupMessage *msg, const char *detail, const char *what);
+G_GNUC_INTERNAL gboolean dist_throw_status (GError **error, BerthHttpMessage *msg, const char *detail, const char *what);
 G_GNUC_INTERNAL gboolean dist_retryable_error (const GError *error);
 /* Sleeps before attempt @attempt (1, 2, …), Retry-After when @msg gave one; FALSE:
  * cancelled. */
-G_GNUC_INTERNAL gboolean dist_backoff (Registry *reg, guint attempt, SoupMessage *msg);
+G_GNUC_INTERNAL gboolean dist_backoff (Registry *reg, guint attempt, BerthHttpMessage *msg);
 
 /* ---------------- progress ---------------- */
 

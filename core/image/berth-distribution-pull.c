@@ -4,7 +4,6 @@
  * registry client of berth-distribution.c. */
 #include "config.h"
 
-#include <libsoup/soup.h>
 #include <string.h>
 
 #include <berth/berth.h>
@@ -32,16 +31,16 @@ fetch_manifest (Pull *pull, const char *reference, const char *expected, char **
 {
   g_autofree char *url = dist_url_for (pull->reg, pull->ref->path, "manifests", reference);
   Request req = { "GET", url, ACCEPT_MANIFESTS, 0, NULL, NULL };
-  g_autoptr (SoupMessage) msg = NULL;
+  g_autoptr (BerthHttpMessage) msg = NULL;
   g_autoptr (GInputStream) stream = dist_registry_send (pull->reg, pull->scope, dist_build_request, &req, &msg, error);
   if (stream == NULL)
     return NULL;
   g_autofree char *name = berth_reference_to_string (pull->ref);
-  guint status = soup_message_get_status (msg);
-  if (status != SOUP_STATUS_OK)
+  guint status = berth_http_message_get_status (msg);
+  if (status != HTTP_OK)
     {
       g_autofree char *detail = dist_drain_detail (stream, pull->cancellable);
-      if (status == SOUP_STATUS_NOT_FOUND)
+      if (status == HTTP_NOT_FOUND)
         return berth_throw (error, BERTH_ERROR_NOT_FOUND, "%s: not found in the registry%s%s", name,
                             detail ? " — " : "", detail ? detail : ""),
                NULL;
@@ -55,7 +54,7 @@ fetch_manifest (Pull *pull, const char *reference, const char *expected, char **
       return NULL;
     }
   g_autofree char *digest = berth_digest_bytes (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
-  const char *claimed = soup_message_headers_get_one (soup_message_get_response_headers (msg), "Docker-Content-Digest");
+  const char *claimed = berth_http_message_get_header (msg, "Docker-Content-Digest");
   if ((expected != NULL && !g_str_equal (digest, expected)) || (claimed != NULL && g_str_has_prefix (claimed, "sha256:")
                                                                 && !g_str_equal (digest, claimed)))
     return berth_throw (error, BERTH_ERROR_DATA_LOSS, "%s: the registry sent a manifest that hashes to %s, not %s", name,
@@ -68,7 +67,7 @@ fetch_manifest (Pull *pull, const char *reference, const char *expected, char **
     return berth_throw (error, BERTH_ERROR_DATA_LOSS, "%s: %s", name, parse_error->message), NULL;
   JsonObject *object = json_node_get_object (root);
   const char *media_type = berth_json_member_string (object, "mediaType");
-  const char *content_type = soup_message_headers_get_content_type (soup_message_get_response_headers (msg), NULL);
+  g_autofree char *content_type = berth_http_message_get_content_type (msg);
   if (media_type == NULL || *media_type == '\0')
     media_type = content_type;
   if ((media_type == NULL || (!berth_media_type_is_index (media_type) && !berth_media_type_is_manifest (media_type)))
@@ -170,15 +169,15 @@ download (Fetch *f, BerthContentWriter *writer, GError **error)
   Pull *pull = f->pull;
   g_autofree char *url = dist_url_for (pull->reg, pull->ref->path, "blobs", f->desc->digest);
   Request req = { "GET", url, NULL, f->offset, NULL, NULL };
-  g_autoptr (SoupMessage) msg = NULL;
+  g_autoptr (BerthHttpMessage) msg = NULL;
   g_autoptr (GInputStream) stream = dist_registry_send (pull->reg, pull->scope, dist_build_request, &req, &msg, error);
   if (stream == NULL)
     return FALSE;
-  guint status = soup_message_get_status (msg);
-  if (status == SOUP_STATUS_PARTIAL_CONTENT)
+  guint status = berth_http_message_get_status (msg);
+  if (status == HTTP_PARTIAL_CONTENT)
     {
-      goffset start = -1, end = -1, total = -1;
-      if (!soup_message_headers_get_content_range (soup_message_get_response_headers (msg), &start, &end, &total)
+      gint64 start = -1, end = -1, total = -1;
+      if (!berth_http_message_get_content_range (msg, &start, &end, &total)
           || start != f->offset)
         {
           /* Not the part asked for: start over, without a range. */
@@ -188,7 +187,7 @@ download (Fetch *f, BerthContentWriter *writer, GError **error)
         }
       g_debug ("%s: resuming at %" G_GINT64_FORMAT, f->desc->digest, f->offset);
     }
-  else if (status == SOUP_STATUS_OK)
+  else if (status == HTTP_OK)
     {
       if (f->offset > 0)
         {

@@ -4,7 +4,6 @@
  * berth-distribution.c. */
 #include "config.h"
 
-#include <libsoup/soup.h>
 #include <string.h>
 
 #include <berth/berth.h>
@@ -63,14 +62,13 @@ collect (Push *push, const BerthDescriptor *desc, const char *kind, gboolean opt
 
 /* A Location header, made absolute. */
 static char *
-upload_location (Push *push, SoupMessage *msg, GError **error)
+upload_location (Push *push, BerthHttpMessage *msg, GError **error)
 {
-  const char *location = soup_message_headers_get_one (soup_message_get_response_headers (msg), "Location");
+  const char *location = berth_http_message_get_header (msg, "Location");
   if (location == NULL)
     return berth_throw (error, BERTH_ERROR_UNKNOWN, "registry %s started an upload without a Location", push->reg->domain),
            NULL;
-  g_autofree char *base = g_uri_to_string (soup_message_get_uri (msg));
-  return g_uri_resolve_relative (base, location, G_URI_FLAGS_NONE, error);
+  return g_uri_resolve_relative (berth_http_message_get_url (msg), location, G_URI_FLAGS_NONE, error);
 }
 
 typedef struct {
@@ -84,7 +82,7 @@ typedef struct {
 } Upload;
 
 static void
-wrote_body_data (SoupMessage *msg, guint chunk_size, gpointer user_data)
+wrote_body_data (gsize chunk_size, gpointer user_data)
 {
   Upload *up = user_data;
   up->sent += chunk_size;
@@ -98,17 +96,17 @@ wrote_body_data (SoupMessage *msg, guint chunk_size, gpointer user_data)
 
 /* The PUT closing an upload session: with the whole blob as its body (monolithic), or
  * empty when PATCH requests sent the bytes already. */
-static SoupMessage *
+static BerthHttpMessage *
 build_put_blob (Registry *reg, gpointer data, GError **error)
 {
   Upload *up = data;
   g_autofree char *url = g_strdup_printf ("%s%cdigest=%s", up->url, strchr (up->url, '?') ? '&' : '?', up->desc->digest);
-  g_autoptr (SoupMessage) msg = dist_message_new (reg, "PUT", url, error);
+  g_autoptr (BerthHttpMessage) msg = dist_message_new (reg, "PUT", url, error);
   if (msg == NULL)
     return NULL;
   if (up->chunked)
     {
-      soup_message_headers_set_content_length (soup_message_get_request_headers (msg), 0);
+      berth_http_message_set_body_bytes (msg, NULL, NULL);
       return g_steal_pointer (&msg);
     }
   g_autoptr (GInputStream) in = berth_content_store_open_reader (up->push->store, up->desc->digest, NULL,
@@ -116,8 +114,8 @@ build_put_blob (Registry *reg, gpointer data, GError **error)
   if (in == NULL)
     return NULL;
   up->sent = 0;
-  soup_message_set_request_body (msg, "application/octet-stream", in, up->desc->size);
-  g_signal_connect (msg, "wrote-body-data", G_CALLBACK (wrote_body_data), up);
+  berth_http_message_set_body_stream (msg, "application/octet-stream", in, up->desc->size);
+  berth_http_message_set_wrote_func (msg, wrote_body_data, up);
   return g_steal_pointer (&msg);
 }
 
@@ -127,20 +125,20 @@ typedef struct {
   gint64 offset;
 } Chunk;
 
-static SoupMessage *
+static BerthHttpMessage *
 build_patch (Registry *reg, gpointer data, GError **error)
 {
   Chunk *chunk = data;
-  SoupMessage *msg = dist_message_new (reg, "PATCH", chunk->up->url, error);
+  BerthHttpMessage *msg = dist_message_new (reg, "PATCH", chunk->up->url, error);
   if (msg == NULL)
     return NULL;
   /* The distribution API's form: no "bytes " unit, both ends inclusive. */
   g_autofree char *range = g_strdup_printf ("%" G_GINT64_FORMAT "-%" G_GINT64_FORMAT, chunk->offset,
                                             chunk->offset + (gint64) g_bytes_get_size (chunk->bytes) - 1);
-  soup_message_headers_replace (soup_message_get_request_headers (msg), "Content-Range", range);
-  soup_message_set_request_body_from_bytes (msg, "application/octet-stream", chunk->bytes);
+  berth_http_message_set_header (msg, "Content-Range", range);
+  berth_http_message_set_body_bytes (msg, "application/octet-stream", chunk->bytes);
   chunk->up->sent = chunk->offset;
-  g_signal_connect (msg, "wrote-body-data", G_CALLBACK (wrote_body_data), chunk->up);
+  berth_http_message_set_wrote_func (msg, wrote_body_data, chunk->up);
   return msg;
 }
 
@@ -150,9 +148,9 @@ build_patch (Registry *reg, gpointer data, GError **error)
 static gboolean
 chunks_refused (guint status)
 {
-  return status == SOUP_STATUS_NOT_IMPLEMENTED
-         || (status >= 400 && status < 500 && status != SOUP_STATUS_UNAUTHORIZED && status != SOUP_STATUS_FORBIDDEN
-             && status != STATUS_TOO_MANY_REQUESTS);
+  return status == HTTP_NOT_IMPLEMENTED
+         || (status >= 400 && status < 500 && status != HTTP_UNAUTHORIZED && status != HTTP_FORBIDDEN
+             && status != HTTP_TOO_MANY_REQUESTS);
 }
 
 typedef enum { CHUNKS_SENT, CHUNKS_REFUSED, CHUNKS_FAILED } ChunksOutcome;
@@ -181,30 +179,30 @@ upload_chunks (Upload *up, char **location, GError **error)
                             " bytes", up->desc->digest, offset, up->desc->size), CHUNKS_FAILED;
       g_autoptr (GBytes) bytes = g_bytes_new_static (buffer, got);
       Chunk chunk = { up, bytes, offset };
-      g_autoptr (SoupMessage) msg = NULL;
+      g_autoptr (BerthHttpMessage) msg = NULL;
       g_autoptr (GInputStream) answer = dist_registry_send (push->reg, push->scope, build_patch, &chunk, &msg, error);
       if (answer == NULL)
         return CHUNKS_FAILED;
       g_autofree char *detail = dist_drain_detail (answer, push->cancellable);
-      guint status = soup_message_get_status (msg);
-      if (status != SOUP_STATUS_ACCEPTED && offset == 0 && chunks_refused (status))
+      guint status = berth_http_message_get_status (msg);
+      if (status != HTTP_ACCEPTED && offset == 0 && chunks_refused (status))
         {
           g_info ("registry %s refused a chunked upload (%u %s%s%s); uploading whole blobs", push->reg->domain, status,
-                  soup_message_get_reason_phrase (msg), detail ? ": " : "", detail ? detail : "");
+                  berth_http_message_get_reason (msg), detail ? ": " : "", detail ? detail : "");
           return CHUNKS_REFUSED;
         }
-      if (status != SOUP_STATUS_ACCEPTED)
+      if (status != HTTP_ACCEPTED)
         {
           g_autofree char *what = g_strdup_printf ("uploading bytes %" G_GINT64_FORMAT "- of %s %s", offset, up->kind,
                                                    up->desc->digest);
           /* A retried PATCH that had partly arrived gets 416: a fresh session will do. */
-          if (status == SOUP_STATUS_REQUESTED_RANGE_NOT_SATISFIABLE)
+          if (status == HTTP_RANGE_NOT_SATISFIABLE)
             return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "%s: the registry lost track of the session", what),
                    CHUNKS_FAILED;
           return dist_throw_status (error, msg, detail, what), CHUNKS_FAILED;
         }
       offset += got;
-      const char *held = soup_message_headers_get_one (soup_message_get_response_headers (msg), "Range");
+      const char *held = berth_http_message_get_header (msg, "Range");
       const char *dash = held ? strchr (held, '-') : NULL;
       if (dash != NULL && g_ascii_strtoll (dash + 1, NULL, 10) != offset - 1)
         return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "registry %s holds bytes %s of the upload of %s, not 0-%"
@@ -241,19 +239,19 @@ start_upload (Push *push, const BerthDescriptor *desc, char **location_out, GErr
                               : g_strdup_printf ("%s/v2/%s/blobs/uploads/", push->reg->base, push->ref->path);
   g_autofree char *scope = from ? g_strdup_printf ("%s repository:%s:pull", push->scope, from) : g_strdup (push->scope);
   Request req = { "POST", url, NULL, 0, NULL, NULL };
-  g_autoptr (SoupMessage) msg = NULL;
+  g_autoptr (BerthHttpMessage) msg = NULL;
   g_autoptr (GInputStream) stream = dist_registry_send (push->reg, scope, dist_build_request, &req, &msg, error);
   if (stream == NULL)
     return FALSE;
   g_autofree char *detail = dist_drain_detail (stream, push->cancellable);
-  guint status = soup_message_get_status (msg);
-  if (status == SOUP_STATUS_CREATED && from != NULL)
+  guint status = berth_http_message_get_status (msg);
+  if (status == HTTP_CREATED && from != NULL)
     {
       g_debug ("%s: mounted from %s", desc->digest, from);
       *location_out = NULL;
       return TRUE;
     }
-  if (status != SOUP_STATUS_ACCEPTED)
+  if (status != HTTP_ACCEPTED)
     {
       g_autofree char *what = g_strdup_printf ("starting the upload of %s", desc->digest);
       return dist_throw_status (error, msg, detail, what);
@@ -267,12 +265,12 @@ push_blob (Push *push, const BerthDescriptor *desc, const char *kind, GError **e
 {
   g_autofree char *head_url = dist_url_for (push->reg, push->ref->path, "blobs", desc->digest);
   Request head = { "HEAD", head_url, NULL, 0, NULL, NULL };
-  g_autoptr (SoupMessage) msg = NULL;
+  g_autoptr (BerthHttpMessage) msg = NULL;
   g_autoptr (GInputStream) stream = dist_registry_send (push->reg, push->scope, dist_build_request, &head, &msg, error);
   if (stream == NULL)
     return FALSE;
   g_input_stream_close (stream, NULL, NULL);
-  if (soup_message_get_status (msg) == SOUP_STATUS_OK)
+  if (berth_http_message_get_status (msg) == HTTP_OK)
     {
       dist_report (push->reporter, desc->digest, kind, BERTH_TRANSFER_EXISTS, desc->size, desc->size);
       return TRUE;
@@ -290,7 +288,7 @@ push_blob (Push *push, const BerthDescriptor *desc, const char *kind, GError **e
       Upload up = { push, desc, kind, location, FALSE, 0, 0 };
       dist_report (push->reporter, desc->digest, kind, BERTH_TRANSFER_UPLOADING, 0, desc->size);
       g_autoptr (GError) local_error = NULL;
-      g_autoptr (SoupMessage) put = NULL;
+      g_autoptr (BerthHttpMessage) put = NULL;
       g_autoptr (GInputStream) answer = NULL;
       if (push->chunk_size > 0 && desc->size > push->chunk_size)
         {
@@ -314,7 +312,7 @@ push_blob (Push *push, const BerthDescriptor *desc, const char *kind, GError **e
           return FALSE;
         }
       g_autofree char *detail = dist_drain_detail (answer, push->cancellable);
-      if (soup_message_get_status (put) != SOUP_STATUS_CREATED)
+      if (berth_http_message_get_status (put) != HTTP_CREATED)
         {
           g_autofree char *what = g_strdup_printf ("uploading %s %s", kind, desc->digest);
           return dist_throw_status (error, put, detail, what);
@@ -332,12 +330,12 @@ push_manifest (Push *push, const BerthDescriptor *desc, const char *kind, const 
     return FALSE;
   g_autofree char *url = dist_url_for (push->reg, push->ref->path, "manifests", reference);
   Request req = { "PUT", url, NULL, 0, desc->media_type, bytes };
-  g_autoptr (SoupMessage) msg = NULL;
+  g_autoptr (BerthHttpMessage) msg = NULL;
   g_autoptr (GInputStream) stream = dist_registry_send (push->reg, push->scope, dist_build_request, &req, &msg, error);
   if (stream == NULL)
     return FALSE;
   g_autofree char *detail = dist_drain_detail (stream, push->cancellable);
-  if (soup_message_get_status (msg) != SOUP_STATUS_CREATED)
+  if (berth_http_message_get_status (msg) != HTTP_CREATED)
     {
       g_autofree char *what = g_strdup_printf ("putting %s %s as %s", kind, desc->digest, reference);
       return dist_throw_status (error, msg, detail, what);

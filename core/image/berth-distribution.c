@@ -1,14 +1,11 @@
-/* berth-distribution.c — the distribution API v2 client on libsoup3: credentials,
- * sessions, token and basic authentication, sending with retries, progress. Pull and
- * push are built on it (berth-distribution-pull.c, -push.c); the three make the
- * berth-registry-client module, opened on the first pull or push (core/daemon/berth-modules.h).
- *
- * libsoup ≥ 3.2 lets any thread send on a session created and configured elsewhere:
- * each operation makes one session in its handler's thread, configures it there, and
- * its layer workers send on it with the synchronous API. */
+/* berth-distribution.c — the distribution API v2 client: credentials, token and basic
+ * authentication, sending with retries, progress. Pull and push are built on it
+ * (berth-distribution-pull.c, -push.c); the three make the berth-registry-client module,
+ * opened on the first pull or push (core/daemon/berth-modules.h). Each request goes out
+ * through the HTTP helper process (berth-http.h), so the layer workers of one operation
+ * send in parallel, each its own request. */
 #include "config.h"
 
-#include <libsoup/soup.h>
 #include <string.h>
 
 #include <berth/berth.h>
@@ -22,6 +19,7 @@
 #define BACKOFF_MAX_USEC (8 * G_USEC_PER_SEC)
 #define TOKEN_DEFAULT_SECONDS 60
 #define MAX_ERROR_BODY (64 * 1024)
+#define MAX_TOKEN_ANSWER (1024 * 1024)
 
 
 /* ================= credentials ================= */
@@ -104,8 +102,7 @@ dist_registry_free (Registry *reg)
     return;
   g_free (reg->domain);
   g_free (reg->base);
-  g_clear_object (&reg->session);
-  g_clear_object (&reg->extra_ca);
+  g_free (reg->ca_file);
   g_free (reg->username);
   g_free (reg->password);
   g_clear_object (&reg->cancellable);
@@ -115,69 +112,6 @@ dist_registry_free (Registry *reg)
   g_free (reg->service);
   g_hash_table_unref (reg->tokens);
   g_free (reg);
-}
-
-/* ================= proxies ================= */
-
-static const char *
-env_either (const char *upper, const char *lower)
-{
-  const char *value = g_getenv (upper);
-  return value != NULL && *value != '\0' ? value : g_getenv (lower);
-}
-
-/* A proxy URL as Go reads one: without a scheme it is an http:// proxy. */
-static char *
-proxy_url (const char *value)
-{
-  if (value == NULL || *value == '\0')
-    return NULL;
-  return strstr (value, "://") != NULL ? g_strdup (value) : g_strconcat ("http://", value, NULL);
-}
-
-/* HTTP_PROXY, HTTPS_PROXY and NO_PROXY (or their lower-case spellings), read as
- * containerd reads them (Go's ProxyFromEnvironment): per URL scheme, NO_PROXY "*" for
- * none, loopback never proxied; NULL when no proxy is set. A daemon takes its proxy
- * from its service environment, not from a desktop's settings; and GIO's default
- * resolver loads libproxy and GSettings (2 MB of C++ and dconf) into berthd on the
- * first connection. Without a resolver, libsoup connects directly and GIO's is never
- * asked for; with one, GIO still opens its default (each proxy enumeration does). */
-static GProxyResolver *
-proxy_resolver_from_environment (void)
-{
-  g_autofree char *http = proxy_url (env_either ("HTTP_PROXY", "http_proxy"));
-  g_autofree char *https = proxy_url (env_either ("HTTPS_PROXY", "https_proxy"));
-  const char *no_proxy = env_either ("NO_PROXY", "no_proxy");
-  g_autoptr (GPtrArray) direct = g_ptr_array_new_with_free_func (g_free);
-  g_ptr_array_add (direct, g_strdup ("localhost"));
-  g_ptr_array_add (direct, g_strdup ("127.0.0.0/8"));
-  g_ptr_array_add (direct, g_strdup ("::1"));
-  if (no_proxy != NULL)
-    {
-      g_auto (GStrv) entries = g_strsplit (no_proxy, ",", -1);
-      for (char **entry = entries; *entry != NULL; entry++)
-        {
-          g_strstrip (*entry);
-          if (g_str_equal (*entry, "*"))
-            {
-              g_clear_pointer (&http, g_free);
-              g_clear_pointer (&https, g_free);
-            }
-          else if (**entry != '\0')
-            g_ptr_array_add (direct, g_strdup (*entry));
-        }
-    }
-  if (http == NULL && https == NULL)
-    return NULL;
-  g_ptr_array_add (direct, NULL);
-  GProxyResolver *resolver = g_simple_proxy_resolver_new (NULL, (char **) direct->pdata);
-  if (http != NULL)
-    g_simple_proxy_resolver_set_uri_proxy (G_SIMPLE_PROXY_RESOLVER (resolver), "http", http);
-  if (https != NULL)
-    g_simple_proxy_resolver_set_uri_proxy (G_SIMPLE_PROXY_RESOLVER (resolver), "https", https);
-  g_debug ("proxies: http %s, https %s, direct for loopback and %s", http ? http : "none",
-           https ? https : "none", no_proxy ? no_proxy : "nothing else");
-  return resolver;
 }
 
 Registry *
@@ -200,12 +134,14 @@ dist_registry_new (BerthDaemon *daemon, const char *domain, gboolean plain_http,
   reg->skip_verify = skip_verify || (host && host->skip_verify);
   if (host != NULL && host->ca_file != NULL)
     {
-      reg->extra_ca = g_tls_file_database_new (host->ca_file, error);
-      if (reg->extra_ca == NULL)
+      /* Read by the helper process; a file that is not there is said here, once. */
+      if (!g_file_test (host->ca_file, G_FILE_TEST_IS_REGULAR))
         {
-          g_prefix_error (error, "registry %s: ca-file: ", domain);
+          berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "registry %s: ca-file %s: no such file", domain,
+                       host->ca_file);
           return NULL;
         }
+      reg->ca_file = g_strdup (host->ca_file);
     }
   if (username != NULL && *username != '\0')
     {
@@ -214,47 +150,20 @@ dist_registry_new (BerthDaemon *daemon, const char *domain, gboolean plain_http,
     }
   else if (lookup_credentials (config->registry_auth_file, domain, &reg->username, &reg->password))
     g_debug ("credentials for %s from %s", domain, config->registry_auth_file);
-  g_autoptr (GProxyResolver) proxies = proxy_resolver_from_environment ();
-  reg->session = soup_session_new_with_options ("user-agent", "berth/" PACKAGE_VERSION, "timeout", 120,
-                                                "idle-timeout", 60, "proxy-resolver", proxies, NULL);
-  /* Challenges are answered here (Bearer is not a scheme libsoup knows). */
-  soup_session_remove_feature_by_type (reg->session, SOUP_TYPE_AUTH_MANAGER);
   return g_steal_pointer (&reg);
 }
 
-/* Called in the sending thread when the system CAs do not vouch for the peer. */
-static gboolean
-accept_certificate (SoupMessage *msg, GTlsCertificate *certificate, GTlsCertificateFlags errors, gpointer user_data)
-{
-  Registry *reg = user_data;
-  if (reg->skip_verify)
-    return TRUE;
-  if (reg->extra_ca == NULL)
-    return FALSE;
-  GUri *uri = soup_message_get_uri (msg);
-  g_autoptr (GSocketConnectable) identity = g_network_address_new (g_uri_get_host (uri), g_uri_get_port (uri));
-  GTlsCertificateFlags flags = g_tls_database_verify_chain (reg->extra_ca, certificate,
-                                                            G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER, identity, NULL,
-                                                            G_TLS_DATABASE_VERIFY_NONE, NULL, NULL);
-  g_debug ("%s: certificate checked against the registry's ca-file: flags 0x%x", reg->domain, flags);
-  return flags == 0;
-}
-
-SoupMessage *
+BerthHttpMessage *
 dist_message_new (Registry *reg, const char *method, const char *url, GError **error)
 {
-  SoupMessage *msg = soup_message_new (method, url);
-  if (msg == NULL)
-    {
-      berth_throw (error, BERTH_ERROR_INVALID_ARGUMENT, "not a valid URL: %s", url);
-      return NULL;
-    }
-  g_signal_connect (msg, "accept-certificate", G_CALLBACK (accept_certificate), reg);
+  BerthHttpMessage *msg = berth_http_message_new (method, url, error);
+  if (msg != NULL)
+    berth_http_message_set_tls (msg, reg->skip_verify, reg->ca_file);
   return msg;
 }
 
 static void
-add_auth (Registry *reg, SoupMessage *msg, const char *scope)
+add_auth (Registry *reg, BerthHttpMessage *msg, const char *scope)
 {
   g_autofree char *value = NULL;
   g_mutex_lock (&reg->lock);
@@ -272,7 +181,7 @@ add_auth (Registry *reg, SoupMessage *msg, const char *scope)
     }
   g_mutex_unlock (&reg->lock);
   if (value != NULL)
-    soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", value);
+    berth_http_message_set_header (msg, "Authorization", value);
 }
 
 /* The first entry of a distribution error body: "CODE: message". */
@@ -326,26 +235,25 @@ dist_drain_detail (GInputStream *stream, GCancellable *cancellable)
 
 /* The GError for an unexpected HTTP status, @what being what was asked for. */
 gboolean
-dist_throw_status (GError **error, SoupMessage *msg, const char *detail, const char *what)
+dist_throw_status (GError **error, BerthHttpMessage *msg, const char *detail, const char *what)
 {
-  guint status = soup_message_get_status (msg);
-  BerthErrorCode code = status == SOUP_STATUS_NOT_FOUND ? BERTH_ERROR_NOT_FOUND
-                        : status == SOUP_STATUS_UNAUTHORIZED ? BERTH_ERROR_UNAUTHENTICATED
-                        : status == SOUP_STATUS_FORBIDDEN ? BERTH_ERROR_PERMISSION_DENIED
-                        : status == SOUP_STATUS_BAD_REQUEST ? BERTH_ERROR_INVALID_ARGUMENT
-                        : status == STATUS_TOO_MANY_REQUESTS ? BERTH_ERROR_RESOURCE_EXHAUSTED
+  guint status = berth_http_message_get_status (msg);
+  BerthErrorCode code = status == HTTP_NOT_FOUND ? BERTH_ERROR_NOT_FOUND
+                        : status == HTTP_UNAUTHORIZED ? BERTH_ERROR_UNAUTHENTICATED
+                        : status == HTTP_FORBIDDEN ? BERTH_ERROR_PERMISSION_DENIED
+                        : status == HTTP_BAD_REQUEST ? BERTH_ERROR_INVALID_ARGUMENT
+                        : status == HTTP_TOO_MANY_REQUESTS ? BERTH_ERROR_RESOURCE_EXHAUSTED
                         : status >= 500 ? BERTH_ERROR_UNAVAILABLE
                                         : BERTH_ERROR_UNKNOWN;
-  return berth_throw (error, code, "%s: %u %s%s%s", what, status, soup_message_get_reason_phrase (msg),
+  return berth_throw (error, code, "%s: %u %s%s%s", what, status, berth_http_message_get_reason (msg),
                       detail ? " — " : "", detail ? detail : "");
 }
 
 static gboolean
 retryable_status (guint status)
 {
-  return status == STATUS_TOO_MANY_REQUESTS || status == SOUP_STATUS_INTERNAL_SERVER_ERROR
-         || status == SOUP_STATUS_BAD_GATEWAY || status == SOUP_STATUS_SERVICE_UNAVAILABLE
-         || status == SOUP_STATUS_GATEWAY_TIMEOUT;
+  return status == HTTP_TOO_MANY_REQUESTS || status == HTTP_INTERNAL_SERVER_ERROR || status == HTTP_BAD_GATEWAY
+         || status == HTTP_SERVICE_UNAVAILABLE || status == HTTP_GATEWAY_TIMEOUT;
 }
 
 gboolean
@@ -360,11 +268,10 @@ dist_retryable_error (const GError *error)
 
 /* Sleeps before attempt @attempt (1, 2, …), Retry-After when the registry gave one. */
 gboolean
-dist_backoff (Registry *reg, guint attempt, SoupMessage *msg)
+dist_backoff (Registry *reg, guint attempt, BerthHttpMessage *msg)
 {
   gint64 delay = MIN (BACKOFF_USEC << (attempt - 1), BACKOFF_MAX_USEC);
-  const char *retry_after = msg ? soup_message_headers_get_one (soup_message_get_response_headers (msg), "Retry-After")
-                                : NULL;
+  const char *retry_after = msg ? berth_http_message_get_header (msg, "Retry-After") : NULL;
   if (retry_after != NULL && g_ascii_isdigit (retry_after[0]))
     delay = MIN (g_ascii_strtoll (retry_after, NULL, 10) * G_USEC_PER_SEC, BACKOFF_MAX_USEC);
   gint64 until = g_get_monotonic_time () + delay;
@@ -375,6 +282,62 @@ dist_backoff (Registry *reg, guint attempt, SoupMessage *msg)
       g_usleep (MIN (50000, MAX (0, until - g_get_monotonic_time ())));
     }
   return TRUE;
+}
+
+/* The whole answer to @msg, at most @max bytes. */
+static GBytes *
+send_and_read (BerthHttpMessage *msg, gsize max, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GInputStream) stream = berth_http_send (msg, cancellable, error);
+  if (stream == NULL)
+    return NULL;
+  GBytes *body = dist_read_limited (stream, max, cancellable, error);
+  g_input_stream_close (stream, NULL, NULL);
+  return body;
+}
+
+/* A challenge's parameters, `realm="…",service="…",scope="…"` (RFC 7235 auth-params:
+ * quoted strings with backslash escapes, or tokens); names in lower case. */
+static GHashTable *
+parse_auth_params (const char *text)
+{
+  GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  const char *p = text;
+  for (;;)
+    {
+      while (*p == ' ' || *p == '\t' || *p == ',')
+        p++;
+      if (*p == '\0')
+        return table;
+      const char *name = p;
+      while (*p != '\0' && *p != '=' && *p != ',' && *p != ' ')
+        p++;
+      g_autofree char *key = g_ascii_strdown (name, p - name);
+      while (*p == ' ')
+        p++;
+      if (*p != '=')
+        continue; /* a bare token (token68): nothing a registry sends us */
+      p++;
+      while (*p == ' ')
+        p++;
+      g_autoptr (GString) value = g_string_new (NULL);
+      if (*p == '"')
+        {
+          for (p++; *p != '\0' && *p != '"'; p++)
+            {
+              if (*p == '\\' && p[1] != '\0')
+                p++;
+              g_string_append_c (value, *p);
+            }
+          if (*p == '"')
+            p++;
+        }
+      else
+        while (*p != '\0' && *p != ',' && *p != ' ')
+          g_string_append_c (value, *p++);
+      if (!g_hash_table_contains (table, key))
+        g_hash_table_insert (table, g_steal_pointer (&key), g_string_free (g_steal_pointer (&value), FALSE));
+    }
 }
 
 /* Asks the challenge's token service for a token for @scope. */
@@ -403,10 +366,10 @@ fetch_token (Registry *reg, const char *scope, GError **error)
   g_string_truncate (url, url->len - 1);
   g_autofree char *url_text = g_string_free (url, FALSE);
   g_autoptr (GBytes) body = NULL;
-  g_autoptr (SoupMessage) msg = NULL;
+  g_autoptr (BerthHttpMessage) msg = NULL;
   for (guint attempt = 1;; attempt++)
     {
-      g_clear_object (&msg);
+      g_clear_pointer (&msg, berth_http_message_free);
       msg = dist_message_new (reg, "GET", url_text, error);
       if (msg == NULL)
         return FALSE;
@@ -415,26 +378,27 @@ fetch_token (Registry *reg, const char *scope, GError **error)
           g_autofree char *pair = g_strdup_printf ("%s:%s", reg->username, reg->password);
           g_autofree char *encoded = g_base64_encode ((const guchar *) pair, strlen (pair));
           g_autofree char *value = g_strconcat ("Basic ", encoded, NULL);
-          soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", value);
+          berth_http_message_set_header (msg, "Authorization", value);
         }
       g_autoptr (GError) local_error = NULL;
       g_clear_pointer (&body, g_bytes_unref);
-      body = soup_session_send_and_read (reg->session, msg, reg->cancellable, &local_error);
+      body = send_and_read (msg, MAX_TOKEN_ANSWER, reg->cancellable, &local_error);
       if (body == NULL)
         {
           if (attempt < MAX_ATTEMPTS && dist_retryable_error (local_error) && dist_backoff (reg, attempt, NULL))
             continue;
           return berth_throw (error, BERTH_ERROR_UNAVAILABLE, "token service %s: %s", realm, local_error->message);
         }
-      if (retryable_status (soup_message_get_status (msg)) && attempt < MAX_ATTEMPTS && dist_backoff (reg, attempt, msg))
+      if (retryable_status (berth_http_message_get_status (msg)) && attempt < MAX_ATTEMPTS
+          && dist_backoff (reg, attempt, msg))
         continue;
       break;
     }
-  guint status = soup_message_get_status (msg);
-  if (status == SOUP_STATUS_UNAUTHORIZED || status == SOUP_STATUS_FORBIDDEN)
+  guint status = berth_http_message_get_status (msg);
+  if (status == HTTP_UNAUTHORIZED || status == HTTP_FORBIDDEN)
     return berth_throw (error, BERTH_ERROR_UNAUTHENTICATED, "registry %s: the token service refused %s",
                         reg->domain, reg->username ? "the credentials given" : "anonymous access (credentials needed)");
-  if (status != SOUP_STATUS_OK)
+  if (status != HTTP_OK)
     {
       g_autofree char *detail = error_detail (body);
       return dist_throw_status (error, msg, detail, realm);
@@ -460,14 +424,14 @@ fetch_token (Registry *reg, const char *scope, GError **error)
 /* Learns the scheme from a 401's WWW-Authenticate and gets what it asks for. FALSE with
  * UNAUTHENTICATED when nothing more can be tried. */
 static gboolean
-answer_challenge (Registry *reg, SoupMessage *msg, const char *scope, gboolean retried, GError **error)
+answer_challenge (Registry *reg, BerthHttpMessage *msg, const char *scope, gboolean retried, GError **error)
 {
-  const char *header = soup_message_headers_get_one (soup_message_get_response_headers (msg), "WWW-Authenticate");
+  const char *header = berth_http_message_get_header (msg, "WWW-Authenticate");
   if (header == NULL)
     return berth_throw (error, BERTH_ERROR_UNAUTHENTICATED, "registry %s: 401 Unauthorized without a challenge", reg->domain);
   g_autofree char *scheme = g_ascii_strdown (header, strcspn (header, " "));
   const char *params = header + strcspn (header, " ");
-  GHashTable *table = soup_header_parse_param_list (params);
+  g_autoptr (GHashTable) table = parse_auth_params (params);
   if (g_str_equal (scheme, "bearer"))
     {
       g_mutex_lock (&reg->lock);
@@ -475,13 +439,11 @@ answer_challenge (Registry *reg, SoupMessage *msg, const char *scope, gboolean r
       g_free (reg->realm), reg->realm = g_strdup (g_hash_table_lookup (table, "realm"));
       g_free (reg->service), reg->service = g_strdup (g_hash_table_lookup (table, "service"));
       g_mutex_unlock (&reg->lock);
-      soup_header_free_param_list (table);
       if (retried)
         return berth_throw (error, BERTH_ERROR_UNAUTHENTICATED, "registry %s refused the token for %s%s", reg->domain,
                             scope, reg->username ? "" : " (no credentials given)");
       return fetch_token (reg, scope, error);
     }
-  soup_header_free_param_list (table);
   if (g_str_equal (scheme, "basic"))
     {
       if (reg->username == NULL)
@@ -505,17 +467,18 @@ answer_challenge (Registry *reg, SoupMessage *msg, const char *scope, gboolean r
  * 5xx and dropped connections with dist_backoff; every other answer is the caller's. Returns
  * the response body stream and the message. */
 GInputStream *
-dist_registry_send (Registry *reg, const char *scope, BuildFunc build, gpointer data, SoupMessage **msg_out, GError **error)
+dist_registry_send (Registry *reg, const char *scope, BuildFunc build, gpointer data, BerthHttpMessage **msg_out,
+                    GError **error)
 {
   gboolean authenticated = FALSE;
   for (guint attempt = 1;; attempt++)
     {
-      g_autoptr (SoupMessage) msg = build (reg, data, error);
+      g_autoptr (BerthHttpMessage) msg = build (reg, data, error);
       if (msg == NULL)
         return NULL;
       add_auth (reg, msg, scope);
       g_autoptr (GError) local_error = NULL;
-      g_autoptr (GInputStream) stream = soup_session_send (reg->session, msg, reg->cancellable, &local_error);
+      g_autoptr (GInputStream) stream = berth_http_send (msg, reg->cancellable, &local_error);
       if (stream == NULL)
         {
           if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -525,7 +488,7 @@ dist_registry_send (Registry *reg, const char *scope, BuildFunc build, gpointer 
             }
           if (attempt < MAX_ATTEMPTS && dist_retryable_error (local_error))
             {
-              g_debug ("%s %s: %s; retrying", soup_message_get_method (msg), g_uri_get_path (soup_message_get_uri (msg)),
+              g_debug ("%s %s: %s; retrying", berth_http_message_get_method (msg), berth_http_message_get_url (msg),
                        local_error->message);
               if (dist_backoff (reg, attempt, NULL))
                 continue;
@@ -537,8 +500,8 @@ dist_registry_send (Registry *reg, const char *scope, BuildFunc build, gpointer 
                        local_error->message, hint);
           return NULL;
         }
-      guint status = soup_message_get_status (msg);
-      if (status == SOUP_STATUS_UNAUTHORIZED)
+      guint status = berth_http_message_get_status (msg);
+      if (status == HTTP_UNAUTHORIZED)
         {
           g_autofree char *detail = dist_drain_detail (stream, reg->cancellable);
           g_debug ("%s: 401 for %s (%s)", reg->domain, scope, detail ? detail : "no detail");
@@ -562,22 +525,24 @@ dist_registry_send (Registry *reg, const char *scope, BuildFunc build, gpointer 
 }
 
 
-SoupMessage *
+BerthHttpMessage *
 dist_build_request (Registry *reg, gpointer data, GError **error)
 {
   Request *req = data;
-  SoupMessage *msg = dist_message_new (reg, req->method, req->url, error);
+  BerthHttpMessage *msg = dist_message_new (reg, req->method, req->url, error);
   if (msg == NULL)
     return NULL;
-  SoupMessageHeaders *headers = soup_message_get_request_headers (msg);
   if (req->accept != NULL)
-    soup_message_headers_replace (headers, "Accept", req->accept);
+    berth_http_message_set_header (msg, "Accept", req->accept);
   if (req->range_start > 0)
-    soup_message_headers_set_range (headers, req->range_start, -1);
+    {
+      g_autofree char *range = g_strdup_printf ("bytes=%" G_GINT64_FORMAT "-", req->range_start);
+      berth_http_message_set_header (msg, "Range", range);
+    }
   if (req->body != NULL)
-    soup_message_set_request_body_from_bytes (msg, req->content_type, req->body);
+    berth_http_message_set_body_bytes (msg, req->content_type, req->body);
   else if (g_str_equal (req->method, "PUT") || g_str_equal (req->method, "POST"))
-    soup_message_headers_set_content_length (headers, 0);
+    berth_http_message_set_body_bytes (msg, NULL, NULL);
   return msg;
 }
 

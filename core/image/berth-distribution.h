@@ -1,5 +1,6 @@
-/* berth-distribution.h — the registry client (distribution API v2 over libsoup3), pull
- * and push on the daemon's side (core-internal). References are berth-reference.h's.
+/* berth-distribution.h — the registry client (distribution API v2, its HTTP requests sent
+ * by berthd's helper process: berth-http.h), pull and push on the daemon's side
+ * (core-internal). References are berth-reference.h's.
  *
  * Pull resolves the reference (manifest or index; an index gives the requested
  * platform's manifest), streams every blob straight into the content store (verified

@@ -1,5 +1,6 @@
 /* berth-image-modules.c — the daemon's entry points into the image modules
- * (image-archive: libarchive; registry-client: libsoup and TLS), opened on first use
+ * (image-archive: libarchive; registry-client: pull and push, whose HTTP helper process
+ * opens http-fetch: libsoup and TLS), opened on first use
  * (core/daemon/berth-modules.h). */
 #include "config.h"
 
@@ -44,7 +45,7 @@ berth_image_archive_export (BerthDaemon *daemon, const char *ns, const char *con
   return export (daemon, ns, names, output, cancellable, error);
 }
 
-/* ---------------- registry client (libsoup, TLS) ---------------- */
+/* ---------------- registry client ---------------- */
 
 extern __typeof__ (berth_distribution_module_pull) berth_distribution_module_pull __attribute__ ((weak));
 extern __typeof__ (berth_distribution_module_push) berth_distribution_module_push __attribute__ ((weak));
