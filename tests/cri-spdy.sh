@@ -87,8 +87,13 @@ S=berth-spdy-$$
 tmux new-session -d -s "$S" -x 100 -y 30 \
   "$TOOLS/crictl --runtime-endpoint unix://$BERTH_SOCK exec -it $WEB sh; sleep 30"
 expect_match "crictl exec -it: a shell prompt on a terminal" "/ #" "$(tmux_wait "$S" "/ #")"
-tmux send-keys -t "$S" "tty; stty size" Enter
-screen=$(tmux_wait "$S" "^30 100")
+# crictl sends the window's size once the session is up, and the prompt can come first:
+# until that resize lands, the pty is 0x0 (busybox's stty then fails), so ask again.
+for try in 1 2 3 4 5 6; do
+  tmux send-keys -t "$S" "clear; tty; stty size" Enter
+  screen=$(tmux_wait "$S" "^30 100" 5)
+  printf '%s' "$screen" | grep -q "^30 100" && break
+done
 expect_match "…its stdin is a pty" "/dev/pts/" "$screen"
 expect_match "…of the window's size (the first resize event)" "^30 100" "$screen"
 tmux resize-window -t "$S" -x 120 -y 40

@@ -121,5 +121,11 @@ if ! grep -q '^ok ' "$TEST_TMP/tap"; then
   not_ok "critest ran specs (its log's end:)"
   tail -30 "$TEST_TMP/critest.log" | sed 's/^/#   /'
 fi
+if kill -0 "$BERTHD_PID" 2>/dev/null; then
+  ok "berthd outlived critest"
+else
+  not_ok "berthd outlived critest (its log's end:)"
+  tail -40 "$BERTHD_LOG" | sed 's/^/#   /'
+fi
 tap_plan "$TAP_N" # at the end: the number of specs is critest's
 tests_done
